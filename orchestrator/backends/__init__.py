@@ -1,0 +1,1 @@
+"""Backends: Google Admin, Intune (Microsoft Graph) and network gear (Ansible)."""

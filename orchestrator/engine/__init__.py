@@ -1,0 +1,1 @@
+"""The reconcile loop: compile desired resources, diff against observed, plan, apply, journal."""

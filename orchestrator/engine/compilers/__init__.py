@@ -1,0 +1,1 @@
+"""Desired-state compilers, one per backend: policies + inventory → Resources. Pure: no I/O."""

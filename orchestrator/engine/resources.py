@@ -1,0 +1,133 @@
+"""Resources (desired or observed state of one thing) and Changes (one planned step).
+
+A resource is `(backend, type, key) → value`. Values are plain JSON (dicts, sorted lists, strings), already
+normalised, so equality means "in sync". Compilers produce desired resources with no I/O; backends
+produce observed ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Op = Literal["create", "update", "delete", "action"]
+
+
+@dataclass(frozen=True, order=True)
+class ResourceId:
+    backend: str
+    type: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.backend}/{self.type}/{self.key}"
+
+    @classmethod
+    def parse(cls, text: str) -> ResourceId:
+        backend, type_, key = text.split("/", 2)
+        return cls(backend, type_, key)
+
+
+@dataclass(frozen=True)
+class TypeSpec:
+    """How the engine treats one resource type.
+
+    authoritative: observed keys that no policy wants are deleted (an OU's URL blocklist). Device-level
+        types are not: a device no policy mentions is left alone.
+    observed_by: "backend" reads it from the console; "journal" means the console cannot report it
+        (a remote lock), so the last applied value recorded in the journal is the observed state.
+    destructive: changes of this type lose data on a device and pass the safety gates.
+    scope: which job owns it: `plan`/`apply` (policy), the nightly `lockdown`, or `maintenance run`.
+    """
+
+    authoritative: bool = False
+    observed_by: Literal["backend", "journal"] = "backend"
+    destructive: bool = False
+    scope: Literal["policy", "lockdown", "maintenance"] = "policy"
+
+
+TYPE_SPECS: dict[tuple[str, str], TypeSpec] = {
+    ("google", "ou_policy"): TypeSpec(authoritative=True),
+    ("google", "ou_app"): TypeSpec(authoritative=True),
+    ("google", "device_status"): TypeSpec(scope="lockdown"),
+    ("google", "reimage"): TypeSpec(observed_by="journal", destructive=True, scope="maintenance"),
+    ("intune", "config_profile"): TypeSpec(authoritative=True),
+    ("intune", "app_assignment"): TypeSpec(),
+    ("intune", "device_lock"): TypeSpec(scope="lockdown"),
+    ("intune", "reimage"): TypeSpec(observed_by="journal", destructive=True, scope="maintenance"),
+    ("network", "dns_blocklist"): TypeSpec(),
+    ("network", "mac_quarantine"): TypeSpec(scope="lockdown"),
+}
+
+
+def spec_for(rid: ResourceId) -> TypeSpec:
+    return TYPE_SPECS.get((rid.backend, rid.type), TypeSpec())
+
+
+@dataclass
+class Resource:
+    """One resource's value. `meta` carries what a backend needs to act (school, ids) and is never diffed."""
+
+    id: ResourceId
+    value: Any
+    sources: tuple[str, ...] = ()
+    policy: str | None = None
+    window: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Change:
+    """One planned step. `key` is its idempotency key: the same change in a re-planned run has the same key."""
+
+    id: ResourceId
+    op: Op
+    before: Any
+    after: Any
+    sources: tuple[str, ...] = ()
+    policy: str | None = None
+    window: str | None = None
+    destructive: bool = False
+    summary: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return digest([str(self.id), self.op, self.before, self.after])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "id": str(self.id), "op": self.op, "before": self.before, "after": self.after,
+            "sources": list(self.sources), "policy": self.policy, "window": self.window,
+            "destructive": self.destructive, "summary": self.summary, "meta": self.meta,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Change:
+        return cls(id=ResourceId.parse(raw["id"]), op=raw["op"], before=raw["before"], after=raw["after"],
+                   sources=tuple(raw.get("sources", ())), policy=raw.get("policy"), window=raw.get("window"),
+                   destructive=bool(raw.get("destructive")), summary=raw.get("summary", ""),
+                   meta=dict(raw.get("meta", {})))
+
+
+ResultState = Literal["succeeded", "failed", "unknown"]
+
+
+@dataclass
+class ChangeResult:
+    """What a backend reports for one change. `unknown` = sent but the outcome was not seen (timeout)."""
+
+    change_key: str
+    state: ResultState
+    detail: str = ""
+    response: dict[str, Any] = field(default_factory=dict)

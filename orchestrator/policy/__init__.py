@@ -1,0 +1,1 @@
+"""The policy language: models (one per kind), grammars for values, and the YAML loader."""

@@ -1,0 +1,273 @@
+"""Load policy files into validated models, keeping file:line for every document and field.
+
+Every problem in a run is collected (syntax, schema, cross-references, conflicts) and raised once as a
+PolicyError, so a person fixes everything in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.errors import Diagnostic, PolicyError
+from orchestrator.policy.models import (
+    KINDS,
+    AppPush,
+    LostDevicePolicy,
+    MaintenanceWindow,
+    PolicyDoc,
+    Reimage,
+    SchoolCalendar,
+    WebFilter,
+)
+from orchestrator.policy.yamlnodes import YamlDocument, read_documents
+
+P = TypeVar("P", bound=PolicyDoc)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a setting came from: shown in plans and journals."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass
+class LoadedPolicy:
+    model: PolicyDoc
+    doc: YamlDocument
+
+    @property
+    def source(self) -> Source:
+        return Source(self.doc.file, self.doc.line)
+
+    def source_of(self, *path: str | int) -> Source:
+        return Source(self.doc.file, self.doc.line_of(path))
+
+
+@dataclass
+class PolicySet:
+    root: str
+    policies: list[LoadedPolicy] = field(default_factory=list)
+
+    def of_kind(self, kind: type[P]) -> list[tuple[P, LoadedPolicy]]:
+        return [(p.model, p) for p in self.policies if isinstance(p.model, kind)]  # type: ignore[misc]
+
+    def by_name(self, kind: type[P], name: str) -> tuple[P, LoadedPolicy] | None:
+        for model, loaded in self.of_kind(kind):
+            if model.name == name:
+                return model, loaded
+        return None
+
+    def counts(self) -> dict[str, int]:
+        result: dict[str, int] = defaultdict(int)
+        for p in self.policies:
+            result[p.model.kind] += 1
+        return dict(result)
+
+
+def policy_files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_policies(root: str | Path, *, display_root: Path | None = None) -> PolicySet:
+    """Load and validate every policy under `root`; raise PolicyError listing every problem found."""
+    root = Path(root)
+    problems: list[Diagnostic] = []
+    result = PolicySet(root=str(root))
+    if not root.exists():
+        raise PolicyError([Diagnostic(str(root), 0, "", "policy directory does not exist", "a folder of .yaml files")])
+    base = display_root or Path.cwd()
+    for path in policy_files(root):
+        shown = _display(path, base)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Diagnostic(shown, 1, "", f"cannot read file: {exc}", "UTF-8 text"))
+            continue
+        for doc in read_documents(shown, text, problems):
+            model = _validate(doc, problems)
+            if model is not None:
+                result.policies.append(LoadedPolicy(model, doc))
+    problems += check_references(result)
+    problems += check_conflicts(result)
+    if problems:
+        raise PolicyError(problems)
+    return result
+
+
+def _display(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _validate(doc: YamlDocument, problems: list[Diagnostic]) -> PolicyDoc | None:
+    if not isinstance(doc.data, dict):
+        problems.append(Diagnostic(doc.file, doc.line, "", "a policy document must be a mapping",
+                                   "keys kind, name, ..."))
+        return None
+    kind = doc.data.get("kind")
+    model_cls = KINDS.get(kind) if isinstance(kind, str) else None
+    if model_cls is None:
+        allowed = ", ".join(KINDS)
+        guess = _did_you_mean(str(kind), KINDS)
+        problems.append(Diagnostic(doc.file, doc.line_of(("kind",)), "kind",
+                                   f"unknown kind {kind!r}{guess}", f"one of {allowed}"))
+        return None
+    try:
+        return model_cls.model_validate(doc.data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            problems.append(_diagnostic(doc, model_cls, error))
+        return None
+
+
+def _diagnostic(doc: YamlDocument, model_cls: type[BaseModel], error: Any) -> Diagnostic:
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))  # drop union tags
+    path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+    line = doc.line_of(loc)
+    kind = error["type"]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    allowed = ""
+    if kind == "extra_forbidden":
+        fields = _fields_at(model_cls, loc[:-1])
+        message = f"unknown key {loc[-1]!r}{_did_you_mean(str(loc[-1]), fields)}"
+        allowed = "allowed: " + ", ".join(sorted(fields)) if fields else ""
+    elif kind == "missing":
+        message = "required key is missing"
+        fields = _fields_at(model_cls, loc[:-1])
+        allowed = f"add {loc[-1]}" if fields else ""
+    elif kind.endswith("_type") or kind in ("literal_error", "enum"):
+        got = error.get("input")
+        message = f"{message}, got {got!r}" if not isinstance(got, dict | list) else message
+    return Diagnostic(doc.file, line, path, message, allowed)
+
+
+def _fields_at(model_cls: type[BaseModel], loc: tuple[str | int, ...]) -> dict[str, Any]:
+    """The field names allowed at `loc`, following nested models through lists, dicts and optionals."""
+    current: Any = model_cls
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        model = _model_in(current)
+        if model is None:
+            if _dict_value(current) is not None:
+                current = _dict_value(current)
+                continue
+            return {}
+        f = model.model_fields.get(part) or next(
+            (fi for fi in model.model_fields.values() if fi.alias == part), None)
+        if f is None:
+            return {}
+        current = f.annotation
+    model = _model_in(current)
+    if model is None:
+        return {}
+    return {(f.alias or n): f for n, f in model.model_fields.items()}
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None and typing.get_origin(annotation) is not dict:
+            return found
+    return None
+
+
+def _dict_value(annotation: Any) -> Any:
+    if typing.get_origin(annotation) is dict:
+        return typing.get_args(annotation)[1]
+    return None
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def check_references(policies: PolicySet) -> list[Diagnostic]:
+    """Duplicate names and references between documents (window → calendar, reimage → window)."""
+    problems: list[Diagnostic] = []
+    seen: dict[tuple[str, str], LoadedPolicy] = {}
+    for loaded in policies.policies:
+        key = (loaded.model.kind, loaded.model.name)
+        if key in seen:
+            first = seen[key].source
+            problems.append(Diagnostic(loaded.doc.file, loaded.doc.line_of(("name",)), "name",
+                                       f"duplicate {key[0]} name {key[1]!r}, first defined at {first}",
+                                       "names are unique per kind"))
+        else:
+            seen[key] = loaded
+    calendars = {m.name for m, _ in policies.of_kind(SchoolCalendar)}
+    windows = {m.name for m, _ in policies.of_kind(MaintenanceWindow)}
+    for model, loaded in policies.of_kind(MaintenanceWindow):
+        if model.calendar not in calendars:
+            problems.append(Diagnostic(loaded.doc.file, loaded.doc.line_of(("calendar",)), "calendar",
+                                       f"no SchoolCalendar named {model.calendar!r}"
+                                       f"{_did_you_mean(model.calendar, calendars)}",
+                                       "known: " + (", ".join(sorted(calendars)) or "none")))
+    for model, loaded in policies.of_kind(Reimage):
+        if model.window not in windows:
+            problems.append(Diagnostic(loaded.doc.file, loaded.doc.line_of(("window",)), "window",
+                                       f"no MaintenanceWindow named {model.window!r}"
+                                       f"{_did_you_mean(model.window, windows)}",
+                                       "known: " + (", ".join(sorted(windows)) or "none")))
+    return problems
+
+
+def check_conflicts(policies: PolicySet) -> list[Diagnostic]:
+    """Two documents setting the same setting on the same target is an error naming both places."""
+    claims: dict[tuple[str, ...], Source] = {}
+    problems: list[Diagnostic] = []
+
+    def claim(key: tuple[str, ...], source: Source, field_path: str) -> None:
+        if key in claims and claims[key].file + str(claims[key].line) != source.file + str(source.line):
+            first = claims[key]
+            problems.append(Diagnostic(source.file, source.line, field_path,
+                                       f"conflict: {key[1]} {key[2]!r} already sets {key[0]} at {first}",
+                                       "one document per setting and target"))
+        else:
+            claims.setdefault(key, source)
+
+    for model, loaded in policies.of_kind(WebFilter):
+        for target_field, targets in _targets(model.targets):
+            for target in targets:
+                for setting in ("blocked", "allowed", "safe_search", "youtube"):
+                    value = getattr(model, setting)
+                    if value not in (None, []):
+                        claim((f"WebFilter.{setting}", target_field, target), loaded.source_of(setting), setting)
+    for model, loaded in policies.of_kind(AppPush):
+        for target_field, targets in _targets(model.targets):
+            for target in targets:
+                for i, app in enumerate(model.chrome):
+                    claim((f"chrome app {app.id}", target_field, target), loaded.source_of("chrome", i),
+                          f"chrome[{i}]")
+                for i, iapp in enumerate(model.intune):
+                    claim((f"intune app {iapp.app!r}", target_field, target), loaded.source_of("intune", i),
+                          f"intune[{i}]")
+    for model, loaded in policies.of_kind(LostDevicePolicy):
+        for school in model.schools or ["*"]:
+            claim(("LostDevicePolicy", "school", school), loaded.source_of("schools"), "schools")
+    return problems
+
+
+def _targets(targets: Any) -> list[tuple[str, list[str]]]:
+    return [("google_ou", targets.google_ous), ("intune_group", targets.intune_groups),
+            ("network_site", targets.network_sites)]

@@ -1,0 +1,269 @@
+"""One pydantic model per policy kind (DESIGN.md §3). Unknown keys are errors; values use the grammars."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+
+from orchestrator.policy.grammar import (
+    AppName,
+    AssetTag,
+    Domain,
+    ExtensionId,
+    GroupName,
+    Name,
+    OrgUnitPath,
+    Phone,
+    RelativePath,
+    SafeText,
+    Serial,
+    Site,
+    TimeRange,
+    TimeZoneName,
+)
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Targets(Strict):
+    """Where a policy applies. Google org units, Intune groups (by display name), network sites."""
+
+    google_ous: list[OrgUnitPath] = []
+    intune_groups: list[GroupName] = []
+    network_sites: list[Site] = []
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Targets:
+        if not (self.google_ous or self.intune_groups or self.network_sites):
+            raise ValueError("names no target (set google_ous, intune_groups or network_sites)")
+        return self
+
+
+class DeviceSelector(Strict):
+    """Devices chosen by org unit, Intune group, exact serial or asset tag (never by prefix)."""
+
+    google_ous: list[OrgUnitPath] = []
+    intune_groups: list[GroupName] = []
+    serials: list[Serial] = []
+    asset_tags: list[AssetTag] = []
+    schools: list[Name] = []
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> DeviceSelector:
+        if not (self.google_ous or self.intune_groups or self.serials or self.asset_tags or self.schools):
+            raise ValueError("selects no devices (set google_ous, intune_groups, serials, asset_tags or schools)")
+        return self
+
+
+class PolicyDoc(Strict):
+    kind: str
+    name: Name
+    description: SafeText = ""
+
+
+class WebFilter(PolicyDoc):
+    kind: Literal["WebFilter"]
+    targets: Targets
+    blocked: list[Domain] = []
+    allowed: list[Domain] = []
+    safe_search: StrictBool | None = None
+    youtube: Literal["off", "moderate", "strict"] | None = None
+
+    @model_validator(mode="after")
+    def _lists_disjoint(self) -> WebFilter:
+        both = sorted(set(self.blocked) & set(self.allowed))
+        if both:
+            raise ValueError(f"domains both blocked and allowed: {', '.join(both)}")
+        return self
+
+
+class ChromeApp(Strict):
+    id: ExtensionId
+    install: Literal["force", "normal", "allowed", "blocked"] = "force"
+    pinned: StrictBool = False
+
+    @model_validator(mode="after")
+    def _pin_needs_install(self) -> ChromeApp:
+        if self.pinned and self.install not in ("force", "normal"):
+            raise ValueError("pinned needs install: force or normal")
+        return self
+
+
+class IntuneApp(Strict):
+    app: AppName
+    intent: Literal["required", "available", "uninstall"] = "required"
+
+
+class AppPush(PolicyDoc):
+    kind: Literal["AppPush"]
+    targets: Targets
+    chrome: list[ChromeApp] = []
+    intune: list[IntuneApp] = []
+
+    @model_validator(mode="after")
+    def _something_to_push(self) -> AppPush:
+        if not (self.chrome or self.intune):
+            raise ValueError("pushes nothing (set chrome or intune)")
+        return self
+
+
+class LostGoogle(Strict):
+    action: Literal["disable", "none"] = "disable"
+
+
+class LostIntune(Strict):
+    action: Literal["remote_lock", "none"] = "remote_lock"
+    lost_mode: StrictBool = True
+
+
+class LostNetwork(Strict):
+    quarantine: StrictBool = True
+    sites: list[Site] = []
+
+
+class OnFound(Strict):
+    reenable: StrictBool = True
+    disable_lost_mode: StrictBool = True
+    release_quarantine: StrictBool = True
+
+
+class LostDevicePolicy(PolicyDoc):
+    kind: Literal["LostDevicePolicy"]
+    message: SafeText = Field(max_length=500)
+    phone: Phone | None = None
+    footer: SafeText | None = Field(default=None, max_length=200)
+    max_per_run: StrictInt = Field(default=25, ge=1, le=5000)
+    schools: list[Name] = []
+    google: LostGoogle = LostGoogle()
+    intune: LostIntune = LostIntune()
+    network: LostNetwork = LostNetwork()
+    on_found: OnFound = OnFound()
+
+
+class Term(Strict):
+    name: SafeText
+    first_day: dt.date
+    last_day: dt.date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Term:
+        if self.last_day < self.first_day:
+            raise ValueError("last_day is before first_day")
+        return self
+
+
+class DayRange(Strict):
+    """A single day (`date`) or an inclusive range (`from`/`to`), with a reason shown in `windows`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    day: dt.date | None = Field(default=None, alias="date")
+    start: dt.date | None = Field(default=None, alias="from")
+    end: dt.date | None = Field(default=None, alias="to")
+    reason: SafeText = ""
+
+    @model_validator(mode="after")
+    def _one_form(self) -> DayRange:
+        if self.day is not None and (self.start or self.end):
+            raise ValueError("use either date or from/to, not both")
+        if self.day is None and not (self.start and self.end):
+            raise ValueError("needs date, or both from and to")
+        if self.start and self.end and self.end < self.start:
+            raise ValueError("'to' is before 'from'")
+        return self
+
+    @property
+    def first(self) -> dt.date:
+        return self.day or self.start  # type: ignore[return-value]
+
+    @property
+    def last(self) -> dt.date:
+        return self.day or self.end  # type: ignore[return-value]
+
+
+class IcsRule(Strict):
+    match: SafeText = Field(min_length=1)
+    means: Literal["no_students", "staff_only", "class_day", "testing"]
+
+
+class IcsSource(Strict):
+    file: RelativePath
+    rules: list[IcsRule] = Field(min_length=1)
+    class_days_listed: StrictBool = False
+
+
+class SchoolOverride(Strict):
+    no_school: list[DayRange] = []
+    staff_only: list[DayRange] = []
+    testing_days: list[DayRange] = []
+    class_days: list[DayRange] = []
+
+
+class SchoolCalendar(PolicyDoc):
+    kind: Literal["SchoolCalendar"]
+    timezone: TimeZoneName
+    class_weekdays: list[Weekday] = ["mon", "tue", "wed", "thu", "fri"]
+    terms: list[Term] = []
+    no_school: list[DayRange] = []
+    staff_only: list[DayRange] = []
+    testing_days: list[DayRange] = []
+    schools: dict[Name, SchoolOverride] = {}
+    ics: IcsSource | None = None
+
+    @model_validator(mode="after")
+    def _has_terms(self) -> SchoolCalendar:
+        if not self.terms and self.ics is None:
+            raise ValueError("needs terms (or an ics source that lists class days)")
+        return self
+
+
+class Blackouts(Strict):
+    days_before_term_start: StrictInt = Field(default=0, ge=0, le=60)
+    testing_days: StrictBool = True
+    dates: list[DayRange] = []
+
+
+class MaintenanceWindow(PolicyDoc):
+    kind: Literal["MaintenanceWindow"]
+    calendar: Name
+    times: list[TimeRange] = Field(min_length=1)
+    days: Literal["non_class_days", "nights_before_non_class_days", "any_night", "dates"]
+    dates: list[DayRange] = []
+    blackouts: Blackouts = Blackouts()
+    schools: list[Name] = []
+
+    @model_validator(mode="after")
+    def _dates_when_needed(self) -> MaintenanceWindow:
+        if self.days == "dates" and not self.dates:
+            raise ValueError("days: dates needs a dates list")
+        return self
+
+
+class ReimageGoogle(Strict):
+    method: Literal["powerwash", "wipe_users"] = "wipe_users"
+
+
+class ReimageIntune(Strict):
+    method: Literal["wipe", "autopilot_reset"] = "autopilot_reset"
+
+
+class Reimage(PolicyDoc):
+    kind: Literal["Reimage"]
+    window: Name
+    devices: DeviceSelector
+    request: SafeText = Field(min_length=1, max_length=80)
+    google: ReimageGoogle | None = ReimageGoogle()
+    intune: ReimageIntune | None = ReimageIntune()
+    batch_size: StrictInt = Field(default=20, ge=1, le=500)
+    max_devices_per_window: StrictInt = Field(default=100, ge=1, le=10000)
+
+
+KINDS: dict[str, type[PolicyDoc]] = {
+    model.model_fields["kind"].annotation.__args__[0]: model  # type: ignore[union-attr]
+    for model in (WebFilter, AppPush, LostDevicePolicy, SchoolCalendar, MaintenanceWindow, Reimage)
+}

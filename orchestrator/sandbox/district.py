@@ -1,0 +1,102 @@
+"""A deterministic sample district: org units, groups and devices generated from a seed.
+
+The emulators load it as their initial state and `inventory/devices.csv` is its first rows, so the
+sandbox, the tests and the benchmarks all talk about the same devices.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from orchestrator.inventory import Device
+
+# (school name, OU path, grade levels, level)
+SCHOOLS = [
+    ("lincoln-elementary", "/Students/Elementary/Lincoln", ["K", "1", "2", "3", "4", "5"], "elementary"),
+    ("washington-elementary", "/Students/Elementary/Washington", ["K", "1", "2", "3", "4", "5"], "elementary"),
+    ("roosevelt-middle", "/Students/Middle/Roosevelt", ["6", "7", "8"], "middle"),
+    ("jefferson-high", "/Students/High/Jefferson", ["9", "10", "11", "12"], "high"),
+]
+FIXED_OUS = ["/", "/Students", "/Students/Elementary", "/Students/Middle", "/Students/High", "/Staff",
+             "/Labs", "/Labs/Jefferson", "/Testing", "/Lost"]
+GROUPS = ["All Student Devices", "Elementary iPads", "Secondary Windows Laptops", "Staff Devices",
+          "Jefferson Lab PCs"]
+INTUNE_APPS = ["Microsoft Word", "Google Chrome", "Microsoft Teams", "Zoom Workplace", "Minecraft Education"]
+DOMAIN = "district.example"
+
+
+@dataclass
+class SeedDevice:
+    device: Device
+    groups: list[str] = field(default_factory=list)
+    supervised: bool = False
+    intune_id: str = ""
+
+
+@dataclass
+class District:
+    ous: list[str]
+    devices: list[SeedDevice]
+    groups: list[str]
+    apps: list[str]
+
+    def school_ous(self) -> dict[str, str]:
+        return {name: ou for name, ou, _, _ in SCHOOLS}
+
+
+def _grade_ous(extra_schools: int) -> tuple[list[str], list[tuple[str, str, list[str], str]]]:
+    schools = list(SCHOOLS)
+    for i in range(extra_schools):
+        level = ("elementary", "middle", "high")[i % 3]
+        parent = {"elementary": "/Students/Elementary", "middle": "/Students/Middle", "high": "/Students/High"}[level]
+        grades = {"elementary": ["K", "1", "2", "3", "4", "5"], "middle": ["6", "7", "8"],
+                  "high": ["9", "10", "11", "12"]}[level]
+        schools.append((f"school-{i + 1:03d}", f"{parent}/School-{i + 1:03d}", grades, level))
+    ous = list(FIXED_OUS)
+    for _, ou, grades, _ in schools:
+        ous.append(ou)
+        ous += [f"{ou}/Grade-{g}" for g in grades]
+    return ous, schools
+
+
+def generate(devices: int = 120, seed: int = 2026, ous: int = 0) -> District:
+    """Generate `devices` devices (about 70% Chromebooks, 20% Windows, 10% iPads) and at least `ous` OUs."""
+    rng = random.Random(seed)
+    extra = 0
+    ou_list, schools = _grade_ous(0)
+    while len(ou_list) < ous:
+        extra += 1
+        ou_list, schools = _grade_ous(extra)
+    result: list[SeedDevice] = []
+    for n in range(devices):
+        school, school_ou, grades, level = schools[n % len(schools)]
+        roll = n % 10
+        platform = "chromeos" if roll < 7 else ("windows" if roll < 9 else "ios")
+        grade = grades[(n // len(schools)) % len(grades)]
+        ou = f"{school_ou}/Grade-{grade}"
+        groups = ["All Student Devices"]
+        if n % 50 == 49:
+            ou, groups = "/Staff", ["Staff Devices"]
+        elif school == "jefferson-high" and n % 25 == 3:
+            ou = "/Labs/Jefferson"
+            groups.append("Jefferson Lab PCs")
+        if platform == "ios" and level == "elementary":
+            groups.append("Elementary iPads")
+        if platform == "windows" and level != "elementary":
+            groups.append("Secondary Windows Laptops")
+        prefix = {"chromeos": "CB", "windows": "PF", "ios": "DM"}[platform]
+        serial = f"{prefix}{n + 1:07d}"
+        mac = "02:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(5))
+        student = f"student{n + 1:06d}@{DOMAIN}" if ou != "/Staff" else f"staff{n + 1:06d}@{DOMAIN}"
+        device = Device(
+            serialNumber=serial, platform=platform, inventoryStatus="active",
+            deviceId=f"{rng.getrandbits(64):016x}" if platform == "chromeos" else "",
+            annotatedAssetId=f"PV-{n + 1:06d}", annotatedUser=student, orgUnitPath=ou,
+            status="ACTIVE" if platform == "chromeos" else "", macAddress=mac, school=school,
+            imei=f"35{rng.randrange(10**12):012d}" if platform == "ios" and n % 3 == 0 else "",
+            assignedStudent=student if ou != "/Staff" else "",
+        )
+        result.append(SeedDevice(device=device, groups=groups, supervised=platform == "ios" and n % 4 != 1,
+                                 intune_id=f"{rng.getrandbits(128):032x}" if platform != "chromeos" else ""))
+    return District(ous=ou_list, devices=result, groups=list(GROUPS), apps=list(INTUNE_APPS))

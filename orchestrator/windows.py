@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 from orchestrator.calendar import SchoolDays
 from orchestrator.policy.grammar import parse_time_range
 from orchestrator.policy.loader import PolicySet
-from orchestrator.policy.models import MaintenanceWindow, SchoolCalendar
+from orchestrator.policy.models import DayRange, MaintenanceWindow, SchoolCalendar
 
 UTC = dt.UTC
 SEARCH_DAYS = 400
@@ -246,10 +246,7 @@ class WindowSchedule:
         first = start.astimezone(self.tz).date() - dt.timedelta(days=1)
         result = []
         for night, index, interval in self._candidates(first, days + 2):
-            if (
-                interval.end.astimezone(UTC) <= start.astimezone(UTC)
-                or interval.start.astimezone(UTC) >= stop
-            ):
+            if not _overlaps(interval, start, stop):
                 continue
             if self.night_state(night, index, school)[0]:
                 result.append(interval)
@@ -264,10 +261,7 @@ class WindowSchedule:
         first = start.astimezone(self.tz).date() - dt.timedelta(days=1)
         result = []
         for night, index, interval in self._candidates(first, days + 2):
-            if (
-                interval.end.astimezone(UTC) <= start.astimezone(UTC)
-                or interval.start.astimezone(UTC) >= stop
-            ):
+            if not _overlaps(interval, start, stop):
                 continue
             is_open, reason = self.night_state(night, index, school)
             if not is_open:
@@ -275,12 +269,16 @@ class WindowSchedule:
         return result
 
 
+def _overlaps(interval: Interval, start: dt.datetime, stop: dt.datetime) -> bool:
+    return interval.end.astimezone(UTC) > start.astimezone(UTC) and interval.start.astimezone(UTC) < stop
+
+
 def _require_aware(at: dt.datetime) -> None:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"{at!r} has no time zone; window questions need aware datetimes")
 
 
-def _expand(ranges) -> list[tuple[dt.date, str]]:
+def _expand(ranges: list[DayRange]) -> list[tuple[dt.date, str]]:
     days = []
     for entry in ranges:
         day = entry.first

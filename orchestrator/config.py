@@ -95,8 +95,10 @@ def _refuse_inline_secrets(cfg_path: Path, raw: dict, prefix: str = "") -> None:
         if isinstance(value, dict):
             _refuse_inline_secrets(cfg_path, value, f"{prefix}{key}.")
         elif any(s in str(key).lower() for s in _SECRET_KEYS) and not str(key).endswith("_env"):
-            raise ConfigError(f"{cfg_path}: {prefix}{key}: secrets are not allowed in the config file "
-                              "(name an environment variable with a *_env key instead)")
+            raise ConfigError(
+                f"{cfg_path}: {prefix}{key}: secrets are not allowed in the config file "
+                "(name an environment variable with a *_env key instead)"
+            )
 
 
 def is_loopback(url: str | None) -> bool:

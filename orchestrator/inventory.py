@@ -22,27 +22,39 @@ INVENTORY_STATUSES: tuple[str, ...] = get_args(InventoryStatus)
 PLATFORMS: tuple[str, ...] = get_args(Platform)
 
 COLUMNS = (
-    "deviceId", "serialNumber", "annotatedAssetId", "annotatedUser", "orgUnitPath", "status", "macAddress",
-    "platform", "school", "imei", "simIccid", "mdn", "assignedStudent", "inventoryStatus",
+    "deviceId",
+    "serialNumber",
+    "annotatedAssetId",
+    "annotatedUser",
+    "orgUnitPath",
+    "status",
+    "macAddress",
+    "platform",
+    "school",
+    "imei",
+    "simIccid",
+    "mdn",
+    "assignedStudent",
+    "inventoryStatus",
 )
 
 
 @dataclass
 class Device:
-    serialNumber: str  # noqa: N815 - column names follow GAM
+    serialNumber: str
     platform: str
-    inventoryStatus: str = "active"  # noqa: N815
-    deviceId: str = ""  # noqa: N815
-    annotatedAssetId: str = ""  # noqa: N815
-    annotatedUser: str = ""  # noqa: N815
-    orgUnitPath: str = ""  # noqa: N815
+    inventoryStatus: str = "active"
+    deviceId: str = ""
+    annotatedAssetId: str = ""
+    annotatedUser: str = ""
+    orgUnitPath: str = ""
     status: str = ""
-    macAddress: str = ""  # noqa: N815
+    macAddress: str = ""
     school: str = ""
     imei: str = ""
-    simIccid: str = ""  # noqa: N815
+    simIccid: str = ""
     mdn: str = ""
-    assignedStudent: str = ""  # noqa: N815
+    assignedStudent: str = ""
     line: int = 0
 
     @property
@@ -82,8 +94,9 @@ def parse_inventory(file: str, text: str) -> Inventory:
     header = reader.fieldnames or []
     for required in ("serialNumber", "platform"):
         if required not in header:
-            problems.append(Diagnostic(file, 1, required, "required column is missing",
-                                       "columns: " + ", ".join(COLUMNS)))
+            problems.append(
+                Diagnostic(file, 1, required, "required column is missing", "columns: " + ", ".join(COLUMNS))
+            )
     known = {f.name for f in fields(Device)} - {"line"}
     for column in header:
         if column not in known:
@@ -104,19 +117,40 @@ def parse_inventory(file: str, text: str) -> Inventory:
                     problems.append(Diagnostic(file, line, column, str(exc)))
                     ok = False
         if values.get("platform") not in PLATFORMS:
-            problems.append(Diagnostic(file, line, "platform", f"unknown platform {values.get('platform')!r}",
-                                       "one of " + ", ".join(PLATFORMS)))
+            problems.append(
+                Diagnostic(
+                    file,
+                    line,
+                    "platform",
+                    f"unknown platform {values.get('platform')!r}",
+                    "one of " + ", ".join(PLATFORMS),
+                )
+            )
             ok = False
         status = values.get("inventoryStatus") or "active"
         if status not in INVENTORY_STATUSES:
-            problems.append(Diagnostic(file, line, "inventoryStatus", f"unknown status {status!r}",
-                                       "one of " + ", ".join(INVENTORY_STATUSES)))
+            problems.append(
+                Diagnostic(
+                    file,
+                    line,
+                    "inventoryStatus",
+                    f"unknown status {status!r}",
+                    "one of " + ", ".join(INVENTORY_STATUSES),
+                )
+            )
             ok = False
         values["inventoryStatus"] = status
         serial = values.get("serialNumber", "")
         if serial in seen:
-            problems.append(Diagnostic(file, line, "serialNumber",
-                                       f"serial {serial!r} already on line {seen[serial]}", "one row per device"))
+            problems.append(
+                Diagnostic(
+                    file,
+                    line,
+                    "serialNumber",
+                    f"serial {serial!r} already on line {seen[serial]}",
+                    "one row per device",
+                )
+            )
             ok = False
         seen.setdefault(serial, line)
         if ok:

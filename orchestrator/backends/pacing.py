@@ -21,8 +21,15 @@ T = TypeVar("T")
 class TokenBucket:
     """Allow `rate` calls per `per` seconds with bursts up to `burst`; `acquire()` blocks until allowed."""
 
-    def __init__(self, rate: float, per: float, burst: int | None = None, *,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        rate: float,
+        per: float,
+        burst: int | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.capacity = float(burst if burst is not None else max(1, int(rate)))
         self.refill_per_second = rate / per
         self.tokens = self.capacity
@@ -86,8 +93,13 @@ class RetryPolicy:
             return min(exc.retry_after, self.max_retry_after)
         return wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait)(state)
 
-    def call(self, fn: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep,
-             on_retry: Callable[[TransientError], None] | None = None) -> T:
+    def call(
+        self,
+        fn: Callable[[], T],
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        on_retry: Callable[[TransientError], None] | None = None,
+    ) -> T:
         """Run `fn`, retrying TransientError; the last error is re-raised when attempts run out."""
 
         def before_sleep(state: RetryCallState) -> None:

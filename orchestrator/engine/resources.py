@@ -107,17 +107,33 @@ class Change:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "key": self.key, "id": str(self.id), "op": self.op, "before": self.before, "after": self.after,
-            "sources": list(self.sources), "policy": self.policy, "window": self.window,
-            "destructive": self.destructive, "summary": self.summary, "meta": self.meta,
+            "key": self.key,
+            "id": str(self.id),
+            "op": self.op,
+            "before": self.before,
+            "after": self.after,
+            "sources": list(self.sources),
+            "policy": self.policy,
+            "window": self.window,
+            "destructive": self.destructive,
+            "summary": self.summary,
+            "meta": self.meta,
         }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Change:
-        return cls(id=ResourceId.parse(raw["id"]), op=raw["op"], before=raw["before"], after=raw["after"],
-                   sources=tuple(raw.get("sources", ())), policy=raw.get("policy"), window=raw.get("window"),
-                   destructive=bool(raw.get("destructive")), summary=raw.get("summary", ""),
-                   meta=dict(raw.get("meta", {})))
+        return cls(
+            id=ResourceId.parse(raw["id"]),
+            op=raw["op"],
+            before=raw["before"],
+            after=raw["after"],
+            sources=tuple(raw.get("sources", ())),
+            policy=raw.get("policy"),
+            window=raw.get("window"),
+            destructive=bool(raw.get("destructive")),
+            summary=raw.get("summary", ""),
+            meta=dict(raw.get("meta", {})),
+        )
 
 
 ResultState = Literal["succeeded", "failed", "unknown"]

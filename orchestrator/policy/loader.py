@@ -118,16 +118,18 @@ def _display(path: Path, base: Path) -> str:
 
 def _validate(doc: YamlDocument, problems: list[Diagnostic]) -> PolicyDoc | None:
     if not isinstance(doc.data, dict):
-        problems.append(Diagnostic(doc.file, doc.line, "", "a policy document must be a mapping",
-                                   "keys kind, name, ..."))
+        problems.append(
+            Diagnostic(doc.file, doc.line, "", "a policy document must be a mapping", "keys kind, name, ...")
+        )
         return None
     kind = doc.data.get("kind")
     model_cls = KINDS.get(kind) if isinstance(kind, str) else None
     if model_cls is None:
         allowed = ", ".join(KINDS)
         guess = _did_you_mean(str(kind), KINDS)
-        problems.append(Diagnostic(doc.file, doc.line_of(("kind",)), "kind",
-                                   f"unknown kind {kind!r}{guess}", f"one of {allowed}"))
+        problems.append(
+            Diagnostic(doc.file, doc.line_of(("kind",)), "kind", f"unknown kind {kind!r}{guess}", f"one of {allowed}")
+        )
         return None
     try:
         return model_cls.model_validate(doc.data)
@@ -170,8 +172,7 @@ def _fields_at(model_cls: type[BaseModel], loc: tuple[str | int, ...]) -> dict[s
                 current = _dict_value(current)
                 continue
             return {}
-        f = model.model_fields.get(part) or next(
-            (fi for fi in model.model_fields.values() if fi.alias == part), None)
+        f = model.model_fields.get(part) or next((fi for fi in model.model_fields.values() if fi.alias == part), None)
         if f is None:
             return {}
         current = f.annotation
@@ -210,25 +211,41 @@ def check_references(policies: PolicySet) -> list[Diagnostic]:
         key = (loaded.model.kind, loaded.model.name)
         if key in seen:
             first = seen[key].source
-            problems.append(Diagnostic(loaded.doc.file, loaded.doc.line_of(("name",)), "name",
-                                       f"duplicate {key[0]} name {key[1]!r}, first defined at {first}",
-                                       "names are unique per kind"))
+            problems.append(
+                Diagnostic(
+                    loaded.doc.file,
+                    loaded.doc.line_of(("name",)),
+                    "name",
+                    f"duplicate {key[0]} name {key[1]!r}, first defined at {first}",
+                    "names are unique per kind",
+                )
+            )
         else:
             seen[key] = loaded
     calendars = {m.name for m, _ in policies.of_kind(SchoolCalendar)}
     windows = {m.name for m, _ in policies.of_kind(MaintenanceWindow)}
     for model, loaded in policies.of_kind(MaintenanceWindow):
         if model.calendar not in calendars:
-            problems.append(Diagnostic(loaded.doc.file, loaded.doc.line_of(("calendar",)), "calendar",
-                                       f"no SchoolCalendar named {model.calendar!r}"
-                                       f"{_did_you_mean(model.calendar, calendars)}",
-                                       "known: " + (", ".join(sorted(calendars)) or "none")))
+            problems.append(
+                Diagnostic(
+                    loaded.doc.file,
+                    loaded.doc.line_of(("calendar",)),
+                    "calendar",
+                    f"no SchoolCalendar named {model.calendar!r}{_did_you_mean(model.calendar, calendars)}",
+                    "known: " + (", ".join(sorted(calendars)) or "none"),
+                )
+            )
     for model, loaded in policies.of_kind(Reimage):
         if model.window not in windows:
-            problems.append(Diagnostic(loaded.doc.file, loaded.doc.line_of(("window",)), "window",
-                                       f"no MaintenanceWindow named {model.window!r}"
-                                       f"{_did_you_mean(model.window, windows)}",
-                                       "known: " + (", ".join(sorted(windows)) or "none")))
+            problems.append(
+                Diagnostic(
+                    loaded.doc.file,
+                    loaded.doc.line_of(("window",)),
+                    "window",
+                    f"no MaintenanceWindow named {model.window!r}{_did_you_mean(model.window, windows)}",
+                    "known: " + (", ".join(sorted(windows)) or "none"),
+                )
+            )
     return problems
 
 
@@ -240,9 +257,15 @@ def check_conflicts(policies: PolicySet) -> list[Diagnostic]:
     def claim(key: tuple[str, ...], source: Source, field_path: str) -> None:
         if key in claims and claims[key].file + str(claims[key].line) != source.file + str(source.line):
             first = claims[key]
-            problems.append(Diagnostic(source.file, source.line, field_path,
-                                       f"conflict: {key[1]} {key[2]!r} already sets {key[0]} at {first}",
-                                       "one document per setting and target"))
+            problems.append(
+                Diagnostic(
+                    source.file,
+                    source.line,
+                    field_path,
+                    f"conflict: {key[1]} {key[2]!r} already sets {key[0]} at {first}",
+                    "one document per setting and target",
+                )
+            )
         else:
             claims.setdefault(key, source)
 
@@ -257,11 +280,13 @@ def check_conflicts(policies: PolicySet) -> list[Diagnostic]:
         for target_field, targets in _targets(model.targets):
             for target in targets:
                 for i, app in enumerate(model.chrome):
-                    claim((f"chrome app {app.id}", target_field, target), loaded.source_of("chrome", i),
-                          f"chrome[{i}]")
+                    claim((f"chrome app {app.id}", target_field, target), loaded.source_of("chrome", i), f"chrome[{i}]")
                 for i, iapp in enumerate(model.intune):
-                    claim((f"intune app {iapp.app!r}", target_field, target), loaded.source_of("intune", i),
-                          f"intune[{i}]")
+                    claim(
+                        (f"intune app {iapp.app!r}", target_field, target),
+                        loaded.source_of("intune", i),
+                        f"intune[{i}]",
+                    )
     for model, loaded in policies.of_kind(LostDevicePolicy):
         for school in model.schools or ["*"]:
             claim(("LostDevicePolicy", "school", school), loaded.source_of("schools"), "schools")
@@ -269,5 +294,8 @@ def check_conflicts(policies: PolicySet) -> list[Diagnostic]:
 
 
 def _targets(targets: Any) -> list[tuple[str, list[str]]]:
-    return [("google_ou", targets.google_ous), ("intune_group", targets.intune_groups),
-            ("network_site", targets.network_sites)]
+    return [
+        ("google_ou", targets.google_ous),
+        ("intune_group", targets.intune_groups),
+        ("network_site", targets.network_sites),
+    ]

@@ -53,15 +53,23 @@ class _Builder:
             line = key_node.start_mark.line + 1
             dotted = ".".join(str(p) for p in path)
             if key_node.tag == "tag:yaml.org,2002:merge":
-                self.problems.append(Diagnostic(self.file, line, dotted, "YAML merge keys (<<) are not supported",
-                                                "write the keys out"))
+                self.problems.append(
+                    Diagnostic(self.file, line, dotted, "YAML merge keys (<<) are not supported", "write the keys out")
+                )
                 continue
             key = self.constructor.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 key = str(key)
             if key in result:
-                self.problems.append(Diagnostic(self.file, line, ".".join(str(p) for p in (*path, key)),
-                                                "duplicate key", "each key once per mapping"))
+                self.problems.append(
+                    Diagnostic(
+                        self.file,
+                        line,
+                        ".".join(str(p) for p in (*path, key)),
+                        "duplicate key",
+                        "each key once per mapping",
+                    )
+                )
                 continue
             lines[(*path, key)] = line
             result[key] = self.build(value_node, (*path, key), lines)

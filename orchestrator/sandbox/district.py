@@ -18,10 +18,19 @@ SCHOOLS = [
     ("roosevelt-middle", "/Students/Middle/Roosevelt", ["6", "7", "8"], "middle"),
     ("jefferson-high", "/Students/High/Jefferson", ["9", "10", "11", "12"], "high"),
 ]
-FIXED_OUS = ["/", "/Students", "/Students/Elementary", "/Students/Middle", "/Students/High", "/Staff",
-             "/Labs", "/Labs/Jefferson", "/Testing", "/Lost"]
-GROUPS = ["All Student Devices", "Elementary iPads", "Secondary Windows Laptops", "Staff Devices",
-          "Jefferson Lab PCs"]
+FIXED_OUS = [
+    "/",
+    "/Students",
+    "/Students/Elementary",
+    "/Students/Middle",
+    "/Students/High",
+    "/Staff",
+    "/Labs",
+    "/Labs/Jefferson",
+    "/Testing",
+    "/Lost",
+]
+GROUPS = ["All Student Devices", "Elementary iPads", "Secondary Windows Laptops", "Staff Devices", "Jefferson Lab PCs"]
 INTUNE_APPS = ["Microsoft Word", "Google Chrome", "Microsoft Teams", "Zoom Workplace", "Minecraft Education"]
 DOMAIN = "district.example"
 
@@ -50,8 +59,11 @@ def _grade_ous(extra_schools: int) -> tuple[list[str], list[tuple[str, str, list
     for i in range(extra_schools):
         level = ("elementary", "middle", "high")[i % 3]
         parent = {"elementary": "/Students/Elementary", "middle": "/Students/Middle", "high": "/Students/High"}[level]
-        grades = {"elementary": ["K", "1", "2", "3", "4", "5"], "middle": ["6", "7", "8"],
-                  "high": ["9", "10", "11", "12"]}[level]
+        grades = {
+            "elementary": ["K", "1", "2", "3", "4", "5"],
+            "middle": ["6", "7", "8"],
+            "high": ["9", "10", "11", "12"],
+        }[level]
         schools.append((f"school-{i + 1:03d}", f"{parent}/School-{i + 1:03d}", grades, level))
     ous = list(FIXED_OUS)
     for _, ou, grades, _ in schools:
@@ -90,13 +102,25 @@ def generate(devices: int = 120, seed: int = 2026, ous: int = 0) -> District:
         mac = "02:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(5))
         student = f"student{n + 1:06d}@{DOMAIN}" if ou != "/Staff" else f"staff{n + 1:06d}@{DOMAIN}"
         device = Device(
-            serialNumber=serial, platform=platform, inventoryStatus="active",
+            serialNumber=serial,
+            platform=platform,
+            inventoryStatus="active",
             deviceId=f"{rng.getrandbits(64):016x}" if platform == "chromeos" else "",
-            annotatedAssetId=f"PV-{n + 1:06d}", annotatedUser=student, orgUnitPath=ou,
-            status="ACTIVE" if platform == "chromeos" else "", macAddress=mac, school=school,
+            annotatedAssetId=f"PV-{n + 1:06d}",
+            annotatedUser=student,
+            orgUnitPath=ou,
+            status="ACTIVE" if platform == "chromeos" else "",
+            macAddress=mac,
+            school=school,
             imei=f"35{rng.randrange(10**12):012d}" if platform == "ios" and n % 3 == 0 else "",
             assignedStudent=student if ou != "/Staff" else "",
         )
-        result.append(SeedDevice(device=device, groups=groups, supervised=platform == "ios" and n % 4 != 1,
-                                 intune_id=f"{rng.getrandbits(128):032x}" if platform != "chromeos" else ""))
+        result.append(
+            SeedDevice(
+                device=device,
+                groups=groups,
+                supervised=platform == "ios" and n % 4 != 1,
+                intune_id=f"{rng.getrandbits(128):032x}" if platform != "chromeos" else "",
+            )
+        )
     return District(ous=ou_list, devices=result, groups=list(GROUPS), apps=list(INTUNE_APPS))

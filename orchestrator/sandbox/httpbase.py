@@ -87,7 +87,7 @@ class JsonHandler(BaseHTTPRequestHandler):
     server: EmulatorServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature from the stdlib
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def read_body(self) -> bytes:

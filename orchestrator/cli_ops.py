@@ -1,0 +1,170 @@
+"""Operational commands: lockdown, maintenance, windows, schedule and inventory (registered on `main`)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from orchestrator.cli import (
+    _session,
+    _workspace,
+    backend_option,
+    console,
+    handle_errors,
+    pii_option,
+    run_apply,
+    with_gate_options,
+)
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Print the lockdown plan and report; change nothing.")
+@click.option("--override-blast-radius", is_flag=True, help="Ignore the policy's max_per_run cap.")
+@backend_option
+@pii_option
+@click.pass_context
+@handle_errors
+def lockdown(
+    ctx: click.Context, dry_run: bool, override_blast_radius: bool, backends: tuple[str, ...], show_pii: bool
+) -> None:
+    """Nightly: lock every lost/stolen device on every platform, release the found ones, report per school.
+
+    Example: orchestrator lockdown --dry-run
+    """
+    from orchestrator.engine.apply import GateOptions
+    from orchestrator.engine.plan import policy_commit
+    from orchestrator.engine.reconcile import make_plan
+    from orchestrator.engine.render import render_text
+    from orchestrator.lockdown import build_report, cap_for, select, with_inventory_sources, write_report
+
+    with _session(ctx, backends) as (ws, connections, journal):
+        with console.status("Observing lost and found devices..."):
+            plan = make_plan(
+                policies=ws.policies,
+                inventory=ws.inventory,
+                backends=connections.backends,
+                journal=journal,
+                scopes=("lockdown",),
+                notes=connections.notes,
+                policy_commit=policy_commit(ws.config.path(ws.config.policies)),
+            )
+        selection = select(plan, ws.inventory, cap_for(ws.policies), override=override_blast_radius)
+        with_inventory_sources(selection.plan, ws.inventory)
+        reports_dir = ws.config.path(ws.config.reports)
+    render_text(selection.plan, console, show_pii)
+    report = None
+    if not dry_run and selection.plan.changes:
+        report = run_apply(
+            ctx,
+            selection.plan,
+            kind="lockdown",
+            backends=backends,
+            gates=GateOptions(),
+            check_stale=True,
+            show_pii=show_pii,
+        )
+    summary = build_report(selection, report, ws.inventory)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    table = Table(title="Lockdown by school", header_style="bold")
+    outcomes = ["planned", "locked", "released", "quarantine", "not found", "held", "failed"]
+    table.add_column("school")
+    for outcome in outcomes:
+        table.add_column(outcome, justify="right")
+    for school, counts in sorted(summary.per_school.items()):
+        table.add_row(school, *(str(counts[o]) for o in outcomes))
+    console.print(table)
+    md, js = write_report(
+        summary, reports_dir, stamp + ("-dry-run" if dry_run else ""), report.run_id if report else None
+    )
+    console.print(f"Report: {md} and {js}")
+    if not dry_run and (summary.failed or (report is not None and not report.ok)):
+        sys.exit(1)
+
+
+@click.group()
+def maintenance() -> None:
+    """Disruptive work (reimaging) that only runs inside maintenance windows."""
+
+
+@maintenance.command("run")
+@click.option("--dry-run", is_flag=True, help="Show what would run now and what waits for which window.")
+@backend_option
+@with_gate_options
+@pii_option
+@click.pass_context
+@handle_errors
+def maintenance_run(
+    ctx: click.Context,
+    dry_run: bool,
+    backends: tuple[str, ...],
+    max_destructive: int | None,
+    override_blast_radius: bool,
+    acknowledge_deprovision: bool,
+    show_pii: bool,
+) -> None:
+    """Run queued reimages in batches while their window is open; meant for a scheduler every 15 minutes.
+
+    Example: orchestrator maintenance run
+    """
+    from orchestrator.maintenance import run_maintenance
+
+    code = run_maintenance(
+        ctx,
+        backends=backends,
+        dry_run=dry_run,
+        max_destructive=max_destructive,
+        override_blast_radius=override_blast_radius,
+        acknowledge_deprovision=acknowledge_deprovision,
+        show_pii=show_pii,
+    )
+    sys.exit(code)
+
+
+@click.command()
+@click.option("--days", type=int, default=30, show_default=True, help="How far ahead to list open windows.")
+@click.option("--school", default=None, help="Use this school's calendar overrides.")
+@click.option(
+    "--at", "at", default=None, help="Explain whether windows are open at this local time (YYYY-MM-DDTHH:MM)."
+)
+@click.pass_context
+@handle_errors
+def windows(ctx: click.Context, days: int, school: str | None, at: str | None) -> None:
+    """List upcoming open maintenance windows, or explain why a window is closed at a given time.
+
+    Example: orchestrator windows --days 14 --school jefferson-high
+    """
+    from orchestrator.windows_cli import print_windows
+
+    ws = _workspace(ctx)
+    print_windows(ws, console=console, days=days, school=school, at=at)
+
+
+@click.command()
+@click.option("--emit", "kind", type=click.Choice(["cron", "systemd", "github-actions"]), required=True)
+@click.option("--workdir", default=None, help="Repository checkout on the scheduling host (default: here).")
+@click.pass_context
+@handle_errors
+def schedule(ctx: click.Context, kind: str, workdir: str | None) -> None:
+    """Print scheduler entries for the nightly lockdown and the 15-minute maintenance run.
+
+    Example: orchestrator schedule --emit systemd
+    """
+    from orchestrator.config import load_config
+    from orchestrator.schedule import emit
+
+    config = load_config(ctx.obj["config"])
+    click.echo(emit(kind, workdir=workdir or str(Path.cwd()), timezone=config.timezone))
+
+
+def register(main: click.Group) -> None:
+    from orchestrator.cli_inventory import inventory
+
+    main.add_command(lockdown)
+    main.add_command(maintenance)
+    main.add_command(windows)
+    main.add_command(schedule)
+    main.add_command(inventory)

@@ -1,0 +1,229 @@
+"""Apply exactly a reviewed plan: staleness check, resume, safety gates, backend calls, journal.
+
+Order of business for each change:
+1. already succeeded in an earlier (interrupted) run of this plan → not repeated;
+2. the console already shows the planned value → recorded as skipped, not re-sent;
+3. destructive and sent before without a known outcome → held as unknown (never blindly re-sent);
+4. destructive → must pass the safety gates (window open, blast radius, acknowledgements) or is deferred;
+5. otherwise sent through its backend, journaled before (sent) and after (succeeded/failed/unknown).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.backends.base import Backend
+from orchestrator.engine.journal import Journal
+from orchestrator.engine.plan import Plan, observed_digests, stale_resources
+from orchestrator.engine.reconcile import observe
+from orchestrator.engine.resources import Change, ChangeResult, Resource, digest, spec_for
+from orchestrator.errors import OrchestratorError, StalePlanError
+from orchestrator.policy.loader import PolicySet
+
+
+@dataclass
+class GateOptions:
+    now: datetime | None = None
+    max_destructive: int | None = None
+    override_blast_radius: bool = False
+    acknowledge_deprovision: bool = False
+
+
+@dataclass
+class ApplyReport:
+    run_id: str
+    states: dict[str, str] = field(default_factory=dict)  # change key → final state
+    details: dict[str, str] = field(default_factory=dict)
+    responses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    changes: dict[str, Change] = field(default_factory=dict)
+
+    def counts(self) -> Counter[str]:
+        return Counter(self.states.values())
+
+    @property
+    def ok(self) -> bool:
+        return not any(s in ("failed", "unknown") for s in self.states.values())
+
+    def by_state(self, state: str) -> list[Change]:
+        return [self.changes[k] for k, s in self.states.items() if s == state]
+
+    def summary(self) -> dict[str, Any]:
+        return dict(self.counts())
+
+
+Progress = Callable[[Change, str], None]
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        backends: Mapping[str, Backend],
+        journal: Journal,
+        policies: PolicySet | None,
+        repo_root: Path,
+        progress: Progress | None = None,
+    ):
+        self.backends = backends
+        self.journal = journal
+        self.policies = policies
+        self.repo_root = repo_root
+        self.progress = progress or (lambda change, state: None)
+
+    def apply(
+        self, plan: Plan, *, kind: str = "apply", gates: GateOptions | None = None, check_stale: bool = True
+    ) -> ApplyReport:
+        gates = gates or GateOptions()
+        missing = sorted({c.id.backend for c in plan.changes} - set(self.backends))
+        if missing:
+            raise OrchestratorError(f"the plan needs backends that are not available here: {', '.join(missing)}")
+        run_id = self.journal.start_run(
+            kind, plan_id=plan.plan_id, fingerprint=plan.fingerprint, policy_commit=plan.policy_commit
+        )
+        report = ApplyReport(run_id=run_id, changes={c.key: c for c in plan.changes})
+        try:
+            self._apply(plan, report, gates, check_stale)
+        except BaseException:
+            self.journal.finish_run(run_id, "aborted", report.summary())
+            raise
+        self.journal.finish_run(run_id, "succeeded" if report.ok else "failed", report.summary())
+        return report
+
+    # ------------------------------------------------------------------------------------------------
+    def _apply(self, plan: Plan, report: ApplyReport, gates: GateOptions, check_stale: bool) -> None:
+        previous = self.journal.latest_states([c.key for c in plan.changes])
+        todo: list[Change] = []
+        for change in plan.changes:
+            if previous.get(change.key) in ("succeeded", "skipped"):
+                self._final(report, change, previous[change.key], "done by an earlier run of this plan", journal=False)
+            else:
+                todo.append(change)
+        if not todo:
+            return
+        now_digests = self._observe_again(plan, todo)
+        if check_stale:
+            stale = stale_resources(plan, now_digests)
+            if stale:
+                shown = "\n  ".join(stale[:20]) + (f"\n  ... and {len(stale) - 20} more" if len(stale) > 20 else "")
+                raise StalePlanError(
+                    "the observed state changed since this plan was made; nothing was applied.\n"
+                    f"  {shown}\nRun `orchestrator plan` again and review the new plan."
+                )
+        ready: list[Change] = []
+        destructive: list[Change] = []
+        for change in todo:
+            now = now_digests.get(str(change.id))
+            in_sync = now == digest(change.after) or (change.after is None and now is None)
+            if in_sync:
+                self._final(report, change, "skipped", "already in the desired state")
+            elif change.destructive and previous.get(change.key) in ("sent", "unknown"):
+                self._final(
+                    report,
+                    change,
+                    "unknown",
+                    "sent by an earlier run with no known outcome; not re-sent (check the device, then re-plan)",
+                )
+            elif change.destructive:
+                destructive.append(change)
+            else:
+                ready.append(change)
+        ready += self._gate(destructive, report, gates)
+        self._send(ready, report)
+
+    def _observe_again(self, plan: Plan, todo: Sequence[Change]) -> dict[str, str]:
+        desired = [
+            Resource(id=c.id, value=c.after, sources=c.sources, policy=c.policy, window=c.window, meta=c.meta)
+            for c in todo
+            if c.after is not None
+        ]
+        backends = {name: b for name, b in self.backends.items() if name in {c.id.backend for c in todo}}
+        seen = observe(backends, desired, self.journal)
+        observed = {rid: r for rid, r in seen.observed.items() if spec_for(rid).scope in plan.scopes}
+        return observed_digests(observed, seen.journal_state, desired)
+
+    def _gate(self, changes: list[Change], report: ApplyReport, options: GateOptions) -> list[Change]:
+        if not changes:
+            return []
+        from orchestrator.engine.gates import build_window_schedules, gate_destructive
+
+        if self.policies is None:
+            raise OrchestratorError("destructive changes need the policies (maintenance windows) to be loaded")
+        windows = build_window_schedules(self.policies, self.repo_root)
+        now = options.now or datetime.now(UTC)
+        decisions = gate_destructive(
+            changes,
+            now=now,
+            windows=windows,
+            used_in_window=lambda policy, start: self.journal.succeeded_since(
+                policy, start.astimezone(UTC).isoformat()
+            ),
+            max_destructive=options.max_destructive,
+            override_blast_radius=options.override_blast_radius,
+            acknowledge_deprovision=options.acknowledge_deprovision,
+        )
+        allowed = {d.change_key for d in decisions if d.allowed}
+        for decision in decisions:
+            if not decision.allowed:
+                change = report.changes[decision.change_key]
+                hint = f"; next open window {decision.next_open.isoformat()}" if decision.next_open else ""
+                self._final(report, change, "deferred", decision.reason + hint)
+        return [c for c in changes if c.key in allowed]
+
+    def _send(self, changes: list[Change], report: ApplyReport) -> None:
+        by_backend: dict[str, list[Change]] = defaultdict(list)
+        for change in changes:
+            by_backend[change.id.backend].append(change)
+        for name, batch in by_backend.items():
+            for change in batch:
+                self.journal.record(report.run_id, change, "pending")
+            self._send_to(name, batch, report)
+
+    def _send_to(self, name: str, batch: list[Change], report: ApplyReport) -> None:
+        keyed = {c.key: c for c in batch}
+        reported: set[str] = set()
+
+        def on_sent(change: Change) -> None:
+            self.journal.record(report.run_id, change, "sent")
+
+        def on_result(result: ChangeResult) -> None:
+            change = keyed.get(result.change_key)
+            if change is None or result.change_key in reported:
+                return
+            reported.add(result.change_key)
+            if result.state == "succeeded" and spec_for(change.id).observed_by == "journal":
+                self.journal.remember(change)
+            self._final(report, change, result.state, result.detail, response=result.response)
+
+        try:
+            self.backends[name].apply(batch, on_sent, on_result)
+        except OrchestratorError as exc:
+            for change in batch:
+                if change.key not in reported:
+                    self._final(report, change, "failed", f"{name}: {exc}")
+            return
+        for change in batch:
+            if change.key not in reported:
+                self._final(report, change, "unknown", f"{name} backend reported no result for this change")
+
+    def _final(
+        self,
+        report: ApplyReport,
+        change: Change,
+        state: str,
+        detail: str,
+        *,
+        response: dict[str, Any] | None = None,
+        journal: bool = True,
+    ) -> None:
+        report.states[change.key] = state
+        report.details[change.key] = detail
+        if response:
+            report.responses[change.key] = response
+        if journal:
+            self.journal.record(report.run_id, change, state, detail=detail, response=response)
+        self.progress(change, state)

@@ -1,0 +1,96 @@
+"""Desired vs observed → ordered Changes. Pure: no I/O.
+
+Like a pyinfra operation: equal values are a no-op, a missing value is a create, a different value an
+update, and an observed value of an authoritative type that no policy wants is a delete. Types observed
+through the journal (remote locks, reimages) become `action` changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from orchestrator.engine.resources import Change, Resource, ResourceId, spec_for
+
+TYPE_ORDER = [
+    "ou_policy",
+    "ou_app",
+    "config_profile",
+    "app_assignment",
+    "dns_blocklist",
+    "device_status",
+    "device_lock",
+    "mac_quarantine",
+    "reimage",
+]
+BACKEND_ORDER = ["google", "intune", "network"]
+
+
+def _order(change: Change) -> tuple[int, int, int, str]:
+    rid = change.id
+    backend = BACKEND_ORDER.index(rid.backend) if rid.backend in BACKEND_ORDER else 99
+    type_ = TYPE_ORDER.index(rid.type) if rid.type in TYPE_ORDER else 99
+    # deletes of policy settings go after creates/updates of the same type (never a gap in coverage)
+    return backend, type_, 1 if change.op == "delete" else 0, rid.key
+
+
+def diff(
+    desired: Iterable[Resource],
+    observed: Mapping[ResourceId, Resource],
+    journal_state: Mapping[ResourceId, Any] | None = None,
+) -> list[Change]:
+    journal_state = journal_state or {}
+    changes: list[Change] = []
+    wanted: set[ResourceId] = set()
+    for resource in desired:
+        wanted.add(resource.id)
+        spec = spec_for(resource.id)
+        if spec.observed_by == "journal":
+            before = journal_state.get(resource.id)
+            if before == resource.value:
+                continue
+            op = "action"
+        else:
+            seen = observed.get(resource.id)
+            before = seen.value if seen is not None else None
+            if before == resource.value:
+                continue
+            op = "create" if seen is None else "update"
+        changes.append(
+            Change(
+                id=resource.id,
+                op=op,
+                before=before,
+                after=resource.value,
+                sources=resource.sources,
+                policy=resource.policy,
+                window=resource.window,
+                destructive=spec.destructive,
+                summary=describe(resource.id, op),
+                meta=dict(resource.meta),
+            )
+        )
+    for rid, seen in observed.items():
+        if rid in wanted or not spec_for(rid).authoritative:
+            continue
+        changes.append(
+            Change(
+                id=rid,
+                op="delete",
+                before=seen.value,
+                after=None,
+                sources=(),
+                policy=None,
+                destructive=spec_for(rid).destructive,
+                summary=describe(rid, "delete") + " (no policy wants it)",
+                meta=dict(seen.meta),
+            )
+        )
+    return sorted(changes, key=_order)
+
+
+_VERBS = {"create": "set", "update": "change", "delete": "remove", "action": "run"}
+
+
+def describe(rid: ResourceId, op: str) -> str:
+    return f"{_VERBS.get(op, op)} {rid.type.replace('_', ' ')} {rid.key}"

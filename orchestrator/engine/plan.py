@@ -1,0 +1,130 @@
+"""The Plan: ordered changes plus what was observed when it was made, serialisable to JSON.
+
+A saved plan carries one digest per observed resource, so `apply plan.json` can tell exactly which
+resources changed since review (and refuse), while accepting its own half-finished work on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.engine.resources import Change, Resource, ResourceId, digest
+from orchestrator.errors import OrchestratorError
+
+PLAN_FORMAT = 1
+
+
+@dataclass
+class Plan:
+    changes: list[Change]
+    observed: dict[str, str]  # resource id → digest of its observed value
+    backends: list[str]
+    scopes: list[str]
+    policy_commit: str | None = None
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        return digest(sorted(self.observed.items()))
+
+    @property
+    def plan_id(self) -> str:
+        return digest([self.fingerprint, [c.key for c in self.changes]])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": PLAN_FORMAT,
+            "plan_id": self.plan_id,
+            "created_at": self.created_at,
+            "policy_commit": self.policy_commit,
+            "backends": self.backends,
+            "scopes": self.scopes,
+            "fingerprint": self.fingerprint,
+            "observed": self.observed,
+            "notes": self.notes,
+            "changes": [c.to_json() for c in self.changes],
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Plan:
+        if raw.get("format") != PLAN_FORMAT:
+            raise OrchestratorError(f"plan format {raw.get('format')!r} is not supported (expected {PLAN_FORMAT})")
+        plan = cls(
+            changes=[Change.from_json(c) for c in raw["changes"]],
+            observed=dict(raw["observed"]),
+            backends=list(raw["backends"]),
+            scopes=list(raw["scopes"]),
+            policy_commit=raw.get("policy_commit"),
+            created_at=raw["created_at"],
+            notes=list(raw.get("notes", [])),
+        )
+        if raw.get("plan_id") not in (None, plan.plan_id):
+            raise OrchestratorError("plan file was edited after it was made (its id does not match its content)")
+        return plan
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2, sort_keys=True, default=str) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plan:
+        try:
+            raw = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise OrchestratorError(f"{path}: cannot read plan: {exc}") from exc
+        return cls.from_json(raw)
+
+
+def observed_digests(
+    observed: Mapping[ResourceId, Resource], journal_state: Mapping[ResourceId, Any], desired: Iterable[Resource]
+) -> dict[str, str]:
+    result = {str(rid): digest(r.value) for rid, r in observed.items()}
+    for resource in desired:
+        if resource.id in journal_state:
+            result[str(resource.id)] = digest(journal_state[resource.id])
+    return dict(sorted(result.items()))
+
+
+def policy_commit(policy_dir: str | Path) -> str | None:
+    """The git commit of the policy folder, with '+dirty' when it has uncommitted changes; None outside git."""
+    folder = Path(policy_dir)
+    folder = folder if folder.is_dir() else folder.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+dirty" if dirty else head
+
+
+def stale_resources(plan: Plan, observed_now: Mapping[str, str]) -> list[str]:
+    """Resources whose observed state moved since the plan, other than to a planned change's `after`."""
+    planned = {str(c.id): c for c in plan.changes}
+    stale: list[str] = []
+    # Only what was asked again is compared: the planned resources and whatever the consoles report now.
+    for rid in sorted(set(planned) | set(observed_now)):
+        now = observed_now.get(rid)
+        then = plan.observed.get(rid)
+        if now == then:
+            continue
+        change = planned.get(rid)
+        if change is not None and now == digest(change.after):
+            continue  # our own earlier, interrupted apply of this plan
+        if change is not None and change.after is None and now is None:
+            continue  # deleted by our earlier apply
+        stale.append(rid)
+    return stale

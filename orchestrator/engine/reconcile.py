@@ -1,0 +1,67 @@
+"""Build a plan: compile desired resources, observe them through the backends, diff."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.backends.base import Backend
+from orchestrator.engine.compile import compile_desired
+from orchestrator.engine.diff import diff
+from orchestrator.engine.journal import Journal
+from orchestrator.engine.plan import Plan, observed_digests
+from orchestrator.engine.resources import Resource, ResourceId, spec_for
+from orchestrator.inventory import Inventory
+from orchestrator.policy.loader import PolicySet
+
+
+@dataclass
+class Observation:
+    observed: dict[ResourceId, Resource]
+    journal_state: dict[ResourceId, Any]
+
+
+def observe(backends: Mapping[str, Backend], desired: Sequence[Resource], journal: Journal) -> Observation:
+    """Ask every backend for its part in parallel (each paces itself); journal-observed types come from the journal."""
+    by_backend: dict[str, list[Resource]] = {name: [] for name in backends}
+    journal_ids: list[ResourceId] = []
+    for resource in desired:
+        if resource.id.backend not in backends:
+            continue
+        if spec_for(resource.id).observed_by == "journal":
+            journal_ids.append(resource.id)
+        else:
+            by_backend[resource.id.backend].append(resource)
+    observed: dict[ResourceId, Resource] = {}
+    with ThreadPoolExecutor(max_workers=max(1, len(backends))) as pool:
+        futures = {name: pool.submit(backends[name].observe, wanted) for name, wanted in by_backend.items()}
+        for future in futures.values():
+            for resource in future.result():
+                observed[resource.id] = resource
+    return Observation(observed=observed, journal_state=journal.resource_state(journal_ids))
+
+
+def make_plan(
+    *,
+    policies: PolicySet,
+    inventory: Inventory,
+    backends: Mapping[str, Backend],
+    journal: Journal,
+    scopes: Sequence[str],
+    notes: Sequence[str] = (),
+    policy_commit: str | None = None,
+) -> Plan:
+    desired = compile_desired(policies, inventory, list(backends), scopes)
+    seen = observe(backends, desired, journal)
+    observed = {rid: r for rid, r in seen.observed.items() if spec_for(rid).scope in scopes}
+    changes = diff(desired, observed, seen.journal_state)
+    return Plan(
+        changes=changes,
+        observed=observed_digests(observed, seen.journal_state, desired),
+        backends=sorted(backends),
+        scopes=list(scopes),
+        policy_commit=policy_commit,
+        notes=list(notes),
+    )

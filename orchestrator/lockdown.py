@@ -1,0 +1,237 @@
+"""The nightly lost-device lockdown: lock what the inventory says is lost, release what was found.
+
+It is the reconcile loop with scope `lockdown`, plus what a 2 a.m. job needs: a per-run cap from the
+LostDevicePolicy, devices missing from a console reported (never guessed), every action traced to its
+inventory row, and a per-school report for the morning.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.engine.apply import ApplyReport
+from orchestrator.engine.plan import Plan
+from orchestrator.engine.resources import Change
+from orchestrator.inventory import Device, Inventory
+from orchestrator.policy.loader import PolicySet
+from orchestrator.policy.models import LostDevicePolicy
+
+DEVICE_TYPES = {("google", "device_status"), ("intune", "device_lock")}
+
+
+@dataclass
+class LockdownSelection:
+    """The lockdown plan after the cap, and what was held back or cannot be done."""
+
+    plan: Plan
+    not_found: list[Change] = field(default_factory=list)
+    over_cap: list[Change] = field(default_factory=list)
+    cap: int = 0
+
+
+def _serials_of(change: Change) -> set[str]:
+    if (change.id.backend, change.id.type) in DEVICE_TYPES:
+        return {change.id.key}
+    if change.id.type == "mac_quarantine":
+        macs = set(change.after or []) ^ set(change.before if isinstance(change.before, list) else [])
+        serial_of = change.meta.get("serials", {})
+        return {serial_of.get(mac, mac) for mac in macs}
+    return set()
+
+
+def cap_for(policies: PolicySet) -> int:
+    caps = [model.max_per_run for model, _ in policies.of_kind(LostDevicePolicy)]
+    return min(caps) if caps else 0
+
+
+def select(plan: Plan, inventory: Inventory, cap: int, override: bool = False) -> LockdownSelection:
+    """Drop changes for devices absent from a console; keep at most `cap` devices (inventory order)."""
+    by_serial = inventory.by_serial()
+    kept: list[Change] = []
+    result = LockdownSelection(plan=plan, cap=cap)
+    for change in plan.changes:
+        if (change.id.backend, change.id.type) in DEVICE_TYPES and change.before is None:
+            result.not_found.append(change)  # a console cannot lock a device it does not have
+        else:
+            kept.append(change)
+    serials = sorted(
+        {s for c in kept for s in _serials_of(c)}, key=lambda s: (by_serial[s].line if s in by_serial else 10**9, s)
+    )
+    allowed = set(serials if override or cap <= 0 else serials[:cap])
+    final: list[Change] = []
+    for change in kept:
+        touched = _serials_of(change)
+        if touched <= allowed:
+            final.append(change)
+        elif change.id.type == "mac_quarantine":
+            final.append(_trim_quarantine(change, allowed, result))
+        else:
+            result.over_cap.append(change)
+    result.plan = Plan(
+        changes=[c for c in final if c is not None],
+        observed=plan.observed,
+        backends=plan.backends,
+        scopes=plan.scopes,
+        policy_commit=plan.policy_commit,
+        created_at=plan.created_at,
+        notes=plan.notes,
+    )
+    return result
+
+
+def _trim_quarantine(change: Change, allowed: set[str], result: LockdownSelection) -> Change:
+    """Keep the quarantine set change for allowed devices only; the rest waits for the next run."""
+    before = set(change.before if isinstance(change.before, list) else [])
+    serial_of = change.meta.get("serials", {})
+    after = set(before)
+    for mac in set(change.after or []) ^ before:
+        if serial_of.get(mac, mac) in allowed:
+            after ^= {mac}
+    held = Change(
+        id=change.id,
+        op=change.op,
+        before=change.before,
+        after=change.after,
+        sources=change.sources,
+        policy=change.policy,
+        meta=change.meta,
+        summary="held back: over max_per_run",
+    )
+    result.over_cap.append(held)
+    return Change(
+        id=change.id,
+        op=change.op,
+        before=change.before,
+        after=sorted(after),
+        sources=change.sources,
+        policy=change.policy,
+        window=change.window,
+        destructive=change.destructive,
+        summary=change.summary,
+        meta=change.meta,
+    )
+
+
+def with_inventory_sources(plan: Plan, inventory: Inventory) -> None:
+    """Trace every device change to the inventory row that caused it."""
+    by_serial = inventory.by_serial()
+    for change in plan.changes:
+        for serial in sorted(_serials_of(change)):
+            device = by_serial.get(serial)
+            if device is not None:
+                where = f"{inventory.file}:{device.line}"
+                if where not in change.sources:
+                    change.sources = (*change.sources, where)
+
+
+def _outcome(change: Change, state: str) -> str:
+    if state in ("failed", "unknown"):
+        return "failed"
+    if state == "deferred":
+        return "held"
+    after = change.after
+    if change.id.type == "mac_quarantine":
+        return "quarantine"
+    locked = after == "DISABLED" or (isinstance(after, dict) and after.get("lost"))
+    return "locked" if locked else "released"
+
+
+def school_of(serial: str, inventory: dict[str, Device]) -> str:
+    device = inventory.get(serial)
+    return device.school or "unassigned" if device else "unknown"
+
+
+@dataclass
+class LockdownReport:
+    rows: list[dict[str, Any]]
+    totals: Counter[str]
+    per_school: dict[str, Counter[str]]
+
+    @property
+    def failed(self) -> bool:
+        return self.totals["failed"] > 0
+
+
+def build_report(selection: LockdownSelection, report: ApplyReport | None, inventory: Inventory) -> LockdownReport:
+    by_serial = inventory.by_serial()
+    rows: list[dict[str, Any]] = []
+    per_school: dict[str, Counter[str]] = defaultdict(Counter)
+    totals: Counter[str] = Counter()
+
+    def add(change: Change, outcome: str, detail: str) -> None:
+        for serial in sorted(_serials_of(change)) or ["-"]:
+            school = school_of(serial, by_serial)
+            device = by_serial.get(serial)
+            rows.append(
+                {
+                    "school": school,
+                    "serial": serial,
+                    "asset": device.annotatedAssetId if device else "",
+                    "backend": change.id.backend,
+                    "outcome": outcome,
+                    "detail": detail,
+                    "inventory": f"{inventory.file}:{device.line}" if device else "",
+                }
+            )
+            per_school[school][outcome] += 1
+            totals[outcome] += 1
+
+    for change in selection.plan.changes:
+        state = report.states.get(change.key, "planned") if report else "planned"
+        detail = report.details.get(change.key, "") if report else change.summary
+        add(change, _outcome(change, state) if report else "planned", detail)
+    for change in selection.not_found:
+        add(change, "not found", f"serial not found in {change.id.backend}")
+    for change in selection.over_cap:
+        add(change, "held", f"over max_per_run ({selection.cap}); next run")
+    return LockdownReport(rows=rows, totals=totals, per_school=dict(per_school))
+
+
+def write_report(lockdown: LockdownReport, folder: Path, stamp: str, run_id: str | None) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    md = folder / f"lockdown-{stamp}.md"
+    js = folder / f"lockdown-{stamp}.json"
+    outcomes = ["locked", "released", "quarantine", "not found", "held", "failed"]
+    lines = [
+        f"# Lost-device lockdown {stamp}",
+        "",
+        f"Journal run: `{run_id or 'dry run'}`",
+        "",
+        "| school | " + " | ".join(outcomes) + " |",
+        "|---|" + "---:|" * len(outcomes),
+    ]
+    for school, counts in sorted(lockdown.per_school.items()):
+        lines.append(f"| {school} | " + " | ".join(str(counts[o]) for o in outcomes) + " |")
+    lines.append("| **total** | " + " | ".join(str(lockdown.totals[o]) for o in outcomes) + " |")
+    problems = [r for r in lockdown.rows if r["outcome"] in ("failed", "not found", "held")]
+    if problems:
+        lines += [
+            "",
+            "## Needs attention",
+            "",
+            "| school | serial | asset | backend | outcome | detail |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['school']} | {r['serial']} | {r['asset']} | {r['backend']} | {r['outcome']} | {r['detail']} |"
+            for r in problems
+        ]
+    md.write_text("\n".join(lines) + "\n")
+    js.write_text(
+        json.dumps(
+            {
+                "run": run_id,
+                "totals": dict(lockdown.totals),
+                "per_school": {k: dict(v) for k, v in lockdown.per_school.items()},
+                "devices": lockdown.rows,
+            },
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
+    return md, js

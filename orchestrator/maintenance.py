@@ -1,0 +1,126 @@
+"""`maintenance run`: execute queued reimages in batches while their window is open.
+
+Each invocation re-plans from the current state (so a request committed while the window was closed is
+picked up when it opens), sends one batch at a time through the safety gates, and stops cleanly as soon
+as a batch is held back because the window closed or a cap was reached. The journal makes the next
+invocation continue where this one stopped, without repeating a device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import click
+from rich.table import Table
+
+from orchestrator.cli import _session, console, run_apply
+from orchestrator.engine.apply import GateOptions
+from orchestrator.engine.plan import Plan, policy_commit
+from orchestrator.engine.reconcile import make_plan
+from orchestrator.engine.resources import Change
+
+
+def batches(changes: Sequence[Change]) -> list[list[Change]]:
+    """Split per Reimage policy into chunks of its batch_size, keeping plan order."""
+    by_policy: dict[str, list[Change]] = {}
+    for change in changes:
+        by_policy.setdefault(change.policy or "-", []).append(change)
+    result: list[list[Change]] = []
+    for group in by_policy.values():
+        size = max(1, int(group[0].meta.get("batch_size", 20)))
+        result += [group[i : i + size] for i in range(0, len(group), size)]
+    return result
+
+
+def run_maintenance(
+    ctx: click.Context,
+    *,
+    backends: tuple[str, ...],
+    dry_run: bool,
+    max_destructive: int | None,
+    override_blast_radius: bool,
+    acknowledge_deprovision: bool,
+    show_pii: bool,
+) -> int:
+    with _session(ctx, backends) as (ws, connections, journal):
+        plan = make_plan(
+            policies=ws.policies,
+            inventory=ws.inventory,
+            backends=connections.backends,
+            journal=journal,
+            scopes=("maintenance",),
+            notes=connections.notes,
+            policy_commit=policy_commit(ws.config.path(ws.config.policies)),
+        )
+        if dry_run:
+            _explain(plan, ws, journal, max_destructive, override_blast_radius, acknowledge_deprovision)
+            return 0
+    for note in plan.notes:
+        console.print(f"[dim]note:[/] {note}")
+    if not plan.changes:
+        console.print("No reimage requests are waiting.")
+        return 0
+    console.print(f"{len(plan.changes)} device(s) waiting for reimage.")
+    failed = False
+    remaining = max_destructive
+    for batch in batches(plan.changes):
+        if remaining is not None and remaining <= 0:
+            console.print("Stopping: --max-destructive reached for this run.")
+            break
+        sub = Plan(
+            changes=batch,
+            observed={k: v for k, v in plan.observed.items() if k in {str(c.id) for c in batch}},
+            backends=plan.backends,
+            scopes=plan.scopes,
+            policy_commit=plan.policy_commit,
+            created_at=plan.created_at,
+        )
+        gates = GateOptions(
+            max_destructive=remaining,
+            override_blast_radius=override_blast_radius,
+            acknowledge_deprovision=acknowledge_deprovision,
+        )
+        report = run_apply(
+            ctx, sub, kind="maintenance", backends=backends, gates=gates, check_stale=False, show_pii=show_pii
+        )
+        counts = report.counts()
+        failed = failed or not report.ok
+        if remaining is not None:
+            remaining -= counts["succeeded"] + counts["failed"] + counts["unknown"]
+        if counts["deferred"]:
+            console.print("Stopping: the rest waits for the next open window or for capacity (see reasons above).")
+            break
+    return 1 if failed else 0
+
+
+def _explain(plan: Plan, ws, journal, max_destructive, override_blast_radius, acknowledge_deprovision) -> None:
+    from orchestrator.engine.gates import build_window_schedules, gate_destructive
+
+    if not plan.changes:
+        console.print("No reimage requests are waiting.")
+        return
+    decisions = gate_destructive(
+        plan.changes,
+        now=datetime.now(UTC),
+        windows=build_window_schedules(ws.policies, ws.repo_root),
+        used_in_window=lambda policy, start: journal.succeeded_since(policy, start.astimezone(UTC).isoformat()),
+        max_destructive=max_destructive,
+        override_blast_radius=override_blast_radius,
+        acknowledge_deprovision=acknowledge_deprovision,
+    )
+    by_key = {c.key: c for c in plan.changes}
+    table = Table(title="Reimage queue (dry run)", header_style="bold")
+    for column in ("device", "policy", "window", "now", "reason / next window"):
+        table.add_column(column, overflow="fold")
+    for decision in decisions:
+        change = by_key[decision.change_key]
+        hint = decision.reason + (f"; next {decision.next_open.isoformat()}" if decision.next_open else "")
+        table.add_row(
+            change.id.key,
+            change.policy or "-",
+            change.window or "-",
+            "[green]would run[/]" if decision.allowed else "[yellow]waits[/]",
+            hint,
+        )
+    console.print(table)

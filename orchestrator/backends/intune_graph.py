@@ -1,0 +1,297 @@
+"""The Graph session under the Intune backend: one msgraph-sdk client, one retry policy, raw bulk reads, $batch.
+
+- The SDK's own RetryHandler is switched off for the whole client (max_retries=0), so a 429 is retried by
+  our `RetryPolicy` alone, honouring Retry-After (never by two layers).
+- Bulk lists are read as raw JSON through the same request adapter (`send_primitive_async(..., "bytes")`):
+  deserialising 1,000 devices into kiota models costs seconds of CPU.
+- `$batch` inner URLs are built here, relative and without the version prefix; bodyless POSTs carry `{}`
+  and a Content-Type. Inner 429s are re-sent (only those items) after Retry-After.
+- A request that is not idempotent (wipe, retire) is sent with `retry=False`: a timeout raises
+  `OutcomeUnknown` and nothing is re-sent.
+- asyncio runs on a private loop thread; callers use the synchronous `run()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlencode, urlparse
+
+import httpx
+from tenacity import AsyncRetrying, Future, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from orchestrator.backends.pacing import CallCounter, RetryPolicy, TransientError, parse_retry_after
+from orchestrator.config import IntuneConfig, is_loopback
+from orchestrator.errors import BackendError, ConfigError, QuotaError
+
+T = TypeVar("T")
+GRAPH_ROOT = "https://graph.microsoft.com"
+RETRYABLE_STATUS = (429, 503, 504)
+MAX_BATCH = 20
+
+
+class OutcomeUnknown(BackendError):
+    """The request left but no answer came back (timeout): it may or may not have happened."""
+
+
+@dataclass
+class BatchItem:
+    """One inner $batch request. `url` is relative to the version root, e.g. /deviceManagement/…/wipe."""
+
+    id: str
+    method: str
+    url: str
+    body: dict[str, Any] | None = None
+
+
+@dataclass
+class BatchResult:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def error_text(self) -> str:
+        error = self.body.get("error", {}) if isinstance(self.body, dict) else {}
+        return f"HTTP {self.status} {error.get('code', '')}: {error.get('message', '')}".strip()
+
+
+def policy_wait(policy: RetryPolicy, attempt: int, retry_after: float | None) -> float:
+    """The retry policy's wait for attempt `attempt` (Retry-After when given, else jittered backoff)."""
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = attempt
+    outcome = Future(attempt)
+    outcome.set_exception(TransientError("throttled", retry_after=retry_after, status=429))
+    state.outcome = outcome
+    return policy.wait(state)
+
+
+def _auth_provider(config: IntuneConfig, root: str) -> Any:
+    from kiota_abstractions.authentication import AnonymousAuthenticationProvider
+
+    secret = os.environ.get(config.client_secret_env or "") if config.client_secret_env else None
+    cert_path = os.environ.get(config.certificate_path_env or "") if config.certificate_path_env else None
+    has_credentials = bool(config.tenant_id and config.client_id and (secret or cert_path))
+    if is_loopback(root) and not has_credentials:
+        return AnonymousAuthenticationProvider()
+    if not has_credentials:
+        raise ConfigError(
+            "intune: no credentials: set tenant_id and client_id in orchestrator.yaml and the "
+            f"client secret in ${config.client_secret_env} (or a certificate via certificate_path_env)"
+        )
+    from azure.identity.aio import CertificateCredential, ClientSecretCredential
+    from kiota_authentication_azure.azure_identity_authentication_provider import (
+        AzureIdentityAuthenticationProvider,
+    )
+
+    credential: Any
+    if secret:
+        credential = ClientSecretCredential(config.tenant_id, config.client_id, secret)
+    else:
+        credential = CertificateCredential(config.tenant_id, config.client_id, certificate_path=cert_path)
+    host = urlparse(root).hostname or "graph.microsoft.com"
+    return AzureIdentityAuthenticationProvider(credential, scopes=[f"https://{host}/.default"], allowed_hosts=[host])
+
+
+class GraphSession:
+    """A GraphServiceClient on a private event loop, with counting, retries and raw JSON helpers."""
+
+    def __init__(
+        self,
+        config: IntuneConfig,
+        *,
+        counter: CallCounter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        policy: RetryPolicy | None = None,
+        timeout: float = 60.0,
+    ):
+        from kiota_http.middleware.options import RetryHandlerOption
+        from msgraph import GraphRequestAdapter, GraphServiceClient
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+        from msgraph_core import GraphClientFactory
+
+        self.root = (config.graph_endpoint or GRAPH_ROOT).rstrip("/")
+        self.counter = counter or CallCounter()
+        self.policy = policy or RetryPolicy()
+        self.sleep = sleep
+        self.error_map = {"XXX": ODataError}
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="intune-graph", daemon=True)
+        self._thread.start()
+        no_sdk_retry = RetryHandlerOption(max_retries=0, should_retry=False)
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+        client = GraphClientFactory.create_with_default_middleware(
+            client=self.http, options={RetryHandlerOption.get_key(): no_sdk_retry}
+        )
+        self.adapter = GraphRequestAdapter(_auth_provider(config, self.root), client=client)
+        self.adapter.base_url = f"{self.root}/v1.0"
+        self.client = GraphServiceClient(request_adapter=self.adapter)
+
+    # ---- plumbing ------------------------------------------------------------------------------
+
+    def run(self, coro: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.run(self.http.aclose())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.loop.close()
+
+    async def _sleep(self, seconds: float) -> None:
+        if self.sleep is time.sleep:
+            await asyncio.sleep(seconds)
+        else:
+            self.sleep(seconds)
+
+    def url(self, version: str, path: str, **query: str) -> str:
+        text = f"{self.root}/{version}/{path.lstrip('/')}"
+        return f"{text}?{urlencode(query)}" if query else text
+
+    async def call(self, endpoint: str, send: Callable[[], Awaitable[T]], *, retry: bool = True) -> T:
+        """Send through `send`, counting each attempt; transient failures retried by the one policy."""
+
+        async def attempt() -> T:
+            self.counter.add(endpoint)
+            try:
+                return await send()
+            except httpx.TimeoutException as exc:
+                if not retry:
+                    raise OutcomeUnknown(f"{endpoint}: no answer within the timeout; outcome unknown") from exc
+                raise TransientError(f"{endpoint}: timeout") from exc
+            except httpx.TransportError as exc:
+                if not retry:
+                    raise OutcomeUnknown(f"{endpoint}: connection failed mid-request: {exc}") from exc
+                raise TransientError(f"{endpoint}: {exc}") from exc
+            except Exception as exc:
+                status = getattr(exc, "response_status_code", None)
+                if status is None:
+                    raise
+                raise self._mapped(endpoint, exc, status) from exc
+
+        if not retry:
+            try:
+                return await attempt()
+            except TransientError as exc:
+                raise BackendError(str(exc)) from exc
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(self.policy.attempts),
+            wait=self.policy.wait,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            return await retrying(attempt)
+        except TransientError as exc:
+            if exc.status == 429:
+                raise QuotaError(f"{endpoint}: still throttled after {self.policy.attempts} attempts") from exc
+            raise BackendError(f"{endpoint}: {exc} (after {self.policy.attempts} attempts)") from exc
+
+    def _mapped(self, endpoint: str, exc: Exception, status: int) -> Exception:
+        headers = getattr(exc, "response_headers", None) or {}
+        retry_after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
+        error = getattr(exc, "error", None)
+        code = getattr(error, "code", None) or ""
+        message = getattr(error, "message", None) or ""
+        text = f"{endpoint}: HTTP {status} {code}: {message}".rstrip(": ")
+        if status in RETRYABLE_STATUS:
+            return TransientError(text, retry_after=retry_after, status=status)
+        return BackendError(text)
+
+    async def _raw(self, method: str, url: str, body: Any = None) -> Any:
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+
+        info = RequestInformation(Method[method])
+        info.url = url
+        info.headers.try_add("Accept", "application/json")
+        if body is not None:
+            info.set_stream_content(json.dumps(body).encode(), "application/json")
+        raw = await self.adapter.send_primitive_async(info, "bytes", self.error_map)
+        return json.loads(raw) if raw else None
+
+    async def json(self, endpoint: str, method: str, url: str, body: Any = None, *, retry: bool = True) -> Any:
+        return await self.call(endpoint, lambda: self._raw(method, url, body), retry=retry)
+
+    async def get_all(self, endpoint: str, url: str) -> list[dict[str, Any]]:
+        """Every item of a collection, following absolute @odata.nextLink URLs."""
+        items: list[dict[str, Any]] = []
+        next_url: str | None = url
+        while next_url:
+            page = await self.json(endpoint, "GET", next_url)
+            items.extend(page.get("value") or [])
+            next_url = page.get("@odata.nextLink")
+        return items
+
+    # ---- $batch --------------------------------------------------------------------------------
+
+    async def batch(
+        self,
+        version: str,
+        items: list[BatchItem],
+        *,
+        retry: bool = True,
+        on_sent: Callable[[list[BatchItem]], None] | None = None,
+    ) -> dict[str, BatchResult]:
+        """Send ≤20 items per request; inner 429s are re-sent (only those) after their Retry-After.
+
+        With `retry=False` the outer request is never re-sent (a timeout raises OutcomeUnknown for the
+        items in flight); inner 429s are still re-sent because a throttled request was not performed.
+        """
+        results: dict[str, BatchResult] = {}
+        for start in range(0, len(items), MAX_BATCH):
+            chunk = items[start : start + MAX_BATCH]
+            if on_sent is not None:
+                on_sent(chunk)
+            results.update(await self._batch_chunk(version, chunk, retry=retry))
+        return results
+
+    async def _batch_chunk(self, version: str, chunk: list[BatchItem], *, retry: bool) -> dict[str, BatchResult]:
+        results: dict[str, BatchResult] = {}
+        pending = list(chunk)
+        for attempt in range(1, self.policy.attempts + 1):
+            payload = {"requests": [_inner_request(item) for item in pending]}
+            reply = await self.json("POST $batch", "POST", self.url(version, "$batch"), payload, retry=retry)
+            by_id = {str(r.get("id")): r for r in (reply or {}).get("responses") or []}
+            throttled: list[BatchItem] = []
+            waits: list[float] = []
+            for item in pending:
+                raw = by_id.get(item.id)
+                if raw is None:
+                    results[item.id] = BatchResult(
+                        0, {"error": {"code": "MissingResponse", "message": "no response for this item"}}
+                    )
+                    continue
+                headers = {str(k): str(v) for k, v in (raw.get("headers") or {}).items()}
+                result = BatchResult(int(raw.get("status") or 0), raw.get("body"), headers)
+                results[item.id] = result
+                if result.status == 429:
+                    throttled.append(item)
+                    after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
+                    if after is not None:
+                        waits.append(after)
+            if not throttled or attempt == self.policy.attempts:
+                break
+            await self._sleep(policy_wait(self.policy, attempt, max(waits) if waits else None))
+            pending = throttled
+        return results
+
+
+def _inner_request(item: BatchItem) -> dict[str, Any]:
+    request: dict[str, Any] = {"id": item.id, "method": item.method, "url": item.url}
+    if item.method in ("POST", "PATCH", "PUT"):
+        request["headers"] = {"Content-Type": "application/json"}
+        request["body"] = item.body if item.body is not None else {}
+    return request

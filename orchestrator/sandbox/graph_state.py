@@ -1,0 +1,254 @@
+"""In-memory Intune tenant behind the Graph emulator: managed devices, groups, apps, configuration profiles.
+
+Objects are stored as the JSON Graph returns (camelCase), so the HTTP layer only selects fields and
+pages. Beta-only properties (`lostModeState`, iOS `contentFilterSettings`) are hidden from /v1.0 reads,
+like the real service. Device actions follow the published rules: `enableLostMode` is beta-only and
+needs a supervised, corporate iOS device; every action appends to `deviceActionResults`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.sandbox.district import District, SeedDevice
+
+BETA_ONLY_DEVICE_FIELDS = ("lostModeState",)
+BETA_ONLY_CONFIG_FIELDS = ("contentFilterSettings",)
+DEVICE_ACTIONS = (
+    "remoteLock",
+    "wipe",
+    "retire",
+    "syncDevice",
+    "enableLostMode",
+    "disableLostMode",
+    "rebootNow",
+    "locateDevice",
+)
+BETA_ONLY_ACTIONS = ("enableLostMode",)
+
+
+class GraphProblem(Exception):
+    """A request the service refuses: becomes a Graph error body with this status and code."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def stable_id(*parts: str) -> str:
+    return str(uuid.UUID(hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]))
+
+
+def device_json(seed: SeedDevice) -> dict[str, Any]:
+    """A managedDevice as Graph returns it, from a generated district device."""
+    device = seed.device
+    ios = device.platform == "ios"
+    serial = device.serialNumber
+    return {
+        "id": seed.intune_id or stable_id("device", serial),
+        "deviceName": f"{'IPAD' if ios else 'PC'}-{serial}",
+        "serialNumber": serial,
+        "operatingSystem": "iOS" if ios else "Windows",
+        "osVersion": "17.5.1" if ios else "10.0.22631.3880",
+        "model": "iPad (9th generation)" if ios else "Surface Laptop SE",
+        "manufacturer": "Apple" if ios else "Microsoft",
+        "managedDeviceOwnerType": "company",
+        "managementState": "managed",
+        "complianceState": "compliant",
+        "isSupervised": bool(seed.supervised) if ios else False,
+        "lostModeState": "disabled",
+        "deviceActionResults": [],
+        "wiFiMacAddress": device.macAddress.replace(":", "").upper(),
+        "userPrincipalName": device.annotatedUser,
+        "enrolledDateTime": "2026-08-01T12:00:00Z",
+        "lastSyncDateTime": "2026-11-20T06:00:00Z",
+    }
+
+
+@dataclass
+class GraphState:
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    group_members: dict[str, set[str]] = field(default_factory=dict)
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    app_assignments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    config_assignments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @classmethod
+    def from_seed(cls, devices: Iterable[SeedDevice], groups: Iterable[str], apps: Iterable[str]) -> GraphState:
+        state = cls()
+        for name in groups:
+            state.add_group(name)
+        for name in apps:
+            state.add_app(name)
+        by_name = {g["displayName"]: gid for gid, g in state.groups.items()}
+        for seed in devices:
+            if seed.device.platform not in ("windows", "ios"):
+                continue
+            record = device_json(seed)
+            state.devices[record["id"]] = record
+            for group in seed.groups:
+                if group in by_name:
+                    state.group_members[by_name[group]].add(record["id"])
+        return state
+
+    @classmethod
+    def from_district(cls, district: District) -> GraphState:
+        return cls.from_seed(district.devices, district.groups, district.apps)
+
+    def add_group(self, name: str, *, group_id: str | None = None) -> str:
+        gid = group_id or stable_id("group", name, str(len(self.groups)))
+        self.groups[gid] = {
+            "id": gid,
+            "displayName": name,
+            "securityEnabled": True,
+            "mailEnabled": False,
+            "groupTypes": [],
+        }
+        self.group_members[gid] = set()
+        return gid
+
+    def add_app(self, name: str, *, app_id: str | None = None) -> str:
+        aid = app_id or stable_id("app", name, str(len(self.apps)))
+        self.apps[aid] = {
+            "@odata.type": "#microsoft.graph.win32LobApp",
+            "id": aid,
+            "displayName": name,
+            "publisher": name.split()[0],
+            "isAssigned": False,
+        }
+        self.app_assignments[aid] = []
+        return aid
+
+    # ---- devices -------------------------------------------------------------------------------
+
+    def device(self, device_id: str) -> dict[str, Any]:
+        record = self.devices.get(device_id)
+        if record is None:
+            raise GraphProblem(404, "ResourceNotFound", f"managedDevice {device_id} was not found")
+        return record
+
+    def act(self, device_id: str, action: str, body: dict[str, Any], version: str) -> None:
+        """Run one device action (the caller replies 204)."""
+        if action not in DEVICE_ACTIONS or (action in BETA_ONLY_ACTIONS and version != "beta"):
+            raise GraphProblem(400, "BadRequest", f"Resource not found for the segment '{action}'.")
+        record = self.device(device_id)
+        if action in ("enableLostMode", "disableLostMode"):
+            if not (
+                record["operatingSystem"] == "iOS"
+                and record["isSupervised"]
+                and record["managedDeviceOwnerType"] == "company"
+            ):
+                raise GraphProblem(
+                    400, "BadRequest", f"{action} is supported only on supervised corporate iOS/iPadOS devices"
+                )
+            if action == "enableLostMode" and not str(body.get("message") or "").strip():
+                raise GraphProblem(400, "BadRequest", "enableLostMode requires a message")
+            record["lostModeState"] = "enabled" if action == "enableLostMode" else "disabled"
+        if action == "wipe":
+            record["managementState"] = "wipePending"
+            record["lastWipe"] = {k: bool(body.get(k, False)) for k in ("keepEnrollmentData", "keepUserData")}
+        if action == "retire":
+            record["managementState"] = "retirePending"
+        stamp = now_iso()
+        record["deviceActionResults"] = [r for r in record["deviceActionResults"] if r["actionName"] != action]
+        record["deviceActionResults"].append(
+            {"actionName": action, "actionState": "pending", "startDateTime": stamp, "lastUpdatedDateTime": stamp}
+        )
+
+    # ---- configuration profiles ----------------------------------------------------------------
+
+    def create_config(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not str(body.get("@odata.type") or "").startswith("#microsoft.graph."):
+            raise GraphProblem(400, "BadRequest", "A type named '@odata.type' is required for deviceConfiguration")
+        if not str(body.get("displayName") or "").strip():
+            raise GraphProblem(400, "BadRequest", "displayName is required")
+        cid = str(uuid.uuid4())
+        stamp = now_iso()
+        record = {**body, "id": cid, "createdDateTime": stamp, "lastModifiedDateTime": stamp, "version": 1}
+        self.configs[cid] = record
+        self.config_assignments[cid] = []
+        return record
+
+    def config(self, config_id: str) -> dict[str, Any]:
+        record = self.configs.get(config_id)
+        if record is None:
+            raise GraphProblem(404, "ResourceNotFound", f"deviceConfiguration {config_id} was not found")
+        return record
+
+    def patch_config(self, config_id: str, body: dict[str, Any]) -> None:
+        record = self.config(config_id)
+        if body.get("@odata.type") not in (None, record["@odata.type"]):
+            raise GraphProblem(400, "BadRequest", "@odata.type cannot change")
+        record.update({k: v for k, v in body.items() if k not in ("id", "createdDateTime")})
+        record["lastModifiedDateTime"] = now_iso()
+        record["version"] += 1
+
+    def delete_config(self, config_id: str) -> None:
+        self.config(config_id)
+        del self.configs[config_id]
+        self.config_assignments.pop(config_id, None)
+
+    def assign_config(self, config_id: str, assignments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self.config(config_id)
+        stored = []
+        for assignment in assignments:
+            target = self._target(assignment)
+            stored.append({"id": f"{config_id}_{target.get('groupId', 'all')}", "target": target})
+        self.config_assignments[config_id] = stored
+        return stored
+
+    # ---- apps ----------------------------------------------------------------------------------
+
+    def app(self, app_id: str) -> dict[str, Any]:
+        record = self.apps.get(app_id)
+        if record is None:
+            raise GraphProblem(404, "ResourceNotFound", f"mobileApp {app_id} was not found")
+        return record
+
+    def assign_app(self, app_id: str, assignments: list[dict[str, Any]]) -> None:
+        self.app(app_id)
+        stored = []
+        for assignment in assignments:
+            intent = assignment.get("intent")
+            if intent not in ("available", "required", "uninstall", "availableWithoutEnrollment"):
+                raise GraphProblem(400, "BadRequest", f"invalid intent {intent!r}")
+            target = self._target(assignment)
+            stored.append(
+                {
+                    "id": f"{app_id}_{target.get('groupId', 'all')}_{intent}",
+                    "intent": intent,
+                    "target": target,
+                    "settings": assignment.get("settings"),
+                }
+            )
+        self.app_assignments[app_id] = stored
+        self.apps[app_id]["isAssigned"] = bool(stored)
+
+    def _target(self, assignment: dict[str, Any]) -> dict[str, Any]:
+        target = dict(assignment.get("target") or {})
+        kind = str(target.get("@odata.type") or "")
+        if kind.endswith("groupAssignmentTarget") or kind.endswith("GroupAssignmentTarget"):
+            if target.get("groupId") not in self.groups:
+                raise GraphProblem(400, "BadRequest", f"group {target.get('groupId')} does not exist")
+        elif not kind.endswith(("allDevicesAssignmentTarget", "allLicensedUsersAssignmentTarget")):
+            raise GraphProblem(400, "BadRequest", f"unsupported assignment target {kind!r}")
+        return target
+
+
+def strip_beta(record: dict[str, Any], fields: tuple[str, ...], version: str) -> dict[str, Any]:
+    if version == "beta":
+        return record
+    return {k: v for k, v in record.items() if k not in fields}

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import AfterValidator, BeforeValidator
 
 _TEMPLATE_MARKERS = ("{{", "}}", "{%", "%}", "{#", "${", "$(", "`", "<%")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _DOMAIN = re.compile(rf"^(\*\.)?({_LABEL}\.)+(?!-)[a-z0-9-]{{2,63}}(?<!-)$")
 _MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$")
@@ -36,7 +37,7 @@ def reject_template(value: str) -> str:
     for marker in _TEMPLATE_MARKERS:
         if marker in value:
             raise ValueError(f"contains {marker!r}: template or shell syntax is not allowed in policies")
-    if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
+    if _CONTROL.search(value):
         raise ValueError("contains control characters")
     return value
 

@@ -16,6 +16,9 @@ from orchestrator.errors import Diagnostic
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Path = tuple[str | int, ...]
+_CORE_TAGS = {
+    f"tag:yaml.org,2002:{name}" for name in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "merge")
+}
 
 
 @dataclass
@@ -41,6 +44,17 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: Path, lines: dict[Path, int]) -> Any:
         lines[path] = node.start_mark.line + 1
+        if node.tag not in _CORE_TAGS:
+            self.problems.append(
+                Diagnostic(
+                    self.file,
+                    node.start_mark.line + 1,
+                    ".".join(str(p) for p in path),
+                    f"unsupported YAML tag {node.tag!r}",
+                    "plain YAML values only (no ! tags)",
+                )
+            )
+            return None
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, lines)
         if isinstance(node, yaml.SequenceNode):
@@ -86,6 +100,8 @@ def read_documents(file: str, text: str, problems: list[Diagnostic]) -> Iterator
                 continue
             lines: dict[Path, int] = {}
             data = builder.build(node, (), lines)
+            if data is None:  # an empty document, e.g. after a trailing `---`
+                continue
             yield YamlDocument(file=file, line=node.start_mark.line + 1, data=data, lines=lines)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

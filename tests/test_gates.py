@@ -1,0 +1,173 @@
+"""Safety gates for destructive changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from orchestrator.calendar import SchoolDays
+from orchestrator.engine.gates import build_window_schedules, gate_destructive
+from orchestrator.engine.resources import Change, ResourceId
+from orchestrator.policy.loader import load_policies
+from orchestrator.policy.models import MaintenanceWindow, SchoolCalendar
+from orchestrator.windows import WindowSchedule
+
+REPO = Path(__file__).resolve().parent.parent
+TZ = ZoneInfo("America/Chicago")
+OPEN_NOW = dt.datetime(2026, 12, 4, 23, 0, tzinfo=TZ)  # a Friday night
+CLOSED_NOW = dt.datetime(2026, 12, 3, 23, 0, tzinfo=TZ)  # a Thursday night
+
+
+def windows() -> dict[str, WindowSchedule]:
+    calendar = SchoolCalendar.model_validate(
+        {
+            "kind": "SchoolCalendar",
+            "name": "district",
+            "timezone": "America/Chicago",
+            "terms": [{"name": "Fall semester", "first_day": "2026-08-13", "last_day": "2026-12-18"}],
+        }
+    )
+    window = MaintenanceWindow.model_validate(
+        {
+            "kind": "MaintenanceWindow",
+            "name": "overnight",
+            "calendar": "district",
+            "times": ["22:00-05:00"],
+            "days": "nights_before_non_class_days",
+        }
+    )
+    return {"overnight": WindowSchedule(window, SchoolDays(calendar))}
+
+
+def reimage(serial: str, *, policy: str = "lab-reset", cap: int | None = 3, **meta: Any) -> Change:
+    meta = {"serial": serial, **meta}
+    if cap is not None:
+        meta["max_devices_per_window"] = cap
+    return Change(
+        id=ResourceId("google", "reimage", serial),
+        op="action",
+        before=None,
+        after="wipe_users",
+        policy=policy,
+        window=meta.pop("window", "overnight"),
+        destructive=True,
+        meta=meta,
+    )
+
+
+def never_used(policy: str, interval_start: dt.datetime) -> int:
+    return 0
+
+
+def gate(changes: list[Change], **kwargs: Any) -> list[Any]:
+    options: dict[str, Any] = {
+        "now": OPEN_NOW,
+        "windows": windows(),
+        "used_in_window": never_used,
+        "max_destructive": None,
+    }
+    options.update(kwargs)
+    return gate_destructive(changes, **options)
+
+
+def test_change_in_an_open_window_is_allowed_and_says_until_when() -> None:
+    [decision] = gate([reimage("SN001")])
+    assert decision.allowed
+    assert decision.reason == "window overnight open until 2026-12-05 05:00 CST"
+    assert decision.interval_start == dt.datetime(2026, 12, 4, 22, 0, tzinfo=TZ)
+
+
+def test_closed_window_defers_with_reason_and_next_open() -> None:
+    [decision] = gate([reimage("SN001")], now=CLOSED_NOW)
+    assert not decision.allowed
+    assert "2026-12-04 is a class day" in decision.reason
+    assert decision.next_open == dt.datetime(2026, 12, 4, 22, 0, tzinfo=TZ)
+
+
+def test_unknown_or_missing_window_is_refused() -> None:
+    [unknown] = gate([reimage("SN001", window="weekend")])
+    assert not unknown.allowed and "unknown maintenance window 'weekend'" in unknown.reason
+    [missing] = gate([reimage("SN002", window=None)])
+    assert not missing.allowed and "names no maintenance window" in missing.reason
+
+
+def test_per_policy_cap_counts_devices_already_done_in_this_interval() -> None:
+    seen: list[tuple[str, dt.datetime]] = []
+
+    def used(policy: str, interval_start: dt.datetime) -> int:
+        seen.append((policy, interval_start))
+        return 2
+
+    decisions = gate([reimage("SN003"), reimage("SN001"), reimage("SN002")], used_in_window=used)
+    assert [(d.change_key, d.allowed) for d in decisions] == [
+        (reimage("SN001").key, True),
+        (reimage("SN002").key, False),
+        (reimage("SN003").key, False),
+    ]
+    assert "blast radius" in decisions[1].reason and "3 of max 3" in decisions[1].reason
+    assert decisions[1].next_open == dt.datetime(2026, 12, 5, 22, 0, tzinfo=TZ)  # the following night
+    assert seen == [("lab-reset", dt.datetime(2026, 12, 4, 22, 0, tzinfo=TZ))]
+
+
+def test_caps_are_per_policy() -> None:
+    changes = [reimage(f"A{i:03d}", policy="a") for i in range(4)] + [
+        reimage(f"B{i:03d}", policy="b") for i in range(4)
+    ]
+    policy_of = {c.key: c.policy for c in changes}
+    allowed = Counter(policy_of[d.change_key] for d in gate(changes) if d.allowed)
+    assert allowed == {"a": 3, "b": 3}
+
+
+def test_global_max_destructive_limits_the_run() -> None:
+    decisions = gate([reimage(f"SN{i:03d}", cap=100) for i in range(5)], max_destructive=2)
+    assert [d.allowed for d in decisions] == [True, True, False, False, False]
+    assert "--max-destructive 2" in decisions[2].reason
+
+
+def test_override_blast_radius_lifts_caps_but_not_the_window() -> None:
+    decisions = gate([reimage(f"SN{i:03d}", cap=1) for i in range(3)], max_destructive=2, override_blast_radius=True)
+    assert all(d.allowed for d in decisions)
+    assert "overridden" in decisions[2].reason
+    [closed] = gate([reimage("SN001")], now=CLOSED_NOW, override_blast_radius=True)
+    assert not closed.allowed
+
+
+def test_deprovision_needs_acknowledgement() -> None:
+    [refused] = gate([reimage("SN001", method="deprovision")])
+    assert not refused.allowed and "acknowledge" in refused.reason
+    [allowed] = gate([reimage("SN001", method="deprovision")], acknowledge_deprovision=True)
+    assert allowed.allowed
+
+
+def test_decisions_are_in_a_deterministic_order_whatever_the_input_order() -> None:
+    changes = [reimage(f"SN{i:03d}") for i in (5, 1, 4, 2, 3)]
+    first = [(d.change_key, d.allowed) for d in gate(changes)]
+    second = [(d.change_key, d.allowed) for d in gate(list(reversed(changes)))]
+    assert first == second
+    assert [k for k, a in first if a] == [reimage(f"SN{i:03d}").key for i in (1, 2, 3)]
+
+
+def test_window_limited_to_a_school_uses_the_change_school() -> None:
+    schedules = windows()
+    limited = schedules["overnight"].window.model_copy(update={"schools": ["jefferson-high"]})
+    schedules["overnight"] = WindowSchedule(limited, schedules["overnight"].days)
+    decisions = gate([reimage("SN001", school="jefferson-high"), reimage("SN002", school="lincoln")], windows=schedules)
+    assert [d.allowed for d in decisions] == [True, False]
+
+
+def test_naive_now_is_refused() -> None:
+    with pytest.raises(ValueError):
+        gate([reimage("SN001")], now=dt.datetime(2026, 12, 4, 23, 0))
+
+
+def test_build_window_schedules_from_the_sample_policies() -> None:
+    schedules = build_window_schedules(load_policies(REPO / "policies"), REPO)
+    assert set(schedules) == {"overnight-no-students", "break-days"}
+    thanksgiving = dt.datetime(2026, 11, 26, 10, 0, tzinfo=TZ)
+    assert schedules["break-days"].is_open(thanksgiving).open
+    assert not schedules["overnight-no-students"].is_open(thanksgiving).open

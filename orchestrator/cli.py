@@ -432,28 +432,19 @@ def journal(ctx: click.Context, run_id: str | None, limit: int, show_pii: bool) 
 @click.option("--devices", type=int, default=120, show_default=True, help="Devices in the generated district.")
 @click.option("--seed", type=int, default=2026, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--google-port", type=int, default=8801, show_default=True)
-@click.option("--policy-port", type=int, default=8802, show_default=True)
-@click.option("--graph-port", type=int, default=8803, show_default=True)
+@click.option("--google-port", type=int, default=8801, show_default=True, help="Directory + Chrome Policy API port.")
+@click.option("--graph-port", type=int, default=8803, show_default=True, help="Microsoft Graph API port.")
 @click.option("--latency", type=float, default=0.0, help="Seconds of latency added to every API call.")
 @handle_errors
-def sandbox(
-    devices: int, seed: int, host: str, google_port: int, policy_port: int, graph_port: int, latency: float
-) -> None:
+def sandbox(devices: int, seed: int, host: str, google_port: int, graph_port: int, latency: float) -> None:
     """Run the Google Admin, Chrome Policy and Graph emulators with a generated district until Ctrl-C.
 
     Example: orchestrator sandbox --devices 5000
     """
     from orchestrator.sandbox.runner import run_sandbox
 
-    run_sandbox(
-        host=host,
-        ports=(google_port, policy_port, graph_port),
-        devices=devices,
-        seed=seed,
-        latency=latency,
-        console=console,
-    )
+    run_sandbox(host=host, ports=(google_port, graph_port), devices=devices, seed=seed, latency=latency,
+                console=console)
 
 
 def _register_more() -> None:

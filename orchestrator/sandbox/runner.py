@@ -1,0 +1,39 @@
+"""`orchestrator sandbox`: the Google and Graph emulators with one generated district, until stopped."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from rich.console import Console
+
+from orchestrator.sandbox.district import generate
+from orchestrator.sandbox.google_emulator import GoogleEmulator
+from orchestrator.sandbox.graph_emulator import GraphEmulator
+from orchestrator.sandbox.graph_state import GraphState
+
+
+def run_sandbox(
+    *, host: str, ports: tuple[int, int], devices: int, seed: int, latency: float, console: Console
+) -> None:
+    district = generate(devices=devices, seed=seed)
+    google = GoogleEmulator(district, host, ports[0], seed=seed, latency=latency).start()
+    graph = GraphEmulator(GraphState.from_district(district), host, ports[1])
+    graph.faults.latency = latency
+    graph.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    console.print(f"Sandbox district: {len(district.devices)} devices, {len(district.ous)} org units (seed {seed}).")
+    console.print(f"  Google Admin + Chrome Policy emulator  {google.url}")
+    console.print(f"  Microsoft Graph emulator               {graph.url}")
+    console.print(
+        "Point orchestrator.yaml's *_endpoint keys here (the sample config already does). Ctrl-C stops.",
+        soft_wrap=True,
+    )
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        google.stop()
+        graph.stop()

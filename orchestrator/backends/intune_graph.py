@@ -6,7 +6,7 @@
   deserialising 1,000 devices into kiota models costs seconds of CPU.
 - `$batch` inner URLs are built here, relative and without the version prefix; bodyless POSTs carry `{}`
   and a Content-Type. Inner 429s are re-sent (only those items) after Retry-After.
-- A request that is not idempotent (wipe, retire) is sent with `retry=False`: a timeout raises
+- A request that is not idempotent (wipe, retire, create) is sent with `idempotent=False`: a timeout raises
   `OutcomeUnknown` and nothing is re-sent.
 - asyncio runs on a private loop thread; callers use the synchronous `run()`.
 """
@@ -159,32 +159,30 @@ class GraphSession:
         text = f"{self.root}/{version}/{path.lstrip('/')}"
         return f"{text}?{urlencode(query)}" if query else text
 
-    async def call(self, endpoint: str, send: Callable[[], Awaitable[T]], *, retry: bool = True) -> T:
-        """Send through `send`, counting each attempt; transient failures retried by the one policy."""
+    async def call(self, endpoint: str, send: Callable[[], Awaitable[T]], *, idempotent: bool = True) -> T:
+        """Send through `send`, counting each attempt; transient failures retried by the one policy.
+
+        Not idempotent (wipe, create): only a 429 is retried (the service did not perform it); a timeout
+        or broken connection raises OutcomeUnknown and nothing is re-sent.
+        """
 
         async def attempt() -> T:
             self.counter.add(endpoint)
             try:
                 return await send()
-            except httpx.TimeoutException as exc:
-                if not retry:
-                    raise OutcomeUnknown(f"{endpoint}: no answer within the timeout; outcome unknown") from exc
-                raise TransientError(f"{endpoint}: timeout") from exc
-            except httpx.TransportError as exc:
-                if not retry:
-                    raise OutcomeUnknown(f"{endpoint}: connection failed mid-request: {exc}") from exc
-                raise TransientError(f"{endpoint}: {exc}") from exc
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                if not idempotent:
+                    raise OutcomeUnknown(f"{endpoint}: no answer ({type(exc).__name__}); outcome unknown") from exc
+                raise TransientError(f"{endpoint}: {type(exc).__name__}") from exc
             except Exception as exc:
                 status = getattr(exc, "response_status_code", None)
                 if status is None:
                     raise
-                raise self._mapped(endpoint, exc, status) from exc
+                mapped = self._mapped(endpoint, exc, status)
+                if not idempotent and isinstance(mapped, TransientError) and status != 429:
+                    raise OutcomeUnknown(f"{mapped}; outcome unknown") from exc
+                raise mapped from exc
 
-        if not retry:
-            try:
-                return await attempt()
-            except TransientError as exc:
-                raise BackendError(str(exc)) from exc
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(self.policy.attempts),
@@ -222,8 +220,8 @@ class GraphSession:
         raw = await self.adapter.send_primitive_async(info, "bytes", self.error_map)
         return json.loads(raw) if raw else None
 
-    async def json(self, endpoint: str, method: str, url: str, body: Any = None, *, retry: bool = True) -> Any:
-        return await self.call(endpoint, lambda: self._raw(method, url, body), retry=retry)
+    async def json(self, endpoint: str, method: str, url: str, body: Any = None, *, idempotent: bool = True) -> Any:
+        return await self.call(endpoint, lambda: self._raw(method, url, body), idempotent=idempotent)
 
     async def get_all(self, endpoint: str, url: str) -> list[dict[str, Any]]:
         """Every item of a collection, following absolute @odata.nextLink URLs."""
@@ -242,28 +240,35 @@ class GraphSession:
         version: str,
         items: list[BatchItem],
         *,
-        retry: bool = True,
+        idempotent: bool = True,
         on_sent: Callable[[list[BatchItem]], None] | None = None,
+        pace: Callable[[int], None] | None = None,
+        chunk_size: int = MAX_BATCH,
     ) -> dict[str, BatchResult]:
         """Send ≤20 items per request; inner 429s are re-sent (only those) after their Retry-After.
 
-        With `retry=False` the outer request is never re-sent (a timeout raises OutcomeUnknown for the
+        With `idempotent=False` the outer request is never re-sent (a timeout raises OutcomeUnknown for the
         items in flight); inner 429s are still re-sent because a throttled request was not performed.
         """
         results: dict[str, BatchResult] = {}
-        for start in range(0, len(items), MAX_BATCH):
-            chunk = items[start : start + MAX_BATCH]
+        size = max(1, min(chunk_size, MAX_BATCH))
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
             if on_sent is not None:
                 on_sent(chunk)
-            results.update(await self._batch_chunk(version, chunk, retry=retry))
+            results.update(await self._batch_chunk(version, chunk, idempotent=idempotent, pace=pace))
         return results
 
-    async def _batch_chunk(self, version: str, chunk: list[BatchItem], *, retry: bool) -> dict[str, BatchResult]:
+    async def _batch_chunk(
+        self, version: str, chunk: list[BatchItem], *, idempotent: bool, pace: Callable[[int], None] | None
+    ) -> dict[str, BatchResult]:
         results: dict[str, BatchResult] = {}
         pending = list(chunk)
         for attempt in range(1, self.policy.attempts + 1):
+            if pace is not None:
+                pace(len(pending))
             payload = {"requests": [_inner_request(item) for item in pending]}
-            reply = await self.json("POST $batch", "POST", self.url(version, "$batch"), payload, retry=retry)
+            reply = await self.json("POST $batch", "POST", self.url(version, "$batch"), payload, idempotent=idempotent)
             by_id = {str(r.get("id")): r for r in (reply or {}).get("responses") or []}
             throttled: list[BatchItem] = []
             waits: list[float] = []

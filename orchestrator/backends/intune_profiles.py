@@ -1,0 +1,91 @@
+"""Web filter profiles as Intune deviceConfigurations: build the Graph body, read it back to our value.
+
+Windows: a `windows10CustomConfiguration` with two ADMX-backed OMA-URI string settings for Microsoft Edge
+(`URLBlocklist`, `URLAllowlist`); list data is `<enabled/><data id="…Desc" value="1&#xF000;a.com&#xF000;2…"/>`.
+iOS/iPadOS: an `iosDeviceFeaturesConfiguration` (beta) whose `contentFilterSettings` is an
+`iosWebContentFilterAutoFilter` with `blockedUrls` / `allowedUrls` (https:// URLs).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+EDGE_URI = "./Device/Vendor/MSFT/Policy/Config/microsoft_edge~Policy~microsoft_edge/{name}"
+WINDOWS_TYPE = "#microsoft.graph.windows10CustomConfiguration"
+IOS_TYPE = "#microsoft.graph.iosDeviceFeaturesConfiguration"
+IOS_FILTER_TYPE = "#microsoft.graph.iosWebContentFilterAutoFilter"
+PLATFORM_OF_TYPE = {WINDOWS_TYPE: "windows", IOS_TYPE: "ios"}
+DESCRIPTION = "Managed by the k12 fleet orchestrator from policies in git. Manual edits are reverted."
+_SEP = "&#xF000;"
+_DATA = re.compile(r'<data\s+id="[^"]*"\s+value="([^"]*)"\s*/>')
+
+
+def _admx_list(name: str, domains: list[str]) -> str:
+    if not domains:
+        return "<disabled/>"
+    pairs = _SEP.join(f"{i}{_SEP}{html.escape(d, quote=True)}" for i, d in enumerate(domains, start=1))
+    return f'<enabled/><data id="{name}Desc" value="{pairs}"/>'
+
+
+def _admx_values(text: str) -> list[str]:
+    match = _DATA.search(text or "")
+    if not match or "<enabled/>" not in text:
+        return []
+    parts = match.group(1).split(_SEP)
+    return sorted({html.unescape(p) for p in parts[1::2] if p})
+
+
+def profile_body(platform: str, display_name: str, value: dict[str, Any]) -> dict[str, Any]:
+    """The POST/PATCH body for a web filter profile on `platform`."""
+    blocked, allowed = list(value.get("blocked") or []), list(value.get("allowed") or [])
+    if platform == "windows":
+        return {
+            "@odata.type": WINDOWS_TYPE,
+            "displayName": display_name,
+            "description": DESCRIPTION,
+            "omaSettings": [
+                {
+                    "@odata.type": "#microsoft.graph.omaSettingString",
+                    "displayName": f"Edge {name}",
+                    "omaUri": EDGE_URI.format(name=name),
+                    "value": _admx_list(name, domains),
+                }
+                for name, domains in (("URLBlocklist", blocked), ("URLAllowlist", allowed))
+            ],
+        }
+    if platform == "ios":
+        return {
+            "@odata.type": IOS_TYPE,
+            "displayName": display_name,
+            "description": DESCRIPTION,
+            "contentFilterSettings": {
+                "@odata.type": IOS_FILTER_TYPE,
+                "blockedUrls": [f"https://{d}" for d in blocked],
+                "allowedUrls": [f"https://{d}" for d in allowed],
+            },
+        }
+    raise ValueError(f"no web filter profile for platform {platform!r} (windows, ios)")
+
+
+def _strip_scheme(url: str) -> str:
+    return re.sub(r"^https?://", "", url).rstrip("/")
+
+
+def profile_lists(record: dict[str, Any]) -> dict[str, list[str]]:
+    """{"blocked", "allowed"} read back from a deviceConfiguration (empty lists for foreign shapes)."""
+    kind = record.get("@odata.type")
+    if kind == WINDOWS_TYPE:
+        by_uri = {s.get("omaUri"): s.get("value") or "" for s in record.get("omaSettings") or []}
+        return {
+            "blocked": _admx_values(by_uri.get(EDGE_URI.format(name="URLBlocklist"), "")),
+            "allowed": _admx_values(by_uri.get(EDGE_URI.format(name="URLAllowlist"), "")),
+        }
+    if kind == IOS_TYPE:
+        content = record.get("contentFilterSettings") or {}
+        return {
+            "blocked": sorted({_strip_scheme(u) for u in content.get("blockedUrls") or []}),
+            "allowed": sorted({_strip_scheme(u) for u in content.get("allowedUrls") or []}),
+        }
+    return {"blocked": [], "allowed": []}

@@ -60,7 +60,7 @@ def run_site_job(job: SiteJob) -> SiteRun:
     private = Path(tempfile.mkdtemp(prefix=f"k12-{job.site}-"))
     started = time.monotonic()
     try:
-        vars_file = write_unsafe_vars(private / "k12_vars.yml", {"k12_site": job.site, **job.values})
+        vars_file = write_unsafe_vars(private / "k12_vars.json", {"k12_site": job.site, **job.values})
         (private / "tmp").mkdir()
         cmdline = f"{'--check ' if job.check else ''}--diff -e @{vars_file}"
         try:
@@ -89,7 +89,7 @@ def run_site_job(job: SiteJob) -> SiteRun:
         artifact_dir = job.artifacts_dir / ident
         outcomes = parse_events(runner.events)
         if artifact_dir.exists():
-            shutil.copy(vars_file, artifact_dir / "k12_vars.yml")
+            shutil.copy(vars_file, artifact_dir / "k12_vars.json")
             scrub_artifacts(artifact_dir)
         error = "" if runner.status == "successful" else _stdout_tail(runner)
         return SiteRun(job.site, job.check, runner.status, runner.rc, seconds, outcomes, str(artifact_dir), error)

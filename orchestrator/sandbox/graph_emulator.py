@@ -304,6 +304,10 @@ class GraphEmulator(EmulatorServer):
         self.state = state
         self.api = GraphApi(state)
 
+    def serve_forever(self, poll_interval: float = 0.05) -> None:
+        """A short poll interval so `stop()` returns quickly in tests."""
+        super().serve_forever(poll_interval)
+
     @classmethod
     def start_local(
         cls, district: District | None = None, *, state: GraphState | None = None, latency: float = 0.0

@@ -22,9 +22,10 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from orchestrator.engine.resources import Change
-from orchestrator.windows import Interval, WindowSchedule, build_window_schedules
+from orchestrator.windows import Interval, WindowSchedule, WindowState, build_window_schedules
 
 __all__ = ["GateDecision", "build_window_schedules", "gate_destructive", "gate_order"]
 
@@ -68,6 +69,19 @@ def gate_destructive(
     allowed_per_interval: dict[tuple[str, dt.datetime], int] = defaultdict(int)
     used_cache: dict[tuple[str, dt.datetime], int] = {}
     allowed_total = 0
+
+    @cache
+    def state_of(window: str, school: str | None) -> WindowState:
+        return windows[window].is_open(now, school)
+
+    @cache
+    def next_of(window: str, school: str | None) -> Interval | None:
+        return windows[window].next_open(now, school)
+
+    @cache
+    def following_of(window: str, school: str | None, interval: Interval) -> Interval | None:
+        return windows[window].following_open(interval, school)
+
     for change in sorted(changes, key=gate_order):
         key = change.key
         school = change.meta.get("school")
@@ -96,12 +110,10 @@ def gate_destructive(
                 )
             )
             continue
-        state = schedule.is_open(now, school)
+        state = state_of(change.window, school)
         if not state.open or state.interval is None:
-            upcoming = schedule.next_open(now, school)
-            when = (
-                f"; next opens {_fmt(upcoming.start)}" if upcoming else "; no open interval within 400 days"
-            )
+            upcoming = next_of(change.window, school)
+            when = f"; next opens {_fmt(upcoming.start)}" if upcoming else "; no open interval within 400 days"
             decisions.append(
                 GateDecision(
                     key,
@@ -117,7 +129,7 @@ def gate_destructive(
         refusal = _cap_refusal(change, interval, allowed_per_interval, used_cache, used_in_window)
         if refusal:
             if not override_blast_radius:
-                following = schedule.following_open(interval, school)
+                following = following_of(change.window, school, interval)
                 decisions.append(
                     GateDecision(
                         key,
@@ -133,9 +145,7 @@ def gate_destructive(
         if max_destructive is not None and allowed_total >= max_destructive:
             refusal = f"refused: --max-destructive {max_destructive} reached in this run"
             if not override_blast_radius:
-                decisions.append(
-                    GateDecision(key, False, refusal, window=change.window, interval_start=interval.start)
-                )
+                decisions.append(GateDecision(key, False, refusal, window=change.window, interval_start=interval.start))
                 continue
             overrides.append(refusal)
         allowed_total += 1

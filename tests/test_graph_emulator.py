@@ -107,8 +107,9 @@ def test_batch_over_20_requests_is_refused(http: httpx.Client) -> None:
     assert reply.status_code == 400
 
 
-def test_batch_write_without_body_or_content_type_fails_whole_batch(emulator: GraphEmulator,
-                                                                     http: httpx.Client) -> None:
+def test_batch_write_without_body_or_content_type_fails_whole_batch(
+    emulator: GraphEmulator, http: httpx.Client
+) -> None:
     laptop = _device(emulator, os="Windows")
     bodyless = {"id": "1", "method": "POST", "url": f"/{DEVICES}/{laptop['id']}/remoteLock"}
     reply = http.post("/v1.0/$batch", json={"requests": [bodyless]})
@@ -139,8 +140,9 @@ def test_batch_inner_requests_are_throttled_on_their_own(emulator: GraphEmulator
     assert emulator.calls["GET group"] == 3 and emulator.calls["POST $batch"] == 1
 
 
-def test_throttled_request_has_graph_error_and_optional_retry_after(emulator: GraphEmulator,
-                                                                     http: httpx.Client) -> None:
+def test_throttled_request_has_graph_error_and_optional_retry_after(
+    emulator: GraphEmulator, http: httpx.Client
+) -> None:
     emulator.faults.queue.append(Fault(429, retry_after=2, endpoint="GET groups"))
     emulator.faults.queue.append(Fault(429, retry_after=None, endpoint="GET groups"))
     first, second = http.get("/v1.0/groups"), http.get("/v1.0/groups")
@@ -150,8 +152,9 @@ def test_throttled_request_has_graph_error_and_optional_retry_after(emulator: Gr
 
 
 def test_app_assign_replaces_assignments(emulator: GraphEmulator, http: httpx.Client) -> None:
-    app = http.get("/v1.0/deviceAppManagement/mobileApps",
-                   params={"$filter": "displayName eq 'Microsoft Word'"}).json()["value"]
+    app = http.get(
+        "/v1.0/deviceAppManagement/mobileApps", params={"$filter": "displayName eq 'Microsoft Word'"}
+    ).json()["value"]
     assert len(app) == 1
     groups = list(emulator.state.groups)
     url = f"/v1.0/deviceAppManagement/mobileApps/{app[0]['id']}"
@@ -164,16 +167,23 @@ def test_app_assign_replaces_assignments(emulator: GraphEmulator, http: httpx.Cl
 
 
 def test_device_configuration_create_assign_and_expand(emulator: GraphEmulator, http: httpx.Client) -> None:
-    body = {"@odata.type": "#microsoft.graph.iosDeviceFeaturesConfiguration", "displayName": "K12 test",
-            "contentFilterSettings": {"@odata.type": "#microsoft.graph.iosWebContentFilterAutoFilter",
-                                      "blockedUrls": ["https://a.example"], "allowedUrls": []}}
+    body = {
+        "@odata.type": "#microsoft.graph.iosDeviceFeaturesConfiguration",
+        "displayName": "K12 test",
+        "contentFilterSettings": {
+            "@odata.type": "#microsoft.graph.iosWebContentFilterAutoFilter",
+            "blockedUrls": ["https://a.example"],
+            "allowedUrls": [],
+        },
+    }
     created = http.post("/beta/deviceManagement/deviceConfigurations", json=body)
     assert created.status_code == 201
     cid = created.json()["id"]
     gid = next(iter(emulator.state.groups))
     target = {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": gid}
-    assign = http.post(f"/v1.0/deviceManagement/deviceConfigurations/{cid}/assign",
-                       json={"assignments": [{"target": target}]})
+    assign = http.post(
+        f"/v1.0/deviceManagement/deviceConfigurations/{cid}/assign", json={"assignments": [{"target": target}]}
+    )
     assert assign.status_code == 200
     listed = http.get("/beta/deviceManagement/deviceConfigurations?$expand=assignments").json()["value"]
     assert listed[0]["assignments"][0]["target"]["groupId"] == gid

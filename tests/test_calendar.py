@@ -245,3 +245,11 @@ def test_no_school_beats_staff_only_and_class_day_on_the_same_day() -> None:
         )
     )
     assert (days.day(D("2026-10-09")).kind, days.day(D("2026-10-09")).reason) == ("no_students", "Flex Friday")
+
+
+def test_google_x_wr_timezone_places_floating_times_in_the_exporting_zone() -> None:
+    # 00:10-00:50 floating in an export whose X-WR-TIMEZONE is New York is 23:10-23:50 the day before in Chicago
+    source = {"file": "tests/data/x-wr-timezone.ics", "rules": [{"match": "no school", "means": "no_students"}]}
+    days = SchoolDays(calendar(ics=source), REPO)
+    assert days.day(D("2026-11-23")).kind == "no_students"
+    assert days.day(D("2026-11-24")).kind == "class_day"

@@ -337,6 +337,7 @@ def test_unmanaged_duplicate_or_orphan_profiles(
     )
     desired = policy_resources(tmp_path, **{"web.yaml": WEBFILTER})
     changes, results = run_once(backend, desired)
+    assert {r.state for r in results} == {"succeeded"}
     deletes = [c for c in changes if c.op == "delete"]
     assert [c.id.key for c in deletes] == ["windows|K12 WebFilter retired-filter"]
     assert orphan["id"] not in emulator.state.configs

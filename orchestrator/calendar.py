@@ -121,9 +121,7 @@ def _fill(target: dict[dt.date, str], ranges: Iterable[DayRange], default: str) 
         target.setdefault(day, reason or default)
 
 
-def _event_dates(
-    start: dt.date | dt.datetime, end: dt.date | dt.datetime | None, tz: ZoneInfo
-) -> list[dt.date]:
+def _event_dates(start: dt.date | dt.datetime, end: dt.date | dt.datetime | None, tz: ZoneInfo) -> list[dt.date]:
     """Local dates an event instance covers: all-day [start, end), timed: every date it touches."""
     if isinstance(start, dt.datetime):
         start_local = start.astimezone(tz) if start.tzinfo else start
@@ -162,11 +160,7 @@ def read_ics(
         instances = recurring_ical_events.of(cal).between(start, end)
     except Exception as exc:  # icalendar and the recurrence library raise many types for bad input
         raise PolicyError(
-            [
-                Diagnostic(
-                    shown, 0, "ics.file", f"not a valid iCalendar file: {exc}", "RFC 5545 text with VEVENTs"
-                )
-            ]
+            [Diagnostic(shown, 0, "ics.file", f"not a valid iCalendar file: {exc}", "RFC 5545 text with VEVENTs")]
         ) from exc
     days: list[IcsDay] = []
     for event in instances:
@@ -212,9 +206,7 @@ class SchoolDays:
     term); an unbounded RRULE is therefore cut there.
     """
 
-    def __init__(
-        self, calendar: SchoolCalendar, repo_root: Path | str = ".", *, ics_days: list[IcsDay] | None = None
-    ):
+    def __init__(self, calendar: SchoolCalendar, repo_root: Path | str = ".", *, ics_days: list[IcsDay] | None = None):
         self.calendar = calendar
         self.repo_root = Path(repo_root)
         self.tz = ZoneInfo(calendar.timezone)
@@ -295,6 +287,11 @@ class SchoolDays:
         return derived
 
     @property
+    def timezone(self) -> ZoneInfo:
+        """The district's zone (same as `tz`)."""
+        return self.tz
+
+    @property
     def schools(self) -> list[str]:
         return sorted(self._schools)
 
@@ -345,9 +342,7 @@ class SchoolDays:
             elif day in layer.class_days and not (layer is self.district and self._listed):
                 kind, reason = "class_day", layer.class_days[day]
         testing_reasons = [
-            layer.testing[day]
-            for layer in (self.district, school_layer)
-            if layer is not None and day in layer.testing
+            layer.testing[day] for layer in (self.district, school_layer) if layer is not None and day in layer.testing
         ]
         return DayInfo(
             day,

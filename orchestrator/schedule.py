@@ -70,8 +70,7 @@ def _cron(workdir: str, python: str, timezone: str) -> str:
         f"CRON_TZ={timezone}",
         f"{LOCKDOWN_AT.minute} {LOCKDOWN_AT.hour} * * * {cd} && {mkdir} && "
         f"flock -w {LOCKDOWN_LOCK_WAIT_SECONDS} {lock} {lockdown} >> {log} 2>&1",
-        f"*/{MAINTENANCE_EVERY_MINUTES} * * * * {cd} && {mkdir} && "
-        f"flock -n {lock} {maintenance} >> {log} 2>&1",
+        f"*/{MAINTENANCE_EVERY_MINUTES} * * * * {cd} && {mkdir} && flock -n {lock} {maintenance} >> {log} 2>&1",
     ]
     return "\n".join(line.replace("%", "\\%") if not line.startswith("#") else line for line in lines) + "\n"
 
@@ -87,8 +86,7 @@ def _systemd(workdir: str, python: str, timezone: str) -> str:
         (
             "orchestrator-lockdown",
             "Nightly lockdown of lost devices (k12 fleet orchestrator)",
-            f"/usr/bin/flock -w {LOCKDOWN_LOCK_WAIT_SECONDS} {shlex.quote(lock)} "
-            f"{_command(python, 'lockdown')}",
+            f"/usr/bin/flock -w {LOCKDOWN_LOCK_WAIT_SECONDS} {shlex.quote(lock)} {_command(python, 'lockdown')}",
             f"*-*-* {LOCKDOWN_AT:%H:%M}:00 {timezone}",
         ),
         (
@@ -153,9 +151,7 @@ def _github_actions(workdir: str, python: str, timezone: str) -> str:
         f'    - cron: "{t.minute} {t.hour} * * *"   # {local} {timezone} while its offset is {offset}'
         for t, offset in lockdown_utc
     )
-    cases = "\n".join(
-        f'            "{t.minute} {t.hour} * * *") want="{offset}" ;;' for t, offset in lockdown_utc
-    )
+    cases = "\n".join(f'            "{t.minute} {t.hour} * * *") want="{offset}" ;;' for t, offset in lockdown_utc)
     work = json.dumps(workdir)
     return f"""\
 # k12 fleet orchestrator: save as .github/workflows/orchestrator-schedule.yaml

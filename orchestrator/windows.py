@@ -252,9 +252,7 @@ class WindowSchedule:
                 result.append(interval)
         return result
 
-    def closed_nights(
-        self, start: dt.datetime, days: int, school: str | None = None
-    ) -> list[tuple[Interval, str]]:
+    def closed_nights(self, start: dt.datetime, days: int, school: str | None = None) -> list[tuple[Interval, str]]:
         """Intervals in [start, start + days) that are closed, with why (for `orchestrator windows`)."""
         _require_aware(start)
         stop = start.astimezone(UTC) + dt.timedelta(days=days)

@@ -19,8 +19,15 @@ from rich.table import Table
 
 from orchestrator.errors import OrchestratorError, PolicyError
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+def _console(stderr: bool = False) -> Console:
+    """Rich console; when output is not a terminal (CI logs, cron mail) use a readable fixed width."""
+    probe = Console(stderr=stderr)
+    return Console(stderr=stderr, highlight=False, width=None if probe.is_terminal else 160)
+
+
+console = _console()
+err_console = _console(stderr=True)
 SCOPES = ("policy", "lockdown", "maintenance")
 
 
@@ -443,8 +450,9 @@ def sandbox(devices: int, seed: int, host: str, google_port: int, graph_port: in
     """
     from orchestrator.sandbox.runner import run_sandbox
 
-    run_sandbox(host=host, ports=(google_port, graph_port), devices=devices, seed=seed, latency=latency,
-                console=console)
+    run_sandbox(
+        host=host, ports=(google_port, graph_port), devices=devices, seed=seed, latency=latency, console=console
+    )
 
 
 def _register_more() -> None:

@@ -100,14 +100,14 @@ class Executor:
         todo: list[Change] = []
         for change in plan.changes:
             if previous.get(change.key) in ("succeeded", "skipped"):
-                self._final(report, change, previous[change.key], "done by an earlier run of this plan", journal=False)
+                self._final(report, change, "skipped", "done by an earlier run of this plan")
             else:
                 todo.append(change)
         if not todo:
             return
         now_digests = self._observe_again(plan, todo)
         if check_stale:
-            stale = stale_resources(plan, now_digests)
+            stale = stale_resources(plan, now_digests, todo)
             if stale:
                 shown = "\n  ".join(stale[:20]) + (f"\n  ... and {len(stale) - 20} more" if len(stale) > 20 else "")
                 raise StalePlanError(
@@ -224,6 +224,5 @@ class Executor:
         report.details[change.key] = detail
         if response:
             report.responses[change.key] = response
-        if journal:
-            self.journal.record(report.run_id, change, state, detail=detail, response=response)
+        self.journal.record(report.run_id, change, state, detail=detail, response=response)
         self.progress(change, state)

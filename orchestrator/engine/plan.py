@@ -111,9 +111,13 @@ def policy_commit(policy_dir: str | Path) -> str | None:
     return f"{head}+dirty" if dirty else head
 
 
-def stale_resources(plan: Plan, observed_now: Mapping[str, str]) -> list[str]:
-    """Resources whose observed state moved since the plan, other than to a planned change's `after`."""
-    planned = {str(c.id): c for c in plan.changes}
+def stale_resources(plan: Plan, observed_now: Mapping[str, str], pending: Iterable[Change] | None = None) -> list[str]:
+    """Resources whose observed state moved since the plan, other than to a planned change's `after`.
+
+    `pending` are the changes still to do (default: all); the ones an earlier run finished were not observed
+    again and are not compared.
+    """
+    planned = {str(c.id): c for c in (plan.changes if pending is None else pending)}
     stale: list[str] = []
     # Only what was asked again is compared: the planned resources and whatever the consoles report now.
     for rid in sorted(set(planned) | set(observed_now)):

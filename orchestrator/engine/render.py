@@ -44,12 +44,15 @@ def _value(value: Any, show_pii: bool) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+_CHECK_MODE_KEYS = ("diff", "differs", "hosts")  # what a network check run reports instead of a value
+
+
 def _list_delta(before: Any, after: Any) -> str | None:
     """For dicts of lists (URL blocklists, assignments) show added/removed items instead of both lists."""
     if not (isinstance(before, dict) and isinstance(after, dict)):
         return None
     lines = []
-    for key in sorted(set(before) | set(after)):
+    for key in sorted((set(before) | set(after)) - set(_CHECK_MODE_KEYS)):
         b, a = before.get(key), after.get(key)
         if b == a:
             continue
@@ -90,7 +93,16 @@ def render_text(plan: Plan, console: Console, show_pii: bool = False) -> None:
             f"[{_STYLE[op]}]{_SYMBOL[op]}[/]", name, change_detail(change, show_pii), ", ".join(change.sources) or "-"
         )
     console.print(table)
+    for change in plan.changes:
+        if isinstance(change.before, dict) and change.before.get("diff"):
+            console.print(f"[bold]{change.id}[/] (check mode diff):", markup=True)
+            console.print(_trim_diff(str(change.before["diff"])), markup=False, highlight=False)
     console.print("[bold]" + headline(plan) + "[/]")
+
+
+def _trim_diff(text: str, limit: int = 60) -> str:
+    lines = text.splitlines()
+    return "\n".join(lines[:limit] + ([f"... {len(lines) - limit} more lines"] if len(lines) > limit else []))
 
 
 def render_json(plan: Plan, show_pii: bool = False) -> str:

@@ -62,10 +62,10 @@ class _Reporter:
         self.pending = {c.key: c for c in changes}
         self.on_result = on_result
 
-    def report(self, change: Change, state: ResultState, detail: str = "", **response: Any) -> None:
+    def report(self, change: Change, outcome: ResultState, detail: str = "", **response: Any) -> None:
         if self.pending.pop(change.key, None) is None:
             return
-        self.on_result(ChangeResult(change.key, state, detail, dict(response)))
+        self.on_result(ChangeResult(change.key, outcome, detail, dict(response)))
 
     def fail_rest(self, changes: Iterable[Change], detail: str) -> None:
         for change in changes:
@@ -89,10 +89,17 @@ class GoogleBackend:
         poll_interval: float = 2.0,
         max_polls: int = 10,
         credentials: Credentials | None = None,
+        policy_reads_per_minute: int | None = None,
     ):
         self.config = config
         self.api = GoogleApi(
-            config, counter=counter, sleep=sleep, retry=retry, timeout=timeout, credentials=credentials
+            config,
+            counter=counter,
+            sleep=sleep,
+            retry=retry,
+            timeout=timeout,
+            credentials=credentials,
+            policy_reads_per_minute=policy_reads_per_minute,
         )
         self.counter = self.api.counter
         self.sleep = sleep

@@ -89,6 +89,7 @@ class GoogleApi:
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         credentials: Credentials | None = None,
+        policy_reads_per_minute: int | None = None,
     ):
         self.config = config
         self.counter = counter or CallCounter()
@@ -115,7 +116,7 @@ class GoogleApi:
         rpm = config.requests_per_minute
         # Per-minute quotas: a bucket of capacity c refilling r/min admits at most c + r in any minute.
         self.directory_bucket = TokenBucket(rpm, 60.0, burst=max(1, rpm // 12), sleep=sleep)
-        reads = min(rpm, POLICY_READS_PER_MINUTE_CAP)
+        reads = policy_reads_per_minute or min(rpm, POLICY_READS_PER_MINUTE_CAP)
         self.policy_read_bucket = TokenBucket(reads, 60.0, burst=max(1, reads // 60), sleep=sleep)
         writes = config.policy_writes_per_minute
         self.policy_write_bucket = TokenBucket(writes, 60.0, burst=max(1, min(5, writes // 5)), sleep=sleep)

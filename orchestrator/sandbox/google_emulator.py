@@ -19,6 +19,7 @@ import base64
 import datetime as dt
 import json
 import re
+import threading
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -88,9 +89,20 @@ class GoogleEmulator(EmulatorServer):
         self.state = GoogleState.from_district(district, seed=seed)
         self.faults.latency = latency
 
+    def start(self) -> GoogleEmulator:
+        """Serve on a daemon thread; a short poll interval makes stop() quick."""
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="GoogleEmulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
 
 class GoogleHandler(JsonHandler):
     server: GoogleEmulator
+    # One buffered write per reply and no Nagle: otherwise every keep-alive call waits ~40 ms for delayed ACKs.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -118,9 +130,7 @@ class GoogleHandler(JsonHandler):
         endpoint, match = routed
         fault = self.begin(endpoint)
         try:
-            if match.group("customer") not in CUSTOMERS and not match.group("customer").startswith(
-                "customers/"
-            ):
+            if match.group("customer") not in CUSTOMERS and not match.group("customer").startswith("customers/"):
                 raise ApiError(400, "Bad Request: invalid customer", "badRequest")
             payload = json.loads(body) if body else {}
             if fault is not None and not fault.after_effect:
@@ -162,9 +172,7 @@ class GoogleHandler(JsonHandler):
         self.send_json(exc.code, exc.body())
 
     # ---- endpoints ----------------------------------------------------------------------------------
-    def _handle(
-        self, endpoint: str, params: dict[str, str], query: dict[str, str], payload: Any
-    ) -> tuple[int, Any]:
+    def _handle(self, endpoint: str, params: dict[str, str], query: dict[str, str], payload: Any) -> tuple[int, Any]:
         state = self.server.state
         if endpoint == "chromeosdevices.list":
             return 200, self._list_devices(state, query)
@@ -220,9 +228,7 @@ class GoogleHandler(JsonHandler):
     def _list_devices(self, state: GoogleState, query: dict[str, str]) -> dict[str, Any]:
         size = int(query.get("maxResults") or 100)
         if size < 1 or size > MAX_LIST:
-            raise ApiError(
-                400, f"Invalid value '{size}'. Values must be within the range: [1, {MAX_LIST}]", "invalid"
-            )
+            raise ApiError(400, f"Invalid value '{size}'. Values must be within the range: [1, {MAX_LIST}]", "invalid")
         children = query.get("includeChildOrgunits", "false").lower() == "true"
         scope = [query.get("orgUnitPath", ""), str(children), query.get("query", "")]
         devices = state.list_devices(scope[0] or None, children, scope[2])

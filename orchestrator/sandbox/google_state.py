@@ -216,9 +216,7 @@ class GoogleState:
             ou = self.ou_by_ref(ou_ref)
             if include_children:
                 prefix = "/" if ou.path == "/" else ou.path + "/"
-                devices = [
-                    d for d in devices if d["orgUnitPath"] == ou.path or d["orgUnitPath"].startswith(prefix)
-                ]
+                devices = [d for d in devices if d["orgUnitPath"] == ou.path or d["orgUnitPath"].startswith(prefix)]
             else:
                 devices = [d for d in devices if d["orgUnitPath"] == ou.path]
         elif include_children:
@@ -338,11 +336,7 @@ class GoogleState:
             app_ids = [a for a in app_ids if a == app_id]
         for app in app_ids:
             added = next(
-                (
-                    ou
-                    for ou in reversed(chain)
-                    if (ou.id, "chrome.users.apps.InstallType", app) in self.policies
-                ),
+                (ou for ou in reversed(chain) if (ou.id, "chrome.users.apps.InstallType", app) in self.policies),
                 None,
             )
             for schema in schemas:
@@ -407,9 +401,7 @@ class GoogleState:
         planned = list(_validated_batch(self, requests, "policySchema"))
         for ou, schema, app, _ in planned:
             if schema.endswith(".*"):
-                for key in [
-                    k for k in self.policies if k[0] == ou.id and k[2] == app and schema_matches(schema, k[1])
-                ]:
+                for key in [k for k in self.policies if k[0] == ou.id and k[2] == app and schema_matches(schema, k[1])]:
                     del self.policies[key]
             else:
                 self.policies.pop((ou.id, schema, app), None)
@@ -472,9 +464,7 @@ def _validated_batch(state: GoogleState, requests: list[dict[str, Any]], what: s
             schema = request.get("policySchema", "")
             raw = {}
         known = schema in SCHEMAS or (
-            what == "policySchema"
-            and schema.endswith(".*")
-            and any(schema_matches(schema, s) for s in SCHEMAS)
+            what == "policySchema" and schema.endswith(".*") and any(schema_matches(schema, s) for s in SCHEMAS)
         )
         if not known:
             raise ApiError(400, f"Unknown policy schema: {schema}", "invalid")

@@ -1,4 +1,4 @@
-"""An apply killed part-way (kill -9) is resumed by the next apply of the same plan: nothing repeated, nothing skipped."""
+"""An apply killed part-way (kill -9) is resumed by the next apply of the same plan: nothing repeated or skipped."""
 
 from __future__ import annotations
 

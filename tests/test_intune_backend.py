@@ -171,6 +171,11 @@ def test_lost_mode_on_supervised_ipad_and_remote_lock_otherwise(
     state = emulator.state.devices
     assert state[ipad.intune_id]["lostModeState"] == "enabled"
     assert [a["actionName"] for a in state[ipad.intune_id]["deviceActionResults"]] == ["enableLostMode"]
+    assert emulator.state.lost_mode_bodies[ipad.intune_id] == {
+        "message": "Please return this device to any school office.",
+        "phoneNumber": "+1 555 0100 200",
+        "footer": "Asset of PVSD",
+    }
     for seed in (old_ipad, laptop):
         assert state[seed.intune_id]["lostModeState"] == "disabled"
         assert [a["actionName"] for a in state[seed.intune_id]["deviceActionResults"]] == ["remoteLock"]

@@ -85,6 +85,7 @@ class GraphState:
     app_assignments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     config_assignments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    lost_mode_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)  # what the lock screen shows
 
     @classmethod
     def from_seed(cls, devices: Iterable[SeedDevice], groups: Iterable[str], apps: Iterable[str]) -> GraphState:
@@ -157,6 +158,8 @@ class GraphState:
             if action == "enableLostMode" and not str(body.get("message") or "").strip():
                 raise GraphProblem(400, "BadRequest", "enableLostMode requires a message")
             record["lostModeState"] = "enabled" if action == "enableLostMode" else "disabled"
+            if action == "enableLostMode":
+                self.lost_mode_bodies[device_id] = dict(body)
         if action == "wipe":
             record["managementState"] = "wipePending"
             record["lastWipe"] = {k: bool(body.get(k, False)) for k in ("keepEnrollmentData", "keepUserData")}

@@ -333,6 +333,9 @@ def namespaced_router(tmp: Path) -> Iterator[NamespacedRouter]:
                 "ansible_ssh_private_key_file": str(folder / "client_key"),
                 "ansible_ssh_common_args": f"-o ProxyCommand='{proxy}' -o StrictHostKeyChecking=no "
                 "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+                # a private ControlPath: a master persisted by another test must never be reused for this one
+                "ansible_ssh_args": "-o ControlMaster=auto -o ControlPersist=30s",
+                "ansible_control_path_dir": str(folder / "cp"),
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "k12_nft_file": str(folder / "k12_quarantine.nft"),
                 "k12_sandbox": False,
@@ -340,6 +343,10 @@ def namespaced_router(tmp: Path) -> Iterator[NamespacedRouter]:
         )
     finally:
         for ns in (rtr, cli):
+            pids = subprocess.run([IP, "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+            for pid in pids:  # only processes inside the namespaces this fixture created (sshd -i)
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), 9)
             subprocess.run([IP, "netns", "del", ns], capture_output=True)
         if made_run_sshd:
             shutil.rmtree("/run/sshd", ignore_errors=True)

@@ -1,0 +1,121 @@
+"""MAC quarantine on a real nftables router in a network namespace, reached over SSH (`sshd -i`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from network_fixtures import NamespacedRouter, namespaced_router, namespaces_unavailable, write_inventory
+
+from orchestrator.backends.network import NetworkBackend
+from orchestrator.config import NetworkConfig
+from orchestrator.engine.compilers.network import compile_network
+from orchestrator.engine.diff import diff
+from orchestrator.engine.resources import Change, ChangeResult
+from orchestrator.inventory import parse_inventory
+from orchestrator.policy.loader import load_policies
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.services
+
+LOST_POLICY = """\
+kind: LostDevicePolicy
+name: lost-devices
+message: Please return this device to any school office.
+network:
+  quarantine: true
+  sites:
+    - test-core
+"""
+
+
+@pytest.fixture
+def router(tmp_path: Path) -> Iterator[NamespacedRouter]:
+    reason = namespaces_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with namespaced_router(tmp_path) as rtr:
+        yield rtr
+
+
+def _devices(mac: str, status: str) -> str:
+    return (
+        "serialNumber,platform,macAddress,school,inventoryStatus\n"
+        f"CB0000001,chromeos,{mac},lincoln-elementary,{status}\n"
+        "CB0000002,chromeos,02:00:00:aa:bb:cc,lincoln-elementary,active\n"
+    )
+
+
+def _plan(backend: NetworkBackend, policies: Path, devices_csv: str) -> list[Change]:
+    desired = compile_network(load_policies(policies), parse_inventory("devices.csv", devices_csv))
+    return diff(desired, {r.id: r for r in backend.observe(desired)})
+
+
+def _apply(backend: NetworkBackend, changes: list[Change]) -> list[ChangeResult]:
+    results: list[ChangeResult] = []
+    backend.apply(changes, lambda _change: None, results.append)
+    return results
+
+
+def test_quarantined_mac_cannot_reach_router_until_released(tmp_path, router):
+    inventory = write_inventory(
+        tmp_path / "inventory.yaml",
+        {"test-core": {"core-router": router.host_vars}},
+        {"k12_quarantine_routers": ["core-router"]},
+    )
+    backend = NetworkBackend(
+        NetworkConfig(inventory=str(inventory), playbooks=str(REPO / "playbooks"), timeout_seconds=60),
+        base_dir=tmp_path,
+        artifacts_dir=tmp_path / "art",
+    )
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "lost.yaml").write_text(LOST_POLICY)
+    assert router.client_can_ping_router()
+
+    changes = _plan(backend, policies, _devices(router.client_mac, "lost"))
+    assert [str(c.id) for c in changes] == ["network/mac_quarantine/test-core"]
+    assert changes[0].after == [router.client_mac]
+    assert changes[0].meta["serials"] == {router.client_mac: "CB0000001"}
+    assert router.client_can_ping_router()  # check mode touched nothing
+
+    [result] = _apply(backend, changes)
+    assert result.state == "succeeded", result.detail
+    assert result.response["changed_hosts"] == ["core-router"]
+    assert router.client_mac in router.nft_ruleset()
+    assert not router.client_can_ping_router()
+    assert _plan(backend, policies, _devices(router.client_mac, "lost")) == []
+
+    changes = _plan(backend, policies, _devices(router.client_mac, "found"))
+    assert len(changes) == 1 and changes[0].after == []
+    [result] = _apply(backend, changes)
+    assert result.state == "succeeded", result.detail
+    assert router.client_can_ping_router()
+    assert "k12_quarantine" in router.nft_ruleset() and router.client_mac not in router.nft_ruleset()
+
+
+def test_unreachable_router_fails_the_change_and_shows_in_observe(tmp_path):
+    host = {
+        "ansible_connection": "ssh",
+        "ansible_host": "127.0.0.1",
+        "ansible_port": 1,
+        "ansible_ssh_common_args": "-o ConnectTimeout=2 -o StrictHostKeyChecking=no",
+        "k12_nft_file": "/x",
+    }
+    inventory = write_inventory(
+        tmp_path / "inventory.yaml", {"test-core": {"gone-router": host}}, {"k12_quarantine_routers": ["gone-router"]}
+    )
+    backend = NetworkBackend(
+        NetworkConfig(inventory=str(inventory), playbooks=str(REPO / "playbooks"), timeout_seconds=60),
+        base_dir=tmp_path,
+        artifacts_dir=tmp_path / "art",
+    )
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "lost.yaml").write_text(LOST_POLICY)
+    changes = _plan(backend, policies, _devices("02:00:00:00:00:01", "stolen"))
+    assert changes[0].before["differs"] is True
+    assert changes[0].before["hosts"]["gone-router"].startswith("unreachable")
+    [result] = _apply(backend, changes)
+    assert result.state == "failed" and "unreachable" in result.detail

@@ -131,6 +131,8 @@ class GoogleState:
     policies: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     device_faults: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # deviceId → queued Status
     command_steps: int = 1  # how many states a command advances per commands.get
+    version: int = 0  # bumped by every device mutation; keys the listing cache
+    _list_cache: dict[tuple[Any, ...], list[dict[str, Any]]] = field(default_factory=dict)
     _next_command: int = 1000
 
     # ---- construction -------------------------------------------------------------------------------
@@ -211,6 +213,15 @@ class GoogleState:
 
     # ---- devices ------------------------------------------------------------------------------------
     def list_devices(self, ou_ref: str | None, include_children: bool, query: str) -> list[dict[str, Any]]:
+        """Devices in listing order; cached per filter so paging a large fleet is not quadratic."""
+        key = (ou_ref, include_children, query, len(self.order), self.version)
+        if key not in self._list_cache:
+            if len(self._list_cache) > 64:
+                self._list_cache.clear()
+            self._list_cache[key] = self._filter_devices(ou_ref, include_children, query)
+        return self._list_cache[key]
+
+    def _filter_devices(self, ou_ref: str | None, include_children: bool, query: str) -> list[dict[str, Any]]:
         devices = [self.devices[i] for i in self.order]
         if ou_ref:
             ou = self.ou_by_ref(ou_ref)
@@ -232,6 +243,7 @@ class GoogleState:
 
     def change_status(self, device_id: str, action: str, reason: str) -> dict[str, Any]:
         """One per-device result of batchChangeStatus: {deviceId, response: {}} or {deviceId, error}."""
+        self.version += 1
         queued = self.device_faults.get(device_id)
         if queued:
             return {"deviceId": device_id, "error": queued.pop(0)}
@@ -264,6 +276,7 @@ class GoogleState:
     def move_devices(self, device_ids: list[str], ou_ref: str) -> None:
         """Like the real call: unknown ids are silently ignored."""
         ou = self.ou_by_ref(ou_ref)
+        self.version += 1
         for device_id in device_ids:
             if device_id in self.devices:
                 self.devices[device_id]["orgUnitPath"] = ou.path

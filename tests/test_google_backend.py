@@ -287,7 +287,9 @@ def test_no_credentials_against_a_real_endpoint_is_a_config_error():
         make_credentials(GoogleConfig(credentials_file_env="K12_NONE"), env={})
 
 
-def test_service_account_uses_domain_wide_delegation_subject_and_scopes(tmp_path):
+@pytest.fixture
+def service_account(tmp_path):
+    """Credentials built from a freshly generated service-account key file (never a real one)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -310,6 +312,42 @@ def test_service_account_uses_domain_wide_delegation_subject_and_scopes(tmp_path
         )
     )
     config = GoogleConfig(admin_subject="it-admin@district.example", credentials_file_env="SA_FILE")
-    credentials = make_credentials(config, env={"SA_FILE": str(path)})
-    assert credentials._subject == "it-admin@district.example"
-    assert set(credentials.scopes) == set(SCOPES)
+    return make_credentials(config, env={"SA_FILE": str(path)})
+
+
+def test_service_account_uses_domain_wide_delegation_subject_and_scopes(service_account):
+    assert service_account._subject == "it-admin@district.example"
+    assert set(service_account.scopes) == set(SCOPES)
+
+
+def test_update_that_drops_a_managed_field_clears_it_in_the_console(emulator, backend):
+    key = "/Staff|chrome.users.SafeSearchRestrictedMode"
+    both = {"forceGoogleSafeSearch": True, "forceYoutubeRestrictedMode": "STRICT"}
+    run(backend, [Change(ResourceId("google", "ou_policy", key), "create", None, both)])
+    only = {"forceGoogleSafeSearch": True}
+    run(backend, [Change(ResourceId("google", "ou_policy", key), "update", both, only)])
+    staff = backend.org_units()["/Staff"]
+    assert emulator.state.policies[(staff, "chrome.users.SafeSearchRestrictedMode", "")] == only
+
+
+def test_lockdown_observe_reads_devices_but_no_policies(emulator, backend):
+    backend.observe([status("CB0000011", "DISABLED")])
+    assert emulator.calls["policies.resolve"] == 0 and emulator.calls["chromeosdevices.list"] > 0
+
+
+def test_service_account_token_exchange_asserts_the_admin_subject(service_account):
+    import base64
+
+    import google.auth.transport.requests
+    import responses
+
+    with responses.RequestsMock() as mock:
+        mock.post("https://oauth2.googleapis.com/token", json={"access_token": "tok", "expires_in": 3600})
+        service_account.refresh(google.auth.transport.requests.Request())
+        body = mock.calls[0].request.body
+    body = body.decode() if isinstance(body, bytes) else body
+    assertion = dict(p.split("=", 1) for p in body.split("&"))["assertion"]
+    claims = json.loads(base64.urlsafe_b64decode(assertion.split(".")[1] + "=="))
+    assert claims["sub"] == "it-admin@district.example"
+    assert set(claims["scope"].split()) == set(SCOPES)
+    assert service_account.token == "tok"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,7 +40,7 @@ from orchestrator.backends.google_policy import (
 from orchestrator.backends.pacing import CallCounter, RetryPolicy, TransientError
 from orchestrator.config import GoogleConfig
 from orchestrator.engine.resources import Change, ChangeResult, Resource, ResourceId, ResultState
-from orchestrator.errors import BackendError
+from orchestrator.errors import BackendError, QuotaError
 
 log = logging.getLogger(__name__)
 
@@ -180,20 +180,29 @@ class GoogleBackend:
                 return out
             body = {**body, "pageToken": token}
 
-    def observe(self, desired: Sequence[Resource]) -> list[Resource]:
+    def observe(self, desired: Sequence[Resource], *, types: Collection[str] | None = None) -> list[Resource]:
         """Observed state for `desired` plus every locally set managed policy/app under managed_root_ou.
 
-        Policy types are read when `desired` holds any of them or holds no device-level resource at all
-        (so removing every policy still deletes what is set); devices only when device_status is desired.
-        `reimage` is journal-observed and ignored here.
+        `types` names the resource types to read (e.g. {"ou_policy", "ou_app"} for a plan whose policies
+        were all removed). By default: policy types when `desired` holds any of them or holds no
+        device-level resource (device_status, reimage); device_status when desired. `reimage` is
+        journal-observed and never read here. Raises BackendError (QuotaError when still throttled).
         """
         mine = [r for r in desired if r.id.backend == self.name]
-        types = {r.id.type for r in mine}
+        wanted = {r.id.type for r in mine}
+        if types is None:
+            types = set(wanted)
+            if wanted & set(POLICY_TYPES) or not wanted & {"device_status", "reimage"}:
+                types |= set(POLICY_TYPES)
         out: list[Resource] = []
-        if types & set(POLICY_TYPES) or not types - {"reimage"}:
-            out += self._observe_policies([r for r in mine if r.id.type in POLICY_TYPES])
-        if "device_status" in types:
-            out += self._observe_status([r for r in mine if r.id.type == "device_status"])
+        try:
+            if set(types) & set(POLICY_TYPES):
+                policies = [r for r in mine if r.id.type in POLICY_TYPES and r.id.type in types]
+                out += [r for r in self._observe_policies(policies) if r.id.type in types]
+            if "device_status" in types:
+                out += self._observe_status([r for r in mine if r.id.type == "device_status"])
+        except TransientError as exc:
+            raise QuotaError(f"google: still failing after {self.api.retry.attempts} attempts: {exc}") from None
         return out
 
     def _observe_policies(self, desired: list[Resource]) -> list[Resource]:
@@ -290,7 +299,7 @@ class GoogleBackend:
                 reporter.report(change, "failed", f"org unit {ou} does not exist in the console")
             elif change.op in ("create", "update") and isinstance(change.after, dict):
                 writes[(ou, write_namespace(kind, name))].append(
-                    (change, modify_request(kind, ous[ou], name, change.after))
+                    (change, modify_request(kind, ous[ou], name, change.after, change.before))
                 )
             elif change.op == "delete":
                 inherits[(ou, write_namespace(kind, name))].append((change, inherit_request(kind, ous[ou], name)))

@@ -63,8 +63,11 @@ def target_key(ou_id: str, extension_id: str | None = None) -> dict[str, Any]:
     return target
 
 
-def modify_request(kind: str, ou_id: str, name: str, value: dict[str, Any]) -> dict[str, Any]:
-    """One batchModify request; `name` is a schema (ou_policy) or an extension id (ou_app)."""
+def modify_request(kind: str, ou_id: str, name: str, value: dict[str, Any], before: Any = None) -> dict[str, Any]:
+    """One batchModify request; `name` is a schema (ou_policy) or an extension id (ou_app).
+
+    The update mask also names managed fields the old value had and the new one drops, which clears them.
+    """
     if kind == "ou_app":
         return {
             "policyTargetKey": target_key(ou_id, name),
@@ -74,8 +77,14 @@ def modify_request(kind: str, ou_id: str, name: str, value: dict[str, Any]) -> d
     return {
         "policyTargetKey": target_key(ou_id),
         "policyValue": {"policySchema": name, "value": value},
-        "updateMask": ",".join(sorted(value)),
+        "updateMask": ",".join(sorted(set(value) | _dropped(name, value, before))),
     }
+
+
+def _dropped(schema: str, value: dict[str, Any], before: Any) -> set[str]:
+    if not isinstance(before, dict):
+        return set()
+    return {f for f in before if f not in value and f in MANAGED_FIELDS.get(schema, ())}
 
 
 def inherit_request(kind: str, ou_id: str, name: str) -> dict[str, Any]:

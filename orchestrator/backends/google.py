@@ -196,11 +196,16 @@ class GoogleBackend:
                 types |= set(POLICY_TYPES)
         out: list[Resource] = []
         try:
-            if set(types) & set(POLICY_TYPES):
-                policies = [r for r in mine if r.id.type in POLICY_TYPES and r.id.type in types]
-                out += [r for r in self._observe_policies(policies) if r.id.type in types]
-            if "device_status" in types:
-                out += self._observe_status([r for r in mine if r.id.type == "device_status"])
+            # Device pages and policy resolves use different quotas: read both at once.
+            with ThreadPoolExecutor(max_workers=1) as side:
+                devices = None
+                if "device_status" in types:
+                    devices = side.submit(self._observe_status, [r for r in mine if r.id.type == "device_status"])
+                if set(types) & set(POLICY_TYPES):
+                    policies = [r for r in mine if r.id.type in POLICY_TYPES and r.id.type in types]
+                    out += [r for r in self._observe_policies(policies) if r.id.type in types]
+                if devices is not None:
+                    out += devices.result()
         except TransientError as exc:
             raise QuotaError(f"google: still failing after {self.api.retry.attempts} attempts: {exc}") from None
         return out
@@ -464,14 +469,21 @@ class GoogleBackend:
                 return
             self.sleep(self.poll_interval)
             waiting = []
-            for change, device_id, command_id in pending:
+
+            def poll(item: tuple[Change, str, str]) -> dict[str, Any] | Exception:
+                _, device_id, command_id = item
+                request = commands.get(customerId=self._customer, deviceId=device_id, commandId=command_id)
                 try:
-                    reply = self.api.read(
-                        "commands.get",
-                        commands.get(customerId=self._customer, deviceId=device_id, commandId=command_id),
-                    )
+                    return self.api.read("commands.get", request)
                 except (BackendError, TransientError) as exc:
-                    states[command_id] = f"poll failed: {exc}"
+                    return exc
+
+            # Polls run in parallel; results are reported from this thread only.
+            with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
+                replies = list(pool.map(poll, pending))
+            for (change, device_id, command_id), reply in zip(pending, replies, strict=True):
+                if isinstance(reply, Exception):
+                    states[command_id] = f"poll failed: {reply}"
                     waiting.append((change, device_id, command_id))
                     continue
                 state = reply.get("state", "")

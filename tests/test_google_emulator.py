@@ -269,16 +269,41 @@ def test_calls_are_counted_per_endpoint(emulator, directory):
     assert emulator.calls["orgunits.get"] == before + 1
 
 
-def test_serve_without_blocking_returns_a_running_server():
-    server = serve("127.0.0.1", 0, devices=20, seed=1, latency=0.0, block=False)
+def test_serve_without_blocking_answers_on_both_ports_with_one_tenant():
+    server = serve("127.0.0.1", 0, devices=20, seed=1, latency=0.0, policy_port=0, block=False)
     try:
-        api = build(
+        directory_api = build(
             "admin",
             "directory_v1",
             static_discovery=True,
             credentials=AnonymousCredentials(),
             client_options={"api_endpoint": server.url},
         )
-        assert api.chromeosdevices().list(customerId=CUSTOMER).execute()["chromeosdevices"]
+        policy_api = build(
+            "chromepolicy",
+            "v1",
+            static_discovery=True,
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": server.companions[0].url},
+        )
+        assert directory_api.chromeosdevices().list(customerId=CUSTOMER).execute()["chromeosdevices"]
+        root = _ou_id(directory_api, "/")
+        policy_api.customers().policies().orgunits().batchModify(
+            customer="customers/my_customer",
+            body={
+                "requests": [
+                    {
+                        "policyTargetKey": {"targetResource": f"orgunits/{root}"},
+                        "updateMask": "urlBlocklist",
+                        "policyValue": {
+                            "policySchema": "chrome.users.UrlBlocking",
+                            "value": {"urlBlocklist": ["a.com"]},
+                        },
+                    }
+                ]
+            },
+        ).execute()
+        assert server.state.policies[(root, "chrome.users.UrlBlocking", "")] == {"urlBlocklist": ["a.com"]}
+        assert server.calls["policies.orgunits.batchModify"] == 1
     finally:
         server.stop()

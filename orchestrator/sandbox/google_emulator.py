@@ -88,6 +88,21 @@ class GoogleEmulator(EmulatorServer):
         super().__init__((host, port), GoogleHandler)
         self.state = GoogleState.from_district(district, seed=seed)
         self.faults.latency = latency
+        self.companions: list[GoogleEmulator] = []
+
+    def also_listen(self, host: str = "127.0.0.1", port: int = 0) -> GoogleEmulator:
+        """Serve the same tenant (state, lock, faults, call counts) on a second port, e.g. policy_endpoint."""
+        other = GoogleEmulator.__new__(GoogleEmulator)
+        EmulatorServer.__init__(other, (host, port), GoogleHandler)
+        other.state, other.state_lock, other.faults, other.calls = self.state, self.state_lock, self.faults, self.calls
+        other.companions = []
+        self.companions.append(other.start())
+        return other
+
+    def stop(self) -> None:
+        for companion in self.companions:
+            companion.stop()
+        super().stop()
 
     def start(self) -> GoogleEmulator:
         """Serve on a daemon thread; a short poll interval makes stop() quick."""
@@ -340,10 +355,17 @@ def serve(
     latency: float = 0.0,
     *,
     ous: int = 0,
+    policy_port: int | None = None,
     block: bool = True,
 ) -> GoogleEmulator:
-    """Run the emulator for `orchestrator sandbox`: blocks until interrupted unless `block=False`."""
+    """Run the emulator for `orchestrator sandbox`: blocks until interrupted unless `block=False`.
+
+    Both APIs answer on `port`; with `policy_port` (e.g. 8802 for policy_endpoint) the same tenant also
+    answers there. Returns the started server (`server.url`, `server.companions[0].url`).
+    """
     server = start_emulator(devices, seed=seed, ous=ous, latency=latency, host=host, port=port)
+    if policy_port is not None and (policy_port == 0 or policy_port != port):
+        server.also_listen(host, policy_port)
     if block:
         try:
             server._thread.join()  # type: ignore[union-attr]

@@ -351,3 +351,12 @@ def test_service_account_token_exchange_asserts_the_admin_subject(service_accoun
     assert claims["sub"] == "it-admin@district.example"
     assert set(claims["scope"].split()) == set(SCOPES)
     assert service_account.token == "tok"
+
+
+def test_status_change_retried_after_a_lost_reply_counts_the_landed_change_as_succeeded(emulator, backend):
+    device = next(iter(emulator.state.devices.values()))
+    emulator.faults.queue.append(Fault(503, endpoint="chromeosdevices.batchChangeStatus", after_effect=True))
+    desired = [status(device["serialNumber"], "DISABLED")]
+    results = run(backend, diff(desired, backend.observe(desired)))
+    assert [(r.state, r.detail) for r in results.values()] == [("succeeded", "already DISABLED")]
+    assert emulator.calls["chromeosdevices.batchChangeStatus"] == 2 and device["status"] == "DISABLED"

@@ -403,6 +403,10 @@ class GoogleBackend:
                 if result is None or (error and error.get("code") in TRANSIENT_CODES):
                     retry[device_id] = change
                     last_error[device_id] = error.get("message", "") if error else "no per-device result"
+                elif error and error.get("code") == 9 and self._current_status(device_id) == change.after:
+                    # Refused because it is already in the wanted state (e.g. a retried call had landed).
+                    self._set_cached_status(change.id.key, change.after)
+                    reporter.report(change, "succeeded", f"already {change.after}", deviceId=device_id)
                 elif error:
                     reporter.report(
                         change,
@@ -422,6 +426,16 @@ class GoogleBackend:
                 f"{self.api.retry.attempts} attempts: {last_error.get(device_id, '')}",
                 deviceId=device_id,
             )
+
+    def _current_status(self, device_id: str) -> str | None:
+        """One device's status read back (only after a precondition refusal, so rare)."""
+        request = self.api.directory.chromeosdevices().get(
+            customerId=self._customer, deviceId=device_id, projection="BASIC", fields="status"
+        )
+        try:
+            return self.api.read("chromeosdevices.get", request).get("status")
+        except (BackendError, TransientError):
+            return None
 
     def _set_cached_status(self, serial: str, status: str) -> None:
         for record in (self._devices or {}).get(serial, []):

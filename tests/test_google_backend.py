@@ -360,3 +360,14 @@ def test_status_change_retried_after_a_lost_reply_counts_the_landed_change_as_su
     results = run(backend, diff(desired, backend.observe(desired)))
     assert [(r.state, r.detail) for r in results.values()] == [("succeeded", "already DISABLED")]
     assert emulator.calls["chromeosdevices.batchChangeStatus"] == 2 and device["status"] == "DISABLED"
+
+
+def test_issue_command_is_retried_when_throttled_but_a_5xx_is_unknown(emulator, backend, sleeps):
+    emulator.faults.queue.append(Fault(429, retry_after=2, endpoint="chromeosdevices.issueCommand"))
+    throttled = run(backend, [reimage("CB0000004")])["google/reimage/CB0000004|2026-thanksgiving"]
+    assert throttled.state == "succeeded" and 2.0 in sleeps
+    emulator.faults.queue.append(Fault(500, endpoint="chromeosdevices.issueCommand", after_effect=True))
+    calls = emulator.calls["chromeosdevices.issueCommand"]
+    ambiguous = run(backend, [reimage("CB0000001")])["google/reimage/CB0000001|2026-thanksgiving"]
+    assert ambiguous.state == "unknown"
+    assert emulator.calls["chromeosdevices.issueCommand"] == calls + 1

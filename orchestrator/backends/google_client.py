@@ -4,7 +4,7 @@ Every HTTP call goes through `GoogleApi.call`: it takes a token from the right b
 executes with `num_retries=0` (googleapiclient's own retries are off) and maps `HttpError` at this one
 boundary: 429, 403 rate/quota reasons and 5xx become `TransientError` (retried by `RetryPolicy`, honouring
 Retry-After); anything else becomes `GoogleApiError`. Non-idempotent calls (device commands) are retried
-only on answers that prove the request was not processed; a timeout raises `OutcomeUnknown`.
+only when throttled (429/403 rate: not processed); a timeout or 5xx raises `OutcomeUnknown`.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def classify(endpoint: str, exc: HttpError, *, idempotent: bool) -> Exception:
     message = str(exc.reason or "")[:200]
     retry_after = parse_retry_after(exc.resp.get("retry-after"))
     throttled = status == 429 or (status == 403 and reasons & RATE_REASONS)
-    if throttled or status == 503 or (idempotent and status >= 500):
+    if throttled or (idempotent and status >= 500):
         return TransientError(f"{endpoint}: HTTP {status} {reason or message}", retry_after, status)
     if status >= 500:
         return OutcomeUnknown(f"{endpoint}: HTTP {status}: the request may have been processed; not re-sent")

@@ -274,6 +274,9 @@ class NamespacedRouter:
         )
         return probe.returncode == 0
 
+    def flush_quarantine(self) -> None:
+        _run(IP, "netns", "exec", self.router_ns, "nft", "delete", "table", "inet", "k12_quarantine")
+
     def nft_ruleset(self) -> str:
         return subprocess.run(
             [IP, "netns", "exec", self.router_ns, "nft", "list", "ruleset"], capture_output=True, text=True
@@ -337,6 +340,7 @@ def namespaced_router(tmp: Path) -> Iterator[NamespacedRouter]:
                 "ansible_ssh_args": "-o ControlMaster=auto -o ControlPersist=30s",
                 "ansible_control_path_dir": str(folder / "cp"),
                 "ansible_python_interpreter": "/usr/bin/python3",
+                "ansible_pipelining": True,
                 "k12_nft_file": str(folder / "k12_quarantine.nft"),
                 "k12_sandbox": False,
             },

@@ -143,3 +143,24 @@ def test_dnsmasq_refuses_safesearch_it_cannot_enforce(tmp_path, dnsmasq):
     assert result.state == "failed"
     assert "need resolver_kind unbound" in result.detail
     assert resolve(dnsmasq, "tiktok.com")[0] == "NOERROR"  # nothing was written
+
+
+def test_failed_reload_is_not_mistaken_for_in_sync(tmp_path, unbound):
+    broken = Resolver(
+        unbound.kind,
+        unbound.address,
+        unbound.port,
+        {**unbound.host_vars, "unbound_control_conf": str(tmp_path / "missing.conf")},
+    )
+    backend = _backend(tmp_path, broken)
+    policies = _policy(tmp_path / "policies", ["tiktok.com"], safe_search=False)
+    [result] = _apply(backend, _plan(backend, policies))
+    assert result.state == "failed" and "Reload unbound RPZ" in result.detail
+    assert resolve(unbound, "tiktok.com")[0] == "NOERROR"  # the file is new but the resolver never loaded it
+
+    [change] = _plan(_backend(tmp_path, unbound), policies)  # still drift, although the file is in place
+    assert "has not loaded the current blocklist" in change.before["hosts"]["resolver1"]
+    fixed = _backend(tmp_path, unbound)
+    assert [r.state for r in _apply(fixed, [change])] == ["succeeded"]
+    assert resolve(unbound, "tiktok.com")[0] == "NXDOMAIN"
+    assert _plan(fixed, policies) == []

@@ -81,6 +81,8 @@ def parse_events(events: Iterable[dict[str, Any]]) -> dict[str, TypeOutcome]:
         elif kind == "runner_on_ok" and res.get("changed"):
             host.changed = True
             outcome.diffs.extend(render_diff(res.get("diff"), data["host"], data.get("task", "")))
+            if data.get("task_action") in ("debug", "ansible.builtin.debug") and res.get("msg"):
+                host.messages.append(_message(data, res))  # a drift note such as "live table differs"
     return outcomes
 
 

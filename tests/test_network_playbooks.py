@@ -121,8 +121,11 @@ def test_sandbox_district_plans_applies_and_settles(tmp_path, monkeypatch):
     desired = compile_network(
         load_policies(REPO / "policies", display_root=REPO), load_inventory(REPO / "inventory" / "devices.csv")
     )
-    changes = diff(desired, {r.id: r for r in backend.observe(desired)})
+    observed = backend.observe(desired)
+    changes = diff(desired, {r.id: r for r in observed})
     assert len(changes) == 5 and all(c.before["differs"] for c in changes)
+    # a saved plan is re-checked before apply: observing the same state again must give the same values
+    assert [r.value for r in backend.observe(desired)] == [r.value for r in observed]
     assert not (tmp_path / "sandbox").exists()  # check mode wrote nothing
 
     results: list[ChangeResult] = []
@@ -138,7 +141,7 @@ def test_sandbox_district_plans_applies_and_settles(tmp_path, monkeypatch):
 
     artifacts = tmp_path / "artifacts" / "network"
     commands = list(artifacts.glob("*/command"))
-    assert len(commands) == 15  # 5 sites x (check, apply, check)
+    assert len(commands) == 20  # 5 sites x (check, check, apply, check)
     for command in commands:
         env = json.loads(command.read_text())["env"]
         assert set(env.values()) == {"<redacted>"} and "AZURE_CLIENT_SECRET" in env

@@ -102,11 +102,14 @@ def render_diff(diff: Any, host: str, task: str) -> list[str]:
         before, after = _text(entry.get("before")), _text(entry.get("after"))
         if before == after:
             continue
+        # both sides are named after the destination: a template's after_header is a random temp path, and
+        # the observed value (this diff included) must be identical on every check run of the same state
+        name = entry.get("before_header") or task
         lines = difflib.unified_diff(
             before.splitlines(keepends=True),
             after.splitlines(keepends=True),
-            fromfile=f"{host}:{entry.get('before_header') or task} (before)",
-            tofile=f"{host}:{entry.get('after_header') or task} (after)",
+            fromfile=f"{host}:{name} (before)",
+            tofile=f"{host}:{name} (after)",
         )
         rendered.append("".join(line if line.endswith("\n") else line + "\n" for line in lines))
     return rendered

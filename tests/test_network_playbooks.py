@@ -114,6 +114,7 @@ def test_events_are_attributed_to_resource_types_by_play_name():
     assert render_diff({"prepared": "+ line"}, "h", "t") == ["--- h: t\n+ line"]
 
 
+@pytest.mark.slow
 def test_sandbox_district_plans_applies_and_settles(tmp_path, monkeypatch):
     monkeypatch.setenv("K12_SANDBOX_NETWORK_DIR", str(tmp_path / "sandbox"))
     monkeypatch.setenv("AZURE_CLIENT_SECRET", "s3cret-never-in-artifacts")

@@ -18,6 +18,7 @@ invoked on the calling thread.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -32,6 +33,7 @@ from orchestrator.errors import BackendError
 from orchestrator.policy.grammar import check_domain, check_mac, check_site
 
 TYPES = ("dns_blocklist", "mac_quarantine")
+KEEP_ARTIFACTS = 500  # job folders kept under <artifacts>/network
 EMPTY = {"dns_blocklist": {"blocked": [], "safesearch": False, "youtube": "off"}, "mac_quarantine": []}
 
 
@@ -242,8 +244,17 @@ class NetworkBackend:
                     self.runs.append(run)
                     yield site, run
 
+    def prune_artifacts(self, keep: int = KEEP_ARTIFACTS) -> None:
+        """Delete all but the newest `keep` job folders (their names start with a UTC timestamp)."""
+        if not self.artifacts_dir.is_dir():
+            return
+        jobs = sorted(p for p in self.artifacts_dir.iterdir() if p.is_dir())
+        for old in jobs[: max(0, len(jobs) - keep)]:
+            shutil.rmtree(old, ignore_errors=True)
+
     def close(self) -> None:
-        """Nothing stays open between jobs."""
+        """Nothing stays open between jobs; old artifacts are pruned."""
+        self.prune_artifacts()
 
 
 def resource_id(rtype: str, site: str) -> ResourceId:

@@ -19,6 +19,7 @@ from typing import Any
 
 from orchestrator.backends.network_artifacts import scrub_artifacts
 from orchestrator.backends.network_events import TypeOutcome, parse_events
+from orchestrator.backends.network_procs import kill_job_tree
 from orchestrator.backends.network_vars import write_unsafe_vars
 
 
@@ -55,7 +56,7 @@ def run_site_job(job: SiteJob) -> SiteRun:
     import ansible_runner  # imported lazily: only the network backend needs it
 
     mode = "check" if job.check else "apply"
-    ident = f"{time.strftime('%Y%m%dT%H%M%S')}-{job.site}-{mode}-{uuid.uuid4().hex[:6]}"
+    ident = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{job.site}-{mode}-{uuid.uuid4().hex[:6]}"
     job.artifacts_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     private = Path(tempfile.mkdtemp(prefix=f"k12-{job.site}-"))
     started = time.monotonic()
@@ -63,6 +64,17 @@ def run_site_job(job: SiteJob) -> SiteRun:
         vars_file = write_unsafe_vars(private / "k12_vars.json", {"k12_site": job.site, **job.values})
         (private / "tmp").mkdir()
         cmdline = f"{'--check ' if job.check else ''}--diff -e @{vars_file}"
+        deadline = started + job.timeout
+        timed_out: list[bool] = []
+
+        def cancel() -> bool:  # our own timeout: runner's would leave module processes running
+            if time.monotonic() < deadline:
+                return False
+            if not timed_out:
+                timed_out.append(True)
+                kill_job_tree(str(vars_file))
+            return True
+
         try:
             runner = ansible_runner.run(
                 private_data_dir=str(private),
@@ -73,13 +85,13 @@ def run_site_job(job: SiteJob) -> SiteRun:
                 cmdline=cmdline,
                 envvars=_environment(private, job.env),
                 quiet=True,
-                timeout=job.timeout,
+                timeout=job.timeout + 30,  # a backstop: cancel() below stops the job at job.timeout
                 suppress_env_files=True,
                 artifact_dir=str(job.artifacts_dir),
                 ident=ident,
                 rotate_artifacts=0,
                 event_handler=lambda _event: True,
-                cancel_callback=lambda: False,
+                cancel_callback=cancel,
             )
         except Exception as exc:  # ansible-runner raises for config problems before anything runs
             return SiteRun(
@@ -91,8 +103,11 @@ def run_site_job(job: SiteJob) -> SiteRun:
         if artifact_dir.exists():
             shutil.copy(vars_file, artifact_dir / "k12_vars.json")
             scrub_artifacts(artifact_dir)
-        error = "" if runner.status == "successful" else _stdout_tail(runner)
-        return SiteRun(job.site, job.check, runner.status, runner.rc, seconds, outcomes, str(artifact_dir), error)
+        status = "timeout" if timed_out else runner.status
+        error = "" if status == "successful" else _stdout_tail(runner)
+        if timed_out:
+            error = f"no result within {job.timeout} s; the job and its processes were stopped. {error}"
+        return SiteRun(job.site, job.check, status, runner.rc, seconds, outcomes, str(artifact_dir), error)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 

@@ -122,6 +122,7 @@ def _environment(private: Path, extra: dict[str, str]) -> dict[str, str]:
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
         "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
         "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS": "ignore",  # site names use '-': keep them, without a warning
         **extra,
     }
 

@@ -115,7 +115,7 @@ def _explain(plan: Plan, ws, journal, max_destructive, override_blast_radius, ac
         table.add_column(column, overflow="fold")
     for decision in decisions:
         change = by_key[decision.change_key]
-        hint = decision.reason + (f"; next {decision.next_open.isoformat()}" if decision.next_open else "")
+        hint = decision.reason
         table.add_row(
             change.id.key,
             change.policy or "-",

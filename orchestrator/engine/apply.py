@@ -170,8 +170,7 @@ class Executor:
         for decision in decisions:
             if not decision.allowed:
                 change = report.changes[decision.change_key]
-                hint = f"; next open window {decision.next_open.isoformat()}" if decision.next_open else ""
-                self._final(report, change, "deferred", decision.reason + hint)
+                self._final(report, change, "deferred", decision.reason)
         return [c for c in changes if c.key in allowed]
 
     def _send(self, changes: list[Change], report: ApplyReport) -> None:

@@ -116,8 +116,6 @@ class GoogleEmulator(EmulatorServer):
 class GoogleHandler(JsonHandler):
     server: GoogleEmulator
     # One buffered write per reply and no Nagle: otherwise every keep-alive call waits ~40 ms for delayed ACKs.
-    wbufsize = 1 << 16
-    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         self._dispatch("GET")

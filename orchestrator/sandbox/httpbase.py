@@ -86,6 +86,8 @@ class JsonHandler(BaseHTTPRequestHandler):
 
     server: EmulatorServer
     protocol_version = "HTTP/1.1"
+    wbufsize = 1 << 16  # one write per reply: unbuffered keep-alive replies stall on delayed ACKs
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         return

@@ -115,7 +115,6 @@ class GoogleEmulator(EmulatorServer):
 
 class GoogleHandler(JsonHandler):
     server: GoogleEmulator
-    # One buffered write per reply and no Nagle: otherwise every keep-alive call waits ~40 ms for delayed ACKs.
 
     def do_GET(self) -> None:
         self._dispatch("GET")

@@ -68,7 +68,10 @@ def _list_delta(before: Any, after: Any) -> str | None:
 
 def change_detail(change: Change, show_pii: bool = False) -> str:
     delta = _list_delta(change.before, change.after)
-    if delta:
+    if isinstance(change.before, dict) and change.before.get("differs"):
+        hosts = ", ".join(f"{h}: {s}" for h, s in sorted(change.before.get("hosts", {}).items()))
+        text = f"check mode: would change ({hosts or change.before.get('error', 'see diff')}) → {_value(change.after, show_pii)}"
+    elif delta:
         text = delta
     elif change.op == "delete":
         text = f"was {_value(change.before, show_pii)}"

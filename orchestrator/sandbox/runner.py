@@ -7,6 +7,7 @@ import threading
 
 from rich.console import Console
 
+from orchestrator.errors import OrchestratorError
 from orchestrator.sandbox.district import generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
 from orchestrator.sandbox.graph_emulator import GraphEmulator
@@ -17,8 +18,14 @@ def run_sandbox(
     *, host: str, ports: tuple[int, int], devices: int, seed: int, latency: float, console: Console
 ) -> None:
     district = generate(devices=devices, seed=seed)
-    google = GoogleEmulator(district, host, ports[0], seed=seed, latency=latency).start()
-    graph = GraphEmulator(GraphState.from_district(district), host, ports[1])
+    try:
+        google = GoogleEmulator(district, host, ports[0], seed=seed, latency=latency).start()
+        graph = GraphEmulator(GraphState.from_district(district), host, ports[1])
+    except OSError as exc:
+        raise OrchestratorError(
+            f"cannot listen on {host}:{ports[0]}/{ports[1]}: {exc.strerror} (is another sandbox running? "
+            "choose other ports with --google-port/--graph-port and update orchestrator.yaml)"
+        ) from exc
     graph.faults.latency = latency
     graph.start()
     stop = threading.Event()

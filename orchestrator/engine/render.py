@@ -70,7 +70,8 @@ def change_detail(change: Change, show_pii: bool = False) -> str:
     delta = _list_delta(change.before, change.after)
     if isinstance(change.before, dict) and change.before.get("differs"):
         hosts = ", ".join(f"{h}: {s}" for h, s in sorted(change.before.get("hosts", {}).items()))
-        text = f"check mode: would change ({hosts or change.before.get('error', 'see diff')}) → {_value(change.after, show_pii)}"
+        why = hosts or change.before.get("error", "see diff")
+        text = f"check mode: would change ({why}) → {_value(change.after, show_pii)}"
     elif delta:
         text = delta
     elif change.op == "delete":

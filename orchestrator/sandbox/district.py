@@ -90,7 +90,7 @@ def generate(devices: int = 120, seed: int = 2026, ous: int = 0) -> District:
         groups = ["All Student Devices"]
         if n % 50 == 49:
             ou, groups = "/Staff", ["Staff Devices"]
-        elif school == "jefferson-high" and n % 25 == 3:
+        elif school == "jefferson-high" and n % 25 in (3, 7):
             ou = "/Labs/Jefferson"
             groups.append("Jefferson Lab PCs")
         if platform == "ios" and level == "elementary":

@@ -29,6 +29,9 @@ class GoogleConfig(_Section):
     managed_root_ou: str = "/"
     requests_per_minute: int = Field(default=1800, ge=1)
     policy_writes_per_minute: int = Field(default=25, ge=1)
+    # Chrome Policy reads: 30 QPS per project but 5 QPS per user; None = min(requests_per_minute, 1500).
+    # Set 300 to stay under the per-user limit on a tenant shared with other tools.
+    policy_reads_per_minute: int | None = Field(default=None, ge=1)
 
 
 class IntuneConfig(_Section):

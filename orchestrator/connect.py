@@ -69,7 +69,11 @@ def open_backends(config: Config, names: tuple[str, ...] | list[str] = ALL_BACKE
         if name == "google":
             from orchestrator.backends.google import GoogleBackend
 
-            connections.backends[name] = GoogleBackend(config.google, counter=connections.counter)
+            connections.backends[name] = GoogleBackend(
+                config.google,
+                counter=connections.counter,
+                policy_reads_per_minute=config.google.policy_reads_per_minute,
+            )
         elif name == "intune":
             from orchestrator.backends.intune import IntuneBackend
 

@@ -143,3 +143,13 @@ def test_journal_records_states_and_remembers_applied_values(tmp_path: Path) -> 
     journal.close()
     reopened = Journal(tmp_path / "j.db")  # migrations are recorded, not re-run
     assert reopened.latest_states([change.key]) == {change.key: "succeeded"}
+
+
+def test_one_run_at_a_time_and_killed_runs_are_marked_interrupted(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db")
+    killed = journal.start_run("apply", plan_id="p", fingerprint="f", policy_commit=None)
+    other = Journal(tmp_path / "j.db")
+    with journal.exclusive(), pytest.raises(OrchestratorError, match="another run holds"), other.exclusive():
+        pass
+    statuses = {run["id"]: run["status"] for run in journal.runs()}
+    assert statuses[killed] == "interrupted"

@@ -82,16 +82,17 @@ class Executor:
         missing = sorted({c.id.backend for c in plan.changes} - set(self.backends))
         if missing:
             raise OrchestratorError(f"the plan needs backends that are not available here: {', '.join(missing)}")
-        run_id = self.journal.start_run(
-            kind, plan_id=plan.plan_id, fingerprint=plan.fingerprint, policy_commit=plan.policy_commit
-        )
-        report = ApplyReport(run_id=run_id, changes={c.key: c for c in plan.changes})
-        try:
-            self._apply(plan, report, gates, check_stale)
-        except BaseException:
-            self.journal.finish_run(run_id, "aborted", report.summary())
-            raise
-        self.journal.finish_run(run_id, "succeeded" if report.ok else "failed", report.summary())
+        with self.journal.exclusive():
+            run_id = self.journal.start_run(
+                kind, plan_id=plan.plan_id, fingerprint=plan.fingerprint, policy_commit=plan.policy_commit
+            )
+            report = ApplyReport(run_id=run_id, changes={c.key: c for c in plan.changes})
+            try:
+                self._apply(plan, report, gates, check_stale)
+            except BaseException:
+                self.journal.finish_run(run_id, "aborted", report.summary())
+                raise
+            self.journal.finish_run(run_id, "succeeded" if report.ok else "failed", report.summary())
         return report
 
     # ------------------------------------------------------------------------------------------------

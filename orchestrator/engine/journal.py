@@ -9,6 +9,7 @@ The schema moves forward by numbered migrations recorded in `schema_migrations`.
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import json
 import os
@@ -23,6 +24,7 @@ from typing import Any
 
 from orchestrator.engine.redact import redact
 from orchestrator.engine.resources import Change, ResourceId
+from orchestrator.errors import OrchestratorError
 
 MIGRATIONS: list[str] = [
     """
@@ -107,6 +109,27 @@ class Journal:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the journal's run lock: one apply, lockdown or maintenance run at a time per journal.
+
+        Runs still marked `running` when the lock is free were killed; they are marked `interrupted`.
+        """
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with lock_path.open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OrchestratorError(
+                    f"another run holds {lock_path} (an apply, lockdown or maintenance run is in progress); "
+                    "try again when it finishes"
+                ) from None
+            try:
+                self.db.execute("UPDATE runs SET status='interrupted' WHERE status='running'")
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # runs -------------------------------------------------------------------------------------------
     def start_run(

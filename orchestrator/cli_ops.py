@@ -39,7 +39,14 @@ def lockdown(
     from orchestrator.engine.plan import policy_commit
     from orchestrator.engine.reconcile import make_plan
     from orchestrator.engine.render import render_text
-    from orchestrator.lockdown import build_report, cap_for, select, with_inventory_sources, write_report
+    from orchestrator.lockdown import (
+        build_report,
+        cap_for,
+        last_applied_quarantines,
+        select,
+        with_inventory_sources,
+        write_report,
+    )
 
     with _session(ctx, backends) as (ws, connections, journal):
         with console.status("Observing lost and found devices..."):
@@ -52,7 +59,14 @@ def lockdown(
                 notes=connections.notes,
                 policy_commit=policy_commit(ws.config.path(ws.config.policies)),
             )
-        selection = select(plan, ws.inventory, cap_for(ws.policies), override=override_blast_radius)
+        quarantines = [str(c.id) for c in plan.changes if c.id.type == "mac_quarantine"]
+        selection = select(
+            plan,
+            ws.inventory,
+            cap_for(ws.policies),
+            override=override_blast_radius,
+            applied=last_applied_quarantines(journal, quarantines),
+        )
         with_inventory_sources(selection.plan, ws.inventory)
         reports_dir = ws.config.path(ws.config.reports)
     render_text(selection.plan, console, show_pii)
@@ -64,7 +78,10 @@ def lockdown(
             kind="lockdown",
             backends=backends,
             gates=GateOptions(),
-            check_stale=True,
+            # Planned seconds ago, and the cap may have trimmed a site's quarantine list, which makes the
+            # network's check-mode observation differ from the plan's; every change is still re-observed
+            # before it is sent and skipped when already in place.
+            check_stale=False,
             show_pii=show_pii,
         )
     summary = build_report(selection, report, ws.inventory)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from orchestrator.engine.apply import ApplyReport
+from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan
+from orchestrator.engine.redact import redact_text
 from orchestrator.engine.resources import Change
 from orchestrator.inventory import Device, Inventory
 from orchestrator.policy.loader import PolicySet
@@ -33,14 +35,46 @@ class LockdownSelection:
     cap: int = 0
 
 
+def _quarantine_before(change: Change) -> set[str] | None:
+    """The MACs quarantined before this change: observed, or last applied (journal); None when unknown.
+
+    The network backend observes a site in check mode, so a differing site's `before` is a diff, not a set.
+    """
+    if isinstance(change.before, list):
+        return set(change.before)
+    applied = change.meta.get("applied_before")
+    return set(applied) if isinstance(applied, list) else None
+
+
+def _quarantine_moves(change: Change) -> set[str]:
+    """MACs this quarantine change adds or removes (every wanted MAC when the current set is unknown)."""
+    before = _quarantine_before(change)
+    after = set(change.after or [])
+    return after if before is None else after ^ before
+
+
 def _serials_of(change: Change) -> set[str]:
     if (change.id.backend, change.id.type) in DEVICE_TYPES:
         return {change.id.key}
     if change.id.type == "mac_quarantine":
-        macs = set(change.after or []) ^ set(change.before if isinstance(change.before, list) else [])
         serial_of = change.meta.get("serials", {})
-        return {serial_of.get(mac, mac) for mac in macs}
+        return {serial_of.get(mac, mac) for mac in _quarantine_moves(change)}
     return set()
+
+
+def last_applied_quarantines(journal: Journal, resource_ids: list[str]) -> dict[str, list[str]]:
+    """resource id → the MAC list the last successful lockdown wrote there (from the journal's actions)."""
+    out: dict[str, list[str]] = {}
+    for rid in resource_ids:
+        row = journal.db.execute(
+            "SELECT request FROM actions WHERE resource=? AND state IN ('succeeded','skipped')"
+            " ORDER BY updated_at DESC LIMIT 1",
+            (rid,),
+        ).fetchone()
+        after = json.loads(row[0]).get("after") if row and row[0] else None
+        if isinstance(after, list):
+            out[rid] = sorted(after)
+    return out
 
 
 def cap_for(policies: PolicySet) -> int:
@@ -48,12 +82,32 @@ def cap_for(policies: PolicySet) -> int:
     return min(caps) if caps else 0
 
 
-def select(plan: Plan, inventory: Inventory, cap: int, override: bool = False) -> LockdownSelection:
-    """Drop changes for devices absent from a console; keep at most `cap` devices (inventory order)."""
+def select(
+    plan: Plan,
+    inventory: Inventory,
+    cap: int,
+    override: bool = False,
+    applied: dict[str, list[str]] | None = None,
+) -> LockdownSelection:
+    """Drop changes for devices absent from a console; keep at most `cap` devices (inventory order).
+
+    `applied` holds the last quarantine list written per site (journal), so a device quarantined on an
+    earlier night neither counts against tonight's cap nor is released when tonight's list is trimmed.
+    """
     by_serial = inventory.by_serial()
+    by_mac = {d.macAddress: d.serialNumber for d in inventory.devices if d.macAddress}
     kept: list[Change] = []
     result = LockdownSelection(plan=plan, cap=cap)
     for change in plan.changes:
+        if change.id.type == "mac_quarantine":
+            meta = dict(change.meta)
+            if not isinstance(change.before, list) and (applied or {}).get(str(change.id)) is not None:
+                meta["applied_before"] = list((applied or {})[str(change.id)])
+            known = set(meta.get("applied_before") or []) | set(
+                change.before if isinstance(change.before, list) else []
+            )
+            meta["serials"] = {**{m: by_mac[m] for m in sorted(known) if m in by_mac}, **meta.get("serials", {})}
+            change = replace(change, meta=meta)
         if (change.id.backend, change.id.type) in DEVICE_TYPES and change.before is None:
             result.not_found.append(change)  # a console cannot lock a device it does not have
         else:
@@ -85,16 +139,16 @@ def select(plan: Plan, inventory: Inventory, cap: int, override: bool = False) -
 
 def _trim_quarantine(change: Change, allowed: set[str], result: LockdownSelection) -> Change:
     """Keep the quarantine set change for allowed devices only; the rest waits for the next run."""
-    before = set(change.before if isinstance(change.before, list) else [])
+    before = _quarantine_before(change) or set()
     serial_of = change.meta.get("serials", {})
     after = set(before)
-    for mac in set(change.after or []) ^ before:
+    for mac in _quarantine_moves(change):
         if serial_of.get(mac, mac) in allowed:
             after ^= {mac}
-    held = Change(
+    held = Change(  # reported only: its moves (before → after) are exactly the devices held back
         id=change.id,
         op=change.op,
-        before=change.before,
+        before=sorted(after),
         after=change.after,
         sources=change.sources,
         policy=change.policy,
@@ -128,14 +182,15 @@ def with_inventory_sources(plan: Plan, inventory: Inventory) -> None:
                     change.sources = (*change.sources, where)
 
 
-def _outcome(change: Change, state: str) -> str:
+def _outcome(change: Change, state: str, serial: str) -> str:
     if state in ("failed", "unknown"):
         return "failed"
     if state == "deferred":
         return "held"
     after = change.after
     if change.id.type == "mac_quarantine":
-        return "quarantine"
+        macs = {m for m, s in change.meta.get("serials", {}).items() if s == serial} or {serial}
+        return "quarantine" if macs & set(after or []) else "released"
     locked = after == "DISABLED" or (isinstance(after, dict) and after.get("lost"))
     return "locked" if locked else "released"
 
@@ -162,8 +217,9 @@ def build_report(selection: LockdownSelection, report: ApplyReport | None, inven
     per_school: dict[str, Counter[str]] = defaultdict(Counter)
     totals: Counter[str] = Counter()
 
-    def add(change: Change, outcome: str, detail: str) -> None:
+    def add(change: Change, outcome: str | None, detail: str, state: str = "") -> None:
         for serial in sorted(_serials_of(change)) or ["-"]:
+            outcome_here = outcome or _outcome(change, state, serial)
             school = school_of(serial, by_serial)
             device = by_serial.get(serial)
             rows.append(
@@ -172,18 +228,18 @@ def build_report(selection: LockdownSelection, report: ApplyReport | None, inven
                     "serial": serial,
                     "asset": device.annotatedAssetId if device else "",
                     "backend": change.id.backend,
-                    "outcome": outcome,
-                    "detail": detail,
+                    "outcome": outcome_here,
+                    "detail": redact_text(detail),
                     "inventory": f"{inventory.file}:{device.line}" if device else "",
                 }
             )
-            per_school[school][outcome] += 1
-            totals[outcome] += 1
+            per_school[school][outcome_here] += 1
+            totals[outcome_here] += 1
 
     for change in selection.plan.changes:
         state = report.states.get(change.key, "planned") if report else "planned"
         detail = report.details.get(change.key, "") if report else change.summary
-        add(change, _outcome(change, state) if report else "planned", detail)
+        add(change, None if report else "planned", detail, state)
     for change in selection.not_found:
         add(change, "not found", f"serial not found in {change.id.backend}")
     for change in selection.over_cap:
@@ -196,6 +252,8 @@ def write_report(lockdown: LockdownReport, folder: Path, stamp: str, run_id: str
     md = folder / f"lockdown-{stamp}.md"
     js = folder / f"lockdown-{stamp}.json"
     outcomes = ["locked", "released", "quarantine", "not found", "held", "failed"]
+    if lockdown.totals["planned"]:
+        outcomes.insert(0, "planned")
     lines = [
         f"# Lost-device lockdown {stamp}",
         "",

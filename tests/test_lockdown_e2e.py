@@ -1,0 +1,418 @@
+"""The nightly lockdown end to end: `orchestrator lockdown` in a subprocess against the Google and Graph emulators
+(in-process, dynamic ports) and, for the services test, a real nftables router in a network namespace.
+
+Every assertion reads the emulators' state or per-endpoint call counts, the exit code and the written report.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from orchestrator.inventory import Device, write_inventory_csv
+from orchestrator.sandbox.district import District, generate
+from orchestrator.sandbox.google_emulator import GoogleEmulator
+from orchestrator.sandbox.graph_emulator import GraphEmulator
+from orchestrator.sandbox.graph_state import GraphState
+from orchestrator.sandbox.httpbase import Fault
+
+REPO = Path(__file__).resolve().parent.parent
+GOOGLE_WRITES = ("chromeosdevices.batchChangeStatus", "chromeosdevices.moveDevicesToOu", "chromeosdevices.issueCommand")
+GRAPH_WRITES = (
+    "POST $batch",
+    "POST managedDevices/remoteLock",
+    "POST managedDevices/enableLostMode",
+    "POST managedDevices/disableLostMode",
+)
+
+POLICY = """\
+kind: LostDevicePolicy
+name: lost-devices
+message: "This device belongs to Prairie Valley School District. Please return it to any school office."
+phone: "+1 555 0100 200"
+max_per_run: {cap}
+google:
+  action: disable
+intune:
+  action: remote_lock
+  lost_mode: true
+network:
+  quarantine: {quarantine}
+  sites:
+    - test-core
+on_found:
+  reenable: true
+  disable_lost_mode: true
+  release_quarantine: true
+"""
+
+
+@dataclass
+class Tenant:
+    """A temporary district repository wired to running emulators."""
+
+    root: Path
+    district: District
+    google: GoogleEmulator
+    graph: GraphEmulator
+    devices: list[Device]
+    network_inventory: Path | None = None
+    status_calls: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "orchestrator.yaml"
+
+    def write(self, cap: int = 1000) -> None:
+        (self.root / "inventory").mkdir(exist_ok=True)
+        (self.root / "policies").mkdir(exist_ok=True)
+        (self.root / "inventory" / "devices.csv").write_text(write_inventory_csv(self.devices))
+        quarantine = "true" if self.network_inventory else "false"
+        (self.root / "policies" / "lost-devices.yaml").write_text(POLICY.format(cap=cap, quarantine=quarantine))
+        config = (
+            f"journal: {self.root / 'journal.db'}\n"
+            "reports: reports\n"
+            f"google:\n  directory_endpoint: {self.google.url}\n  policy_endpoint: {self.google.url}\n"
+            f"intune:\n  graph_endpoint: {self.graph.url}\n"
+        )
+        if self.network_inventory:
+            config += (
+                f"network:\n  inventory: {self.network_inventory}\n  playbooks: {REPO / 'playbooks'}\n"
+                "  timeout_seconds: 120\n"
+            )
+        self.config.write_text(config)
+
+    def device(self, serial: str) -> Device:
+        return next(d for d in self.devices if d.serialNumber == serial)
+
+    def mark(self, status: str, *serials: str) -> None:
+        for serial in serials:
+            self.device(serial).inventoryStatus = status
+        (self.root / "inventory" / "devices.csv").write_text(write_inventory_csv(self.devices))
+
+    def serials(self, platform: str, count: int, *, supervised: bool | None = None, skip: int = 0) -> list[str]:
+        chosen = [
+            s.device.serialNumber
+            for s in self.district.devices
+            if s.device.platform == platform and (supervised is None or s.supervised == supervised)
+        ]
+        return chosen[skip : skip + count]
+
+    def lockdown(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "orchestrator", "--config", str(self.config), "lockdown", *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=self.root,
+        )
+
+    def chrome_status(self, serial: str) -> str:
+        return next(d["status"] for d in self.google.state.devices.values() if d["serialNumber"] == serial)
+
+    def intune_record(self, serial: str) -> dict:
+        return next(d for d in self.graph.state.devices.values() if d["serialNumber"] == serial)
+
+    def remote_locked(self, serial: str) -> bool:
+        return any(r["actionName"] == "remoteLock" for r in self.intune_record(serial)["deviceActionResults"])
+
+    def state_changing_calls(self) -> dict[str, int]:
+        calls = {k: self.google.calls[k] for k in GOOGLE_WRITES} | {k: self.graph.calls[k] for k in GRAPH_WRITES}
+        return {k: v for k, v in calls.items() if v}
+
+    def reset_counts(self) -> None:
+        self.google.reset_counts()
+        self.graph.reset_counts()
+        self.status_calls.clear()
+
+    def latest_report(self) -> tuple[str, dict]:
+        folder = self.root / "reports"
+        md = sorted(folder.glob("lockdown-*.md"), key=lambda p: p.stat().st_mtime_ns)[-1]
+        return md.read_text(), json.loads(md.with_suffix(".json").read_text())
+
+
+def outcomes(report: dict) -> dict[str, set[tuple[str, str]]]:
+    """outcome → {(serial, backend)} from a lockdown JSON report."""
+    out: dict[str, set[tuple[str, str]]] = collections.defaultdict(set)
+    for row in report["devices"]:
+        out[row["outcome"]].add((row["serial"], row["backend"]))
+    return out
+
+
+@pytest.fixture
+def tenant(tmp_path: Path) -> Iterator[Tenant]:
+    district = generate(devices=200, seed=11)
+    google = GoogleEmulator(district, seed=11).start()
+    graph = GraphEmulator.start_local(state=GraphState.from_district(district))
+    devices = [Device(**{**s.device.__dict__}) for s in district.devices]
+    result = Tenant(root=tmp_path, district=district, google=google, graph=graph, devices=devices)
+    original = google.state.change_status
+
+    def counting_change_status(device_id: str, action: str, reason: str):
+        result.status_calls[device_id] += 1
+        return original(device_id, action, reason)
+
+    google.state.change_status = counting_change_status  # instrument the emulator, not the adapter
+    result.write()
+    try:
+        yield result
+    finally:
+        google.stop()
+        graph.stop()
+
+
+def test_lost_devices_are_locked_on_every_console_and_a_second_run_changes_nothing(tenant: Tenant) -> None:
+    chromebooks = tenant.serials("chromeos", 3)
+    [laptop] = tenant.serials("windows", 1)
+    [ipad] = tenant.serials("ios", 1, supervised=True)
+    tenant.mark("lost", *chromebooks, laptop)
+    tenant.mark("stolen", ipad)
+
+    first = tenant.lockdown()
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert [tenant.chrome_status(s) for s in chromebooks] == ["DISABLED"] * 3
+    assert tenant.remote_locked(laptop)
+    assert tenant.intune_record(ipad)["lostModeState"] == "enabled"
+    shown = tenant.graph.state.lost_mode_bodies[tenant.intune_record(ipad)["id"]]
+    assert "Prairie Valley" in shown["message"] and shown["phoneNumber"] == "+1 555 0100 200"
+    assert tenant.google.calls["chromeosdevices.batchChangeStatus"] == 1  # three ids, one call
+    assert tenant.graph.calls["POST $batch"] == 1  # remoteLock + enableLostMode in one $batch
+    markdown, report = tenant.latest_report()
+    assert outcomes(report)["locked"] == {
+        *((s, "google") for s in chromebooks),
+        (laptop, "intune"),
+        (ipad, "intune"),
+    }
+    assert report["totals"] == {"locked": 5}
+    school = tenant.device(laptop).school
+    assert f"| {school} |" in markdown
+    everything = markdown + json.dumps(report) + first.stdout + first.stderr
+    assert "@district.example" not in everything, "a student email leaked into the report or the output"
+    assert tenant.device(laptop).assignedStudent.endswith("@district.example")  # there was one to leak
+
+    tenant.reset_counts()
+    second = tenant.lockdown()
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert tenant.state_changing_calls() == {}
+    assert tenant.google.calls["chromeosdevices.list"] >= 1 and tenant.graph.calls["GET managedDevices"] >= 1
+    assert tenant.latest_report()[1]["totals"] == {}
+
+
+def test_found_devices_are_reenabled_and_lost_mode_is_turned_off(tenant: Tenant) -> None:
+    [chromebook] = tenant.serials("chromeos", 1)
+    [ipad] = tenant.serials("ios", 1, supervised=True)
+    [laptop] = tenant.serials("windows", 1)
+    tenant.mark("lost", chromebook, ipad, laptop)
+    assert tenant.lockdown().returncode == 0
+    assert tenant.chrome_status(chromebook) == "DISABLED"
+    assert tenant.intune_record(ipad)["lostModeState"] == "enabled"
+
+    tenant.mark("found", chromebook, ipad, laptop)
+    tenant.reset_counts()
+    found = tenant.lockdown()
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert tenant.chrome_status(chromebook) == "ACTIVE"
+    assert tenant.intune_record(ipad)["lostModeState"] == "disabled"
+    assert tenant.graph.calls["POST managedDevices/disableLostMode"] == 1
+    # A remote lock has no remote undo (the passcode releases it): nothing is sent for the laptop.
+    assert tenant.graph.calls["POST managedDevices/remoteLock"] == 0
+    report = tenant.latest_report()[1]
+    assert outcomes(report)["released"] == {(chromebook, "google"), (ipad, "intune")}
+
+    tenant.reset_counts()
+    assert tenant.lockdown().returncode == 0
+    assert tenant.state_changing_calls() == {}
+
+
+def test_serial_that_prefix_matches_other_devices_locks_exactly_one(tenant: Tenant) -> None:
+    # CB000001 is a substring of CB0000010..CB0000019: the Directory `id:` query is a partial match.
+    template = next(d for d in tenant.google.state.devices.values() if d["serialNumber"] == "CB0000011")
+    tenant.google.state.devices["f00dfeed00000001"] = {
+        **template,
+        "deviceId": "f00dfeed00000001",
+        "serialNumber": "CB000001",
+        "annotatedAssetId": "PV-OLD-1",
+    }
+    tenant.google.state.order.append("f00dfeed00000001")
+    tenant.google.state.version += 1
+    partial = tenant.google.state.list_devices(None, False, "id:CB000001")
+    assert len(partial) > 1, "the trap must be real: a partial query returns several devices"
+    tenant.devices.append(
+        Device(serialNumber="CB000001", platform="chromeos", inventoryStatus="lost", school="jefferson-high")
+    )
+    tenant.write()
+
+    run = tenant.lockdown()
+    assert run.returncode == 0, run.stdout + run.stderr
+    disabled = sorted(d["serialNumber"] for d in tenant.google.state.devices.values() if d["status"] == "DISABLED")
+    assert disabled == ["CB000001"]
+    assert sum(tenant.status_calls.values()) == 1 and tenant.status_calls["f00dfeed00000001"] == 1
+
+
+def test_failure_part_way_is_reported_and_the_next_run_finishes_only_the_rest(tenant: Tenant) -> None:
+    chromebooks = tenant.serials("chromeos", 120)  # three batchChangeStatus calls: 50, 50, 20
+    laptops = tenant.serials("windows", 3)
+    tenant.mark("lost", *chromebooks, *laptops)
+    # The first batchChangeStatus call fails every attempt (HTTP 500, Retry-After keeps it quick) ...
+    for _ in range(6):
+        tenant.google.faults.queue.append(Fault(500, retry_after=0.01, endpoint="chromeosdevices.batchChangeStatus"))
+    # ... one device in a later batch is refused on its own, and one Windows remoteLock fails inside $batch.
+    by_serial = {d["serialNumber"]: d["deviceId"] for d in tenant.google.state.devices.values()}
+    refused = chromebooks[75]
+    tenant.google.state.device_faults[by_serial[refused]] = [{"code": 3, "message": "Invalid device state."}]
+    tenant.graph.faults.queue.append(Fault(500, endpoint="POST managedDevices/remoteLock"))
+
+    first = tenant.lockdown()
+    assert first.returncode != 0
+    failed_batch = set(chromebooks[:50])
+    _, report = tenant.latest_report()
+    failed = {serial for serial, _ in outcomes(report)["failed"]}
+    locked_laptops = {s for s in laptops if tenant.remote_locked(s)}
+    assert failed == failed_batch | {refused} | (set(laptops) - locked_laptops)
+    assert len(locked_laptops) == 2, "exactly one remoteLock inside the $batch failed"
+    assert all(tenant.chrome_status(s) == "ACTIVE" for s in failed_batch | {refused})
+    done = [s for s in chromebooks if s not in failed_batch | {refused}]
+    assert all(tenant.chrome_status(s) == "DISABLED" for s in done)
+    markdown = tenant.latest_report()[0]
+    assert "## Needs attention" in markdown and refused in markdown
+
+    tenant.reset_counts()
+    second = tenant.lockdown()
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert all(tenant.chrome_status(s) == "DISABLED" for s in chromebooks)
+    assert all(tenant.remote_locked(s) for s in laptops)
+    retried = {d for d, n in tenant.status_calls.items() if n}
+    assert retried == {by_serial[s] for s in failed_batch | {refused}}, "a device that succeeded was sent again"
+    assert tenant.google.calls["chromeosdevices.batchChangeStatus"] == 2  # 51 ids: 50 + 1
+    assert tenant.graph.calls["POST managedDevices/remoteLock"] == 1
+    assert {serial for serial, _ in outcomes(tenant.latest_report()[1])["locked"]} == (
+        failed_batch | {refused} | (set(laptops) - locked_laptops)
+    )
+
+
+def test_cap_holds_dry_run_changes_nothing_and_missing_devices_are_not_found(tenant: Tenant) -> None:
+    tenant.write(cap=4)
+    chromebooks = tenant.serials("chromeos", 4)
+    laptops = tenant.serials("windows", 2)
+    ghost = Device(serialNumber="CB9999999", platform="chromeos", inventoryStatus="lost", school="roosevelt-middle")
+    ghost_pc = Device(serialNumber="PF9999999", platform="windows", inventoryStatus="stolen", school="jefferson-high")
+    tenant.devices += [ghost, ghost_pc]
+    tenant.mark("lost", *chromebooks, *laptops)
+    inventory_order = [d.serialNumber for d in tenant.devices if d.serialNumber in {*chromebooks, *laptops}]
+
+    dry = tenant.lockdown("--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert tenant.state_changing_calls() == {}
+    assert all(tenant.chrome_status(s) == "ACTIVE" for s in chromebooks)
+    assert not any(tenant.remote_locked(s) for s in laptops)
+    _, report = tenant.latest_report()
+    assert {s for s, _ in outcomes(report)["planned"]} == set(inventory_order[:4])
+    assert {s for s, _ in outcomes(report)["held"]} == set(inventory_order[4:])
+    assert outcomes(report)["not found"] == {("CB9999999", "google"), ("PF9999999", "intune")}
+
+    run = tenant.lockdown()
+    assert run.returncode == 0, run.stdout + run.stderr
+    changed = {s for s in chromebooks if tenant.chrome_status(s) == "DISABLED"} | {
+        s for s in laptops if tenant.remote_locked(s)
+    }
+    assert changed == set(inventory_order[:4])
+    _, report = tenant.latest_report()
+    assert {s for s, _ in outcomes(report)["held"]} == set(inventory_order[4:])
+    assert outcomes(report)["not found"] == {("CB9999999", "google"), ("PF9999999", "intune")}
+    assert not any(d["serialNumber"] == "CB9999999" for d in tenant.google.state.devices.values())
+
+    tenant.reset_counts()
+    assert tenant.lockdown().returncode == 0  # the next night takes the held ones
+    assert all(tenant.chrome_status(s) == "DISABLED" for s in chromebooks)
+    assert all(tenant.remote_locked(s) for s in laptops)
+    assert len({d for d, n in tenant.status_calls.items() if n}) == len(set(chromebooks) - set(inventory_order[:4]))
+
+
+# -- services: a real nftables router in a network namespace -----------------------------------------------
+
+
+@pytest.fixture
+def router_tenant(tenant: Tenant) -> Iterator[tuple[Tenant, object]]:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from network_fixtures import namespaced_router, namespaces_unavailable, write_inventory
+
+    reason = namespaces_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with namespaced_router(tenant.root) as router:
+        tenant.network_inventory = write_inventory(
+            tenant.root / "network.yaml",
+            {"test-core": {"core-router": router.host_vars}},
+            {"k12_quarantine_routers": ["core-router"]},
+        )
+        tenant.write()
+        yield tenant, router
+
+
+@pytest.mark.services
+def test_device_lost_on_a_console_and_the_network_is_locked_quarantined_and_released(router_tenant) -> None:
+    tenant, router = router_tenant
+    [chromebook] = tenant.serials("chromeos", 1)
+    [laptop] = tenant.serials("windows", 1)
+    tenant.device(chromebook).macAddress = router.client_mac  # the same device, known to Google and the LAN
+    tenant.mark("lost", chromebook, laptop)
+    assert router.client_can_ping_router()
+
+    first = tenant.lockdown()
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert tenant.chrome_status(chromebook) == "DISABLED"
+    assert tenant.remote_locked(laptop)
+    assert not router.client_can_ping_router()
+    ruleset = router.nft_ruleset()
+    assert router.client_mac in ruleset and tenant.device(laptop).macAddress in ruleset
+    report = tenant.latest_report()[1]
+    assert (chromebook, "network") in outcomes(report)["quarantine"]
+    assert (laptop, "network") in outcomes(report)["quarantine"]
+
+    tenant.reset_counts()
+    second = tenant.lockdown()
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert tenant.state_changing_calls() == {}
+    assert tenant.latest_report()[1]["totals"] == {}  # the router's check run found nothing to change
+    assert router.nft_ruleset() == ruleset
+
+    tenant.mark("found", chromebook)
+    found = tenant.lockdown()
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert tenant.chrome_status(chromebook) == "ACTIVE"
+    assert router.client_can_ping_router()
+    assert router.client_mac not in router.nft_ruleset()
+    assert tenant.device(laptop).macAddress in router.nft_ruleset()
+    released = outcomes(tenant.latest_report()[1])["released"]
+    assert released == {(chromebook, "google"), (chromebook, "network")}
+
+
+@pytest.mark.services
+def test_cap_with_quarantine_progresses_night_by_night_without_releasing_earlier_devices(router_tenant) -> None:
+    tenant, router = router_tenant
+    tenant.write(cap=1)
+    first_lost, second_lost = tenant.serials("chromeos", 2)
+    tenant.device(first_lost).macAddress = router.client_mac
+    tenant.mark("lost", first_lost, second_lost)
+    second_mac = tenant.device(second_lost).macAddress
+
+    night1 = tenant.lockdown()
+    assert night1.returncode == 0, night1.stdout + night1.stderr
+    assert [tenant.chrome_status(first_lost), tenant.chrome_status(second_lost)] == ["DISABLED", "ACTIVE"]
+    assert not router.client_can_ping_router() and second_mac not in router.nft_ruleset()
+    assert {s for s, _ in outcomes(tenant.latest_report()[1])["held"]} == {second_lost}
+
+    night2 = tenant.lockdown()
+    assert night2.returncode == 0, night2.stdout + night2.stderr
+    assert tenant.chrome_status(second_lost) == "DISABLED"
+    assert second_mac in router.nft_ruleset()
+    assert not router.client_can_ping_router(), "the cap released a device quarantined the night before"
+    assert outcomes(tenant.latest_report()[1])["locked"] == {(second_lost, "google")}
+    assert "held" not in outcomes(tenant.latest_report()[1])

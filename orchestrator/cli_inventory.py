@@ -130,3 +130,71 @@ def history(ctx: click.Context, serial: str, show_pii: bool) -> None:
         old, new = (entry.old, entry.new) if show_pii else (redact_text(entry.old), redact_text(entry.new))
         table.add_row(entry.at, entry.field, old, new, entry.source, entry.actor)
     console.print(table)
+
+
+@inventory.command("sync")
+@click.option("--write", is_flag=True, help="Update inventory/devices.csv and append every change to history.csv.")
+@click.option(
+    "--backend",
+    "backends",
+    multiple=True,
+    type=click.Choice(["google", "intune"]),
+    help="Only these consoles (repeatable; default: every configured one).",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+@handle_errors
+def sync_(ctx: click.Context, write: bool, backends: tuple[str, ...], fmt: str) -> None:
+    """Refresh deviceId/OU/status/MAC from Google and Intune (exact serials); list what does not line up.
+
+    Without --write nothing changes. Last-seen times are shown, never stored (see orchestrator/inventory_sync.py).
+
+    Example: orchestrator inventory sync --write
+    """
+    from orchestrator.connect import open_backends
+    from orchestrator.inventory_ops import append_history, history_path
+    from orchestrator.inventory_sync import sync
+
+    ws = _workspace(ctx)
+    connections = open_backends(ws.config, backends or ("google", "intune"))
+    try:
+        records = {name: backend.inventory_records() for name, backend in connections.backends.items()}
+    finally:
+        connections.close()
+    result = sync(ws.inventory, records)
+    written = None
+    if write and result.updates:
+        written = _save(ws, result.devices)
+        append_history(history_path(written), result.history(actor=default_actor()))
+    if fmt == "json":
+        click.echo(json.dumps({**result.to_json(), "notes": connections.notes, "written": bool(written)}, indent=2))
+        return
+    for note in connections.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    table = Table(title="Inventory fields the consoles report differently", header_style="bold")
+    for column in ("serial", "field", "inventory", "console", "from"):
+        table.add_column(column)
+    for update in result.updates:
+        table.add_row(update.serial, update.field, update.old or "-", update.new, update.console)
+    console.print(table)
+    for title, rows in (
+        ("In a console, missing from the inventory", result.not_in_inventory),
+        ("In the inventory, missing from its console", result.not_in_console),
+        ("Serial matches several console records (left alone)", result.ambiguous),
+    ):
+        if rows:
+            listing = Table(title=f"{title} ({len(rows)})", header_style="bold")
+            for column in rows[0]:
+                listing.add_column(column)
+            for row in rows:
+                listing.add_row(*row.values())
+            console.print(listing)
+    console.print(
+        f"{len(result.updates)} field change(s) on {len({u.serial for u in result.updates})} device(s); "
+        f"{len(result.last_seen)} last-seen times read; {len(result.not_in_inventory)} console devices not in the "
+        f"inventory; {len(result.not_in_console)} inventory rows not in their console."
+    )
+    if written:
+        console.print(f"Wrote {written} and {history_path(written)}.")
+    elif result.updates:
+        console.print("Nothing written: run with --write to apply these changes.")

@@ -47,6 +47,9 @@ from orchestrator.errors import BackendError, QuotaError
 log = logging.getLogger(__name__)
 
 POLICY_TYPES = ("ou_policy", "ou_app")
+INVENTORY_FIELDS = (
+    "nextPageToken,chromeosdevices(deviceId,serialNumber,status,orgUnitPath,annotatedAssetId,lastSync,macAddress)"
+)
 
 
 class GoogleBackend:
@@ -92,6 +95,29 @@ class GoogleBackend:
     def devices_by_serial(self, refresh: bool = False) -> dict[str, list[dict[str, Any]]]:
         """Every Chrome device record by exact serial (bulk listing; cached for the run)."""
         return self.devices.devices_by_serial(refresh=refresh)
+
+    def inventory_records(self) -> list[dict[str, Any]]:
+        """Every Chrome device for `inventory sync`: pages of 300, BASIC projection, only the synced fields.
+
+        Read-only and uncached. BASIC carries deviceId, serialNumber, status, orgUnitPath, annotatedAssetId and
+        lastSync; macAddress is kept when the console returns it (FULL-only on Google: import it with GAM).
+        """
+        devices = self.api.directory.chromeosdevices()
+        request = devices.list(
+            customerId=self._customer,
+            maxResults=300,
+            projection="BASIC",
+            fields=INVENTORY_FIELDS,
+        )
+        out: list[dict[str, Any]] = []
+        try:
+            while request is not None:
+                page = self.api.read("chromeosdevices.list", request)
+                out += page.get("chromeosdevices", [])
+                request = devices.list_next(request, page)
+        except TransientError as exc:
+            raise QuotaError(f"google: still failing after {self.api.retry.attempts} attempts: {exc}") from None
+        return out
 
     def move_devices(self, serials: Sequence[str], ou_path: str) -> dict[str, str]:
         """Move devices (exact serials) to `ou_path` and read back: serial → moved | not_moved | not_found."""

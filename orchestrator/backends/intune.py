@@ -38,6 +38,7 @@ DEVICE_FIELDS = (
     "id,serialNumber,operatingSystem,isSupervised,managedDeviceOwnerType,lostModeState,"
     "deviceActionResults,managementState"
 )
+INVENTORY_FIELDS = "id,serialNumber,operatingSystem,wiFiMacAddress,lastSyncDateTime"
 LOCK_STATES = ("pending", "active", "done")
 MAX_BATCH = 20
 
@@ -252,6 +253,13 @@ class IntuneBackend:
                     index.setdefault(serial, []).append(record)
             self._devices = index
         return self._devices
+
+    def inventory_records(self) -> list[dict[str, Any]]:
+        """Every managed device for `inventory sync`: raw v1.0 list, $top=1000, $select of the synced fields."""
+        url = self.session.url(
+            "v1.0", "deviceManagement/managedDevices", **{"$select": INVENTORY_FIELDS, "$top": "1000"}
+        )
+        return self.session.run(self.session.get_all("GET managedDevices", url))
 
     async def _observe_locks(self, locks: list[Resource], problems: list[str]) -> list[Resource]:
         index = await self._device_index(refresh=True)

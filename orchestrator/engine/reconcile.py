@@ -12,7 +12,7 @@ from orchestrator.engine.compile import compile_desired
 from orchestrator.engine.diff import diff
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan, observed_digests
-from orchestrator.engine.resources import Resource, ResourceId, spec_for
+from orchestrator.engine.resources import TYPE_SPECS, Resource, ResourceId, spec_for
 from orchestrator.inventory import Inventory
 from orchestrator.policy.loader import PolicySet
 
@@ -23,8 +23,17 @@ class Observation:
     journal_state: dict[ResourceId, Any]
 
 
-def observe(backends: Mapping[str, Backend], desired: Sequence[Resource], journal: Journal) -> Observation:
-    """Ask every backend for its part in parallel (each paces itself); journal-observed types come from the journal."""
+def observe(
+    backends: Mapping[str, Backend],
+    desired: Sequence[Resource],
+    journal: Journal,
+    scopes: Sequence[str] = ("policy", "lockdown", "maintenance"),
+) -> Observation:
+    """Ask every backend for its part in parallel (each paces itself); journal-observed types come from the journal.
+
+    A backend with nothing desired is still asked when its authoritative types are in scope (so settings no
+    policy wants any more are found and removed); otherwise it is not called at all.
+    """
     by_backend: dict[str, list[Resource]] = {name: [] for name in backends}
     journal_ids: list[ResourceId] = []
     for resource in desired:
@@ -35,12 +44,17 @@ def observe(backends: Mapping[str, Backend], desired: Sequence[Resource], journa
         else:
             by_backend[resource.id.backend].append(resource)
     observed: dict[ResourceId, Resource] = {}
-    with ThreadPoolExecutor(max_workers=max(1, len(backends))) as pool:
-        futures = {name: pool.submit(backends[name].observe, wanted) for name, wanted in by_backend.items()}
+    asked = {name: wanted for name, wanted in by_backend.items() if wanted or _has_authoritative(name, scopes)}
+    with ThreadPoolExecutor(max_workers=max(1, len(asked))) as pool:
+        futures = {name: pool.submit(backends[name].observe, wanted) for name, wanted in asked.items()}
         for future in futures.values():
             for resource in future.result():
                 observed[resource.id] = resource
     return Observation(observed=observed, journal_state=journal.resource_state(journal_ids))
+
+
+def _has_authoritative(backend: str, scopes: Sequence[str]) -> bool:
+    return any(b == backend and spec.authoritative and spec.scope in scopes for (b, _), spec in TYPE_SPECS.items())
 
 
 def make_plan(
@@ -54,7 +68,7 @@ def make_plan(
     policy_commit: str | None = None,
 ) -> Plan:
     desired = compile_desired(policies, inventory, list(backends), scopes)
-    seen = observe(backends, desired, journal)
+    seen = observe(backends, desired, journal, scopes)
     observed = {rid: r for rid, r in seen.observed.items() if spec_for(rid).scope in scopes}
     changes = diff(desired, observed, seen.journal_state)
     return Plan(

@@ -8,14 +8,15 @@ invocation continue where this one stopped, without repeating a device.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import click
 from rich.table import Table
 
 from orchestrator.cli import _session, console, run_apply
-from orchestrator.engine.apply import GateOptions
+from orchestrator.engine.apply import ApplyReport, GateOptions
 from orchestrator.engine.plan import Plan, policy_commit
 from orchestrator.engine.reconcile import make_plan
 from orchestrator.engine.resources import Change
@@ -31,6 +32,75 @@ def batches(changes: Sequence[Change]) -> list[list[Change]]:
         size = max(1, int(group[0].meta.get("batch_size", 20)))
         result += [group[i : i + size] for i in range(0, len(group), size)]
     return result
+
+
+def sub_plan(plan: Plan, batch: Sequence[Change]) -> Plan:
+    """The part of `plan` one batch applies (its changes and their observed digests)."""
+    ids = {str(c.id) for c in batch}
+    return Plan(
+        changes=list(batch),
+        observed={k: v for k, v in plan.observed.items() if k in ids},
+        backends=plan.backends,
+        scopes=plan.scopes,
+        policy_commit=plan.policy_commit,
+        created_at=plan.created_at,
+    )
+
+
+@dataclass
+class Drained:
+    """What one `maintenance run` did: one report per batch sent, and why it stopped early ("" = it did not)."""
+
+    reports: list[ApplyReport] = field(default_factory=list)
+    stopped: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return all(report.ok for report in self.reports)
+
+    def states(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for report in self.reports:
+            out.update(report.states)
+        return out
+
+
+def drain(
+    plan: Plan,
+    apply_batch: Callable[[Plan, GateOptions], ApplyReport],
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    max_destructive: int | None = None,
+    override_blast_radius: bool = False,
+    acknowledge_deprovision: bool = False,
+) -> Drained:
+    """Send `plan`'s reimages batch by batch (per policy, `batch_size` each) through the safety gates.
+
+    The gates are evaluated at `clock()` for every batch, so a window that closes between two batches holds
+    the second one back; the run then stops cleanly (the journal lets the next run continue without
+    repeating a device). It also stops once `max_destructive` devices were acted on in this run.
+    """
+    done = Drained()
+    remaining = max_destructive
+    for batch in batches(plan.changes):
+        if remaining is not None and remaining <= 0:
+            done.stopped = f"--max-destructive {max_destructive} reached for this run"
+            break
+        gates = GateOptions(
+            now=clock(),
+            max_destructive=remaining,
+            override_blast_radius=override_blast_radius,
+            acknowledge_deprovision=acknowledge_deprovision,
+        )
+        report = apply_batch(sub_plan(plan, batch), gates)
+        done.reports.append(report)
+        counts = report.counts()
+        if remaining is not None:
+            remaining -= counts["succeeded"] + counts["failed"] + counts["unknown"]
+        if counts["deferred"]:
+            done.stopped = "the rest waits for the next open window or for capacity"
+            break
+    return done
 
 
 def run_maintenance(
@@ -62,36 +132,18 @@ def run_maintenance(
         console.print("No reimage requests are waiting.")
         return 0
     console.print(f"{len(plan.changes)} device(s) waiting for reimage.")
-    failed = False
-    remaining = max_destructive
-    for batch in batches(plan.changes):
-        if remaining is not None and remaining <= 0:
-            console.print("Stopping: --max-destructive reached for this run.")
-            break
-        sub = Plan(
-            changes=batch,
-            observed={k: v for k, v in plan.observed.items() if k in {str(c.id) for c in batch}},
-            backends=plan.backends,
-            scopes=plan.scopes,
-            policy_commit=plan.policy_commit,
-            created_at=plan.created_at,
-        )
-        gates = GateOptions(
-            max_destructive=remaining,
-            override_blast_radius=override_blast_radius,
-            acknowledge_deprovision=acknowledge_deprovision,
-        )
-        report = run_apply(
+    done = drain(
+        plan,
+        lambda sub, gates: run_apply(
             ctx, sub, kind="maintenance", backends=backends, gates=gates, check_stale=False, show_pii=show_pii
-        )
-        counts = report.counts()
-        failed = failed or not report.ok
-        if remaining is not None:
-            remaining -= counts["succeeded"] + counts["failed"] + counts["unknown"]
-        if counts["deferred"]:
-            console.print("Stopping: the rest waits for the next open window or for capacity (see reasons above).")
-            break
-    return 1 if failed else 0
+        ),
+        max_destructive=max_destructive,
+        override_blast_radius=override_blast_radius,
+        acknowledge_deprovision=acknowledge_deprovision,
+    )
+    if done.stopped:
+        console.print(f"Stopping: {done.stopped} (see reasons above).")
+    return 0 if done.ok else 1
 
 
 def _explain(plan: Plan, ws, journal, max_destructive, override_blast_radius, acknowledge_deprovision) -> None:
@@ -104,7 +156,7 @@ def _explain(plan: Plan, ws, journal, max_destructive, override_blast_radius, ac
         plan.changes,
         now=datetime.now(UTC),
         windows=build_window_schedules(ws.policies, ws.repo_root),
-        used_in_window=lambda policy, start: journal.succeeded_since(policy, start.astimezone(UTC).isoformat()),
+        used_in_window=lambda policy, start: journal.destructive_in_window(policy, start.astimezone(UTC).isoformat()),
         max_destructive=max_destructive,
         override_blast_radius=override_blast_radius,
         acknowledge_deprovision=acknowledge_deprovision,

@@ -31,6 +31,8 @@ STATUS_ACTIONS = {"DISABLED": "DISABLE", "ACTIVE": "REENABLE"}
 # google.rpc.Code values worth retrying inside a batchChangeStatus reply.
 TRANSIENT_CODES = frozenset({4, 8, 10, 13, 14})  # DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNAVAILABLE
 COMMANDS = ("WIPE_USERS", "REMOTE_POWERWASH")
+DEPROVISION = "DEPROVISION"
+DEPROVISION_REASONS = ("RETIRING_DEVICE", "DIFFERENT_MODEL_REPLACEMENT", "UPGRADE_REPLACEMENT", "REPAIR_REPLACEMENT")
 FAILED_COMMAND_STATES = ("EXPIRED", "CANCELLED")
 
 
@@ -196,13 +198,20 @@ class ChromeDevices:
             record["status"] = status
 
     def apply_reimage(self, changes: list[Change], on_sent: SentCallback, reporter: Reporter) -> None:
-        """One issueCommand per device, then poll commands.get (bounded). A timeout is `unknown`, never re-sent."""
+        """One issueCommand per device, then poll commands.get (bounded). A timeout is `unknown`, never re-sent.
+
+        Changes whose command is DEPROVISION go through batchChangeStatus instead (see `apply_deprovision`).
+        """
         self.devices_by_serial()
+        deprovisions = [c for c in changes if _command_of(c) == DEPROVISION]
+        if deprovisions:
+            self.apply_deprovision(deprovisions, on_sent, reporter)
+            changes = [c for c in changes if _command_of(c) != DEPROVISION]
         chromeos = self.api.directory.customer().devices().chromeos()
         issued: list[tuple[Change, str, str]] = []
         for change in changes:
             serial = change.id.key.split("|", 1)[0]
-            command = (change.after or {}).get("command") if isinstance(change.after, dict) else None
+            command = _command_of(change)
             record = self.device_for(serial)
             if command not in COMMANDS:
                 reporter.report(change, "failed", f"unknown command {command!r} (allowed: {', '.join(COMMANDS)})")
@@ -278,6 +287,69 @@ class ChromeDevices:
                 state=states.get(command_id, "PENDING"),
             )
 
+    def apply_deprovision(self, changes: list[Change], on_sent: SentCallback, reporter: Reporter) -> None:
+        """batchChangeStatus DEPROVISION with a deprovisionReason, ≤50 exact-serial device ids per call.
+
+        The serial must match exactly one console record (never a partial match). A device the console
+        already shows DEPROVISIONED is reported succeeded without a call. Per-device results are reported
+        per device; a call whose answer was not seen is `unknown` and never re-sent.
+        """
+        by_reason: dict[str, list[tuple[Change, str]]] = defaultdict(list)
+        for change in changes:
+            serial = change.id.key.split("|", 1)[0]
+            reason = (change.after or {}).get("deprovisionReason") if isinstance(change.after, dict) else None
+            records = self.devices_by_serial().get(serial, [])
+            if reason not in DEPROVISION_REASONS:
+                reporter.report(change, "failed", f"deprovision needs a deprovisionReason, not {reason!r}")
+            elif len(records) != 1:
+                found = "not found in the console" if not records else f"matches {len(records)} device records"
+                reporter.report(change, "failed", f"serial {found} (exact match only); left alone")
+            elif records[0].get("status") == "DEPROVISIONED":
+                reporter.report(change, "succeeded", "already deprovisioned", deviceId=records[0]["deviceId"])
+            else:
+                by_reason[str(reason)].append((change, records[0]["deviceId"]))
+        chromeos = self.api.directory.customer().devices().chromeos()
+        for reason, items in sorted(by_reason.items()):
+            for start in range(0, len(items), DEVICE_BATCH):
+                chunk = items[start : start + DEVICE_BATCH]
+                for change, _ in chunk:
+                    on_sent(change)
+                body = {
+                    "deviceIds": [device_id for _, device_id in chunk],
+                    "changeChromeOsDeviceStatusAction": "CHANGE_CHROME_OS_DEVICE_STATUS_ACTION_DEPROVISION",
+                    "deprovisionReason": reason,
+                }
+                request = chromeos.batchChangeStatus(customerId=self._customer, body=body)
+                try:
+                    reply = self.api.call(
+                        "chromeosdevices.batchChangeStatus", request, self.api.directory_bucket, idempotent=False
+                    )
+                except OutcomeUnknown as exc:
+                    for change, device_id in chunk:
+                        reporter.report(change, "unknown", str(exc), deviceId=device_id)
+                    continue
+                except (BackendError, TransientError) as exc:
+                    reporter.fail_rest([c for c, _ in chunk], str(exc))
+                    continue
+                results = {r.get("deviceId"): r for r in reply.get("changeChromeOsDeviceStatusResults", [])}
+                for change, device_id in chunk:
+                    result = results.get(device_id)
+                    error = (result or {}).get("error")
+                    if result is None:
+                        reporter.report(change, "unknown", "no per-device result; not re-sent", deviceId=device_id)
+                    elif error:
+                        reporter.report(
+                            change,
+                            "failed",
+                            f"deprovision refused: {error.get('message', '')} (code {error.get('code')})",
+                            deviceId=device_id,
+                        )
+                    else:
+                        self._set_cached_status(change.id.key.split("|", 1)[0], "DEPROVISIONED")
+                        reporter.report(
+                            change, "succeeded", "", deviceId=device_id, action=DEPROVISION, deprovisionReason=reason
+                        )
+
     # ---- moves --------------------------------------------------------------------------------------
     def move_devices(self, serials: Sequence[str], ou_path: str) -> dict[str, str]:
         """Move devices (exact serials) to `ou_path`, ≤50 per call, then read the OU back to confirm.
@@ -304,3 +376,7 @@ class ChromeDevices:
             outcome[serial] = "moved" if any(r["deviceId"] == device_id for r in there.get(serial, [])) else "not_moved"
         self._devices = None
         return outcome
+
+
+def _command_of(change: Change) -> str | None:
+    return (change.after or {}).get("command") if isinstance(change.after, dict) else None

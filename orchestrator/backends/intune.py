@@ -10,8 +10,8 @@ Resource types (see orchestrator/engine/compilers/intune.py for values):
       active or done); for a found device only lost mode counts (a remote lock has no remote undo).
       Applied as enableLostMode (supervised corporate iOS, policy lost_mode) or remoteLock, and
       disableLostMode for found devices, in $batch requests of ≤20. A second run finds them locked.
-  reimage "{serial}|{request}"                         journal-observed; `wipe` in $batch, never re-sent
-      after a timeout (reported "unknown").
+  reimage "{serial}|{request}"                         journal-observed; `wipe` (or `retire`) in $batch,
+      never re-sent after a timeout (reported "unknown").
 
 Unknown or ambiguous group/app names, and serials matching several managed devices, raise one PlanError
 listing every problem with its policy file:line. Device serials match exactly, client-side (an unsupported
@@ -484,8 +484,11 @@ class IntuneBackend:
         self._run_batches(changes, self._lock_item, "beta", MAX_BATCH, True, on_sent, on_result)
 
     def _wipe_item(self, change: Change) -> BatchItem:
+        """`wipe` (keepEnrollmentData for an Autopilot reset) or, for {"action": "retire"}, `retire` (no body)."""
         record = self._device(change.id.key.split("|", 1)[0])
         after = change.after or {}
+        if after.get("action") == "retire":
+            return BatchItem(change.key, "POST", f"/deviceManagement/managedDevices/{record['id']}/retire")
         body = {
             "keepEnrollmentData": bool(after.get("keepEnrollmentData")),
             "keepUserData": bool(after.get("keepUserData")),

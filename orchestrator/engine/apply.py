@@ -41,6 +41,9 @@ class ApplyReport:
     details: dict[str, str] = field(default_factory=dict)
     responses: dict[str, dict[str, Any]] = field(default_factory=dict)
     changes: dict[str, Change] = field(default_factory=dict)
+    windows: dict[str, dict[str, str]] = field(default_factory=dict)
+    """change key → {"window", "window_start", "gate"} for destructive changes the gate let through; merged
+    into the journaled response (the window interval counts toward the cap; `gate` records any override)."""
 
     def counts(self) -> Counter[str]:
         return Counter(self.states.values())
@@ -160,7 +163,7 @@ class Executor:
             changes,
             now=now,
             windows=windows,
-            used_in_window=lambda policy, start: self.journal.succeeded_since(
+            used_in_window=lambda policy, start: self.journal.destructive_in_window(
                 policy, start.astimezone(UTC).isoformat()
             ),
             max_destructive=options.max_destructive,
@@ -169,6 +172,12 @@ class Executor:
         )
         allowed = {d.change_key for d in decisions if d.allowed}
         for decision in decisions:
+            if decision.allowed and decision.interval_start is not None:
+                report.windows[decision.change_key] = {
+                    "window": decision.window or "",
+                    "window_start": decision.interval_start.astimezone(UTC).isoformat(),
+                    "gate": decision.reason,
+                }
             if not decision.allowed:
                 change = report.changes[decision.change_key]
                 self._final(report, change, "deferred", decision.reason)
@@ -188,7 +197,7 @@ class Executor:
         reported: set[str] = set()
 
         def on_sent(change: Change) -> None:
-            self.journal.record(report.run_id, change, "sent")
+            self.journal.record(report.run_id, change, "sent", response=report.windows.get(change.key))
 
         def on_result(result: ChangeResult) -> None:
             change = keyed.get(result.change_key)
@@ -222,6 +231,8 @@ class Executor:
     ) -> None:
         report.states[change.key] = state
         report.details[change.key] = detail
+        if change.key in report.windows and state in ("sent", "succeeded", "failed", "unknown"):
+            response = {**(response or {}), **report.windows[change.key]}
         if response:
             report.responses[change.key] = response
         self.journal.record(report.run_id, change, state, detail=detail, response=response)

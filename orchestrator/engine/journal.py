@@ -235,6 +235,20 @@ class Journal:
         ).fetchone()
         return int(row[0])
 
+    def destructive_in_window(self, policy: str, window_start_iso: str) -> int:
+        """Destructive actions of `policy` counted against the window interval starting at `window_start_iso`.
+
+        The executor stores the interval the gate counted an action against in its response
+        (`window_start`), so the count does not depend on the wall clock the rows were written at (a
+        rehearsal with a fixed `now`, a run that straddles midnight, a resumed run).
+        """
+        row = self.db.execute(
+            "SELECT COUNT(DISTINCT change_key) FROM actions WHERE policy=? AND destructive=1"
+            " AND state IN ('succeeded','sent','unknown') AND json_extract(response, '$.window_start') = ?",
+            (policy, window_start_iso),
+        ).fetchone()
+        return int(row[0])
+
     def actions(self, run_id: str | None = None, limit: int = 200) -> list[ActionRow]:
         query = "SELECT run_id, change_key, resource, op, state, policy, detail, updated_at, destructive FROM actions"
         args: tuple[Any, ...] = ()

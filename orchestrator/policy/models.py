@@ -245,11 +245,15 @@ class MaintenanceWindow(PolicyDoc):
 
 
 class ReimageGoogle(Strict):
-    method: Literal["powerwash", "wipe_users"] = "wipe_users"
+    """wipe_users / powerwash: an issueCommand; deprovision: batchChangeStatus DEPROVISION (RETIRING_DEVICE)."""
+
+    method: Literal["powerwash", "wipe_users", "deprovision"] = "wipe_users"
 
 
 class ReimageIntune(Strict):
-    method: Literal["wipe", "autopilot_reset"] = "autopilot_reset"
+    """wipe / autopilot_reset: the `wipe` action; retire: the `retire` action (the device leaves management)."""
+
+    method: Literal["wipe", "autopilot_reset", "retire"] = "autopilot_reset"
 
 
 class Reimage(PolicyDoc):

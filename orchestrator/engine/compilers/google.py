@@ -5,7 +5,10 @@
     AppPush chrome apps             → ou_app {ou}|{extension id} {"appInstallType": ...}
     LostDevicePolicy                → device_status {serial} DISABLED (lost/stolen) / ACTIVE (found), and
                                       ou_policy /|chrome.devices.DisabledDeviceReturnInstructions
-    Reimage (google section)        → reimage {serial}|{request} {"command": WIPE_USERS|REMOTE_POWERWASH}
+    Reimage (google section)        → reimage {serial}|{request} {"command": WIPE_USERS|REMOTE_POWERWASH}, or
+                                      {"command": "DEPROVISION", "deprovisionReason": "RETIRING_DEVICE"}
+                                      for method deprovision (meta method "deprovision": the gate then
+                                      requires --acknowledge-deprovision)
 
 Domains become Chrome URL-filter entries: `example.com` and `*.example.com` both become `example.com`,
 which Chrome matches for the domain and all its subdomains (the same reach as the network DNS blocklist).
@@ -25,7 +28,8 @@ URL_BLOCKING = "chrome.users.UrlBlocking"
 SAFE_SEARCH = "chrome.users.SafeSearchRestrictedMode"
 DISABLED_MESSAGE = "chrome.devices.DisabledDeviceReturnInstructions"
 YOUTUBE = {"off": "OFF", "moderate": "MODERATE", "strict": "STRICT"}
-REIMAGE_COMMANDS = {"wipe_users": "WIPE_USERS", "powerwash": "REMOTE_POWERWASH"}
+REIMAGE_COMMANDS = {"wipe_users": "WIPE_USERS", "powerwash": "REMOTE_POWERWASH", "deprovision": "DEPROVISION"}
+DEPROVISION_REASON = "RETIRING_DEVICE"
 LOST = ("lost", "stolen")
 NOT_REIMAGED = ("lost", "stolen", "retired")
 
@@ -169,6 +173,9 @@ def _reimages(policies: PolicySet, inventory: Inventory) -> list[Resource]:
         if model.google is None:
             continue
         command = REIMAGE_COMMANDS[model.google.method]
+        value: dict[str, str] = {"command": command}
+        if command == "DEPROVISION":
+            value["deprovisionReason"] = DEPROVISION_REASON
         base_sources = [str(loaded.source_of("devices")), str(loaded.source_of("google", "method"))]
         for device in inventory.devices:
             if device.platform != "chromeos" or device.inventoryStatus in NOT_REIMAGED or not selects(model, device):
@@ -176,7 +183,7 @@ def _reimages(policies: PolicySet, inventory: Inventory) -> list[Resource]:
             out.append(
                 Resource(
                     ResourceId("google", "reimage", f"{device.serialNumber}|{model.request}"),
-                    {"command": command},
+                    dict(value),
                     sources=(*base_sources, f"{inventory.file}:{device.line}"),
                     policy=model.name,
                     window=model.window,

@@ -14,8 +14,9 @@ Resource types (backend "intune"; keys are strings):
   lost_mode (supervised iOS: enableLostMode with message/phone/footer), remote_lock (otherwise), plus
   school, inventory_line, platform, max_per_run.
 - reimage, key "{serial}|{request}", value {"action": "wipe", "keepEnrollmentData": bool,
-  "keepUserData": false} (autopilot_reset keeps enrollment data). meta: school, batch_size,
-  max_devices_per_window, method, inventory_line.
+  "keepUserData": false} (autopilot_reset keeps enrollment data), or {"action": "retire"} for method
+  retire. meta: school, batch_size, max_devices_per_window, method (retire is compiled as "deprovision",
+  so the gate requires --acknowledge-deprovision), inventory_line.
 
 Reimage selectors are resolved against the inventory (exact serial, asset tag, school, org unit path and
 its children). Intune group selectors cannot be resolved offline and select nothing here; the backend
@@ -183,13 +184,19 @@ def _reimages(policies: PolicySet, inventory: Inventory) -> list[Resource]:
         if model.intune is None:
             continue
         autopilot = model.intune.method == "autopilot_reset"
+        retire = model.intune.method == "retire"
+        value: dict[str, Any] = (
+            {"action": "retire"}
+            if retire
+            else {"action": "wipe", "keepEnrollmentData": autopilot, "keepUserData": False}
+        )
         for device in inventory.devices:
             if device.platform != "windows" or device.inventoryStatus == "retired" or not _selected(device, model):
                 continue
             out.append(
                 Resource(
                     id=ResourceId(BACKEND, "reimage", f"{device.serialNumber}|{model.request}"),
-                    value={"action": "wipe", "keepEnrollmentData": autopilot, "keepUserData": False},
+                    value=dict(value),
                     sources=(str(loaded.source_of("devices")), f"{inventory.file}:{device.line}"),
                     policy=model.name,
                     window=model.window,
@@ -197,7 +204,7 @@ def _reimages(policies: PolicySet, inventory: Inventory) -> list[Resource]:
                         "school": device.school,
                         "batch_size": model.batch_size,
                         "max_devices_per_window": model.max_devices_per_window,
-                        "method": model.intune.method,
+                        "method": "deprovision" if retire else model.intune.method,
                         "inventory_line": device.line,
                     },
                 )

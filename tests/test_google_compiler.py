@@ -65,6 +65,8 @@ def test_reimage_selects_inventory_chromebooks_in_the_ou_with_window_and_meta(sa
     assert all(r.value == {"command": "WIPE_USERS"} for r in reimages)
     assert reimages[0].meta == {
         "school": "jefferson-high",
+        "serial": "CB0000004",
+        "inventory_line": 5,
         "batch_size": 10,
         "max_devices_per_window": 40,
         "method": "wipe_users",

@@ -179,15 +179,15 @@ def test_reimage_selects_windows_devices_by_ou_subtree_and_exact_serial(tmp_path
         """
     wipes = of_type(compile_from(tmp_path, {"reimage.yaml": reimage, "windows.yaml": window}), "reimage")
     assert sorted(wipes) == [
-        "PF0000001|2026-thanksgiving",
         "PF0000005|2026-thanksgiving",
         "PF0000006|2026-thanksgiving",
-    ]  # never PF00000051 (a serial prefix match)
+    ]  # never PF00000051 (a serial prefix match); PF0000001 is lost: it is locked, never wiped
     wipe = wipes["PF0000005|2026-thanksgiving"]
     assert wipe.value == {"action": "wipe", "keepEnrollmentData": True, "keepUserData": False}
     assert wipe.window == "break-days" and wipe.policy == "lab-reset"
     assert wipe.meta == {
         "school": "jefferson-high",
+        "serial": "PF0000005",
         "batch_size": 10,
         "max_devices_per_window": 40,
         "method": "autopilot_reset",

@@ -19,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.engine.compilers.selection import reimage_resource, selects
 from orchestrator.engine.resources import Resource, ResourceId
-from orchestrator.inventory import Device, Inventory
+from orchestrator.inventory import Inventory
 from orchestrator.policy.loader import LoadedPolicy, PolicySet
 from orchestrator.policy.models import AppPush, ChromeApp, LostDevicePolicy, Reimage, WebFilter
 
@@ -31,7 +32,6 @@ YOUTUBE = {"off": "OFF", "moderate": "MODERATE", "strict": "STRICT"}
 REIMAGE_COMMANDS = {"wipe_users": "WIPE_USERS", "powerwash": "REMOTE_POWERWASH", "deprovision": "DEPROVISION"}
 DEPROVISION_REASON = "RETIRING_DEVICE"
 LOST = ("lost", "stolen")
-NOT_REIMAGED = ("lost", "stolen", "retired")
 
 
 @dataclass
@@ -154,19 +154,6 @@ def _lost_devices(policies: PolicySet, inventory: Inventory) -> list[Resource]:
     return [resource for _, resource in chosen.values()]
 
 
-def selects(model: Reimage, device: Device) -> bool:
-    """OUs (that OU or below), exact serials and asset tags select by union; schools alone select, else narrow."""
-    sel = model.devices
-    by_place = (
-        any(device.orgUnitPath == ou or device.orgUnitPath.startswith(ou.rstrip("/") + "/") for ou in sel.google_ous)
-        or device.serialNumber in sel.serials
-        or (bool(device.annotatedAssetId) and device.annotatedAssetId in sel.asset_tags)
-    )
-    if sel.google_ous or sel.serials or sel.asset_tags:
-        return by_place and (not sel.schools or device.school in sel.schools)
-    return bool(sel.schools) and device.school in sel.schools
-
-
 def _reimages(policies: PolicySet, inventory: Inventory) -> list[Resource]:
     out: list[Resource] = []
     for model, loaded in policies.of_kind(Reimage):
@@ -178,21 +165,8 @@ def _reimages(policies: PolicySet, inventory: Inventory) -> list[Resource]:
             value["deprovisionReason"] = DEPROVISION_REASON
         base_sources = [str(loaded.source_of("devices")), str(loaded.source_of("google", "method"))]
         for device in inventory.devices:
-            if device.platform != "chromeos" or device.inventoryStatus in NOT_REIMAGED or not selects(model, device):
-                continue
-            out.append(
-                Resource(
-                    ResourceId("google", "reimage", f"{device.serialNumber}|{model.request}"),
-                    dict(value),
-                    sources=(*base_sources, f"{inventory.file}:{device.line}"),
-                    policy=model.name,
-                    window=model.window,
-                    meta={
-                        "school": device.school,
-                        "batch_size": model.batch_size,
-                        "max_devices_per_window": model.max_devices_per_window,
-                        "method": model.google.method,
-                    },
+            if device.platform == "chromeos" and selects(model, device, decommission=command == "DEPROVISION"):
+                out.append(
+                    reimage_resource("google", model, device, value, base_sources, model.google.method, inventory.file)
                 )
-            )
     return out

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from orchestrator.engine.compilers.selection import reimage_resource, selects
 from orchestrator.engine.resources import Resource, ResourceId
 from orchestrator.inventory import Device, Inventory
 from orchestrator.policy.loader import PolicySet
@@ -166,18 +167,6 @@ def _device_locks(policies: PolicySet, inventory: Inventory) -> list[Resource]:
     return out
 
 
-def _selected(device: Device, model: Reimage) -> bool:
-    chosen = model.devices
-    if device.serialNumber in chosen.serials or (
-        device.annotatedAssetId and device.annotatedAssetId in chosen.asset_tags
-    ):
-        return True
-    if device.school and device.school in chosen.schools:
-        return True
-    path = device.orgUnitPath
-    return bool(path) and any(path == ou or path.startswith(ou.rstrip("/") + "/") for ou in chosen.google_ous)
-
-
 def _reimages(policies: PolicySet, inventory: Inventory) -> list[Resource]:
     out = []
     for model, loaded in policies.of_kind(Reimage):
@@ -190,23 +179,9 @@ def _reimages(policies: PolicySet, inventory: Inventory) -> list[Resource]:
             if retire
             else {"action": "wipe", "keepEnrollmentData": autopilot, "keepUserData": False}
         )
+        method = "deprovision" if retire else model.intune.method
+        sources = [str(loaded.source_of("devices"))]
         for device in inventory.devices:
-            if device.platform != "windows" or device.inventoryStatus == "retired" or not _selected(device, model):
-                continue
-            out.append(
-                Resource(
-                    id=ResourceId(BACKEND, "reimage", f"{device.serialNumber}|{model.request}"),
-                    value=dict(value),
-                    sources=(str(loaded.source_of("devices")), f"{inventory.file}:{device.line}"),
-                    policy=model.name,
-                    window=model.window,
-                    meta={
-                        "school": device.school,
-                        "batch_size": model.batch_size,
-                        "max_devices_per_window": model.max_devices_per_window,
-                        "method": "deprovision" if retire else model.intune.method,
-                        "inventory_line": device.line,
-                    },
-                )
-            )
+            if device.platform == "windows" and selects(model, device, decommission=retire):
+                out.append(reimage_resource(BACKEND, model, device, value, sources, method, inventory.file))
     return out

@@ -165,21 +165,26 @@ def schema(out: str | None) -> None:
 
 
 # plan / apply / drift -------------------------------------------------------------------------------
-def _build_plan(ctx: click.Context, backends: tuple[str, ...], scopes: tuple[str, ...]):
+def plan_in_session(ws: Any, connections: Any, journal: Any, scopes: tuple[str, ...], status: str) -> Any:
+    """Compile, observe and diff for `scopes` with an open session, showing `status` while observing."""
     from orchestrator.engine.plan import policy_commit
     from orchestrator.engine.reconcile import make_plan
 
+    with console.status(status):
+        return make_plan(
+            policies=ws.policies,
+            inventory=ws.inventory,
+            backends=connections.backends,
+            journal=journal,
+            scopes=scopes,
+            notes=connections.notes,
+            policy_commit=policy_commit(ws.config.path(ws.config.policies)),
+        )
+
+
+def _build_plan(ctx: click.Context, backends: tuple[str, ...], scopes: tuple[str, ...]):
     with _session(ctx, backends) as (ws, connections, journal):
-        with console.status("Observing the consoles and network gear..."):
-            plan = make_plan(
-                policies=ws.policies,
-                inventory=ws.inventory,
-                backends=connections.backends,
-                journal=journal,
-                scopes=scopes,
-                notes=connections.notes,
-                policy_commit=policy_commit(ws.config.path(ws.config.policies)),
-            )
+        plan = plan_in_session(ws, connections, journal, scopes, "Observing the consoles and network gear...")
         return plan, connections.counter.as_dict()
 
 

@@ -16,6 +16,7 @@ from orchestrator.cli import (
     console,
     handle_errors,
     pii_option,
+    plan_in_session,
     run_apply,
     with_gate_options,
 )
@@ -36,8 +37,6 @@ def lockdown(
     Example: orchestrator lockdown --dry-run
     """
     from orchestrator.engine.apply import GateOptions
-    from orchestrator.engine.plan import policy_commit
-    from orchestrator.engine.reconcile import make_plan
     from orchestrator.engine.render import render_text
     from orchestrator.lockdown import (
         build_report,
@@ -49,16 +48,7 @@ def lockdown(
     )
 
     with _session(ctx, backends) as (ws, connections, journal):
-        with console.status("Observing lost and found devices..."):
-            plan = make_plan(
-                policies=ws.policies,
-                inventory=ws.inventory,
-                backends=connections.backends,
-                journal=journal,
-                scopes=("lockdown",),
-                notes=connections.notes,
-                policy_commit=policy_commit(ws.config.path(ws.config.policies)),
-            )
+        plan = plan_in_session(ws, connections, journal, ("lockdown",), "Observing lost and found devices...")
         quarantines = [str(c.id) for c in plan.changes if c.id.type == "mac_quarantine"]
         selection = select(
             plan,

@@ -15,10 +15,9 @@ from datetime import UTC, datetime
 import click
 from rich.table import Table
 
-from orchestrator.cli import _session, console, run_apply
+from orchestrator.cli import _session, console, plan_in_session, run_apply
 from orchestrator.engine.apply import ApplyReport, GateOptions
-from orchestrator.engine.plan import Plan, policy_commit
-from orchestrator.engine.reconcile import make_plan
+from orchestrator.engine.plan import Plan
 from orchestrator.engine.resources import Change
 
 
@@ -114,15 +113,7 @@ def run_maintenance(
     show_pii: bool,
 ) -> int:
     with _session(ctx, backends) as (ws, connections, journal):
-        plan = make_plan(
-            policies=ws.policies,
-            inventory=ws.inventory,
-            backends=connections.backends,
-            journal=journal,
-            scopes=("maintenance",),
-            notes=connections.notes,
-            policy_commit=policy_commit(ws.config.path(ws.config.policies)),
-        )
+        plan = plan_in_session(ws, connections, journal, ("maintenance",), "Observing the reimage queue...")
         if dry_run:
             _explain(plan, ws, journal, max_destructive, override_blast_radius, acknowledge_deprovision)
             return 0

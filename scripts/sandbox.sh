@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install, start the built-in sandbox district (Google + Graph emulators, local network sites), and run the
-# main job against it: validate, plan, apply, re-plan (no changes), the nightly lockdown, and the journal.
+# main job against it: validate, plan, apply, re-plan (no changes), the nightly lockdown, the maintenance
+# windows and queue, and the journal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
@@ -32,6 +33,10 @@ step "orchestrator plan   (a second plan: nothing left to change)"
 "$ORCH" "${J[@]}" plan
 step "orchestrator lockdown   (the nightly lost-device job)"
 "$ORCH" "${J[@]}" lockdown
+step "orchestrator windows --days 7   (when disruptive work may run)"
+"$ORCH" "${J[@]}" windows --days 7
+step "orchestrator maintenance run   (reimages run only inside an open window; otherwise they wait)"
+"$ORCH" "${J[@]}" maintenance run
 step "orchestrator journal"
 "$ORCH" "${J[@]}" journal
 printf '\nJournal: %s/journal.db   Plan: %s/plan.json   Reports: .orchestrator/reports/\n' "$STATE" "$STATE"

@@ -213,6 +213,17 @@ def test_batch_inner_429_is_resent_only_for_that_item(
     assert emulator.calls["POST managedDevices/remoteLock"] == 4  # 3 + the one throttled item again
 
 
+def test_batch_inner_503_is_resent_for_a_lock_but_never_for_a_wipe(
+    emulator: GraphEmulator, backend: IntuneBackend, district: District, sleeps: Sleeps, tmp_path: Path
+) -> None:
+    laptops = [pick(district, "windows", skip=i) for i in range(2)]
+    desired = policy_resources(tmp_path, inventory_with(*[(s, "lost") for s in laptops]), **{"lost.yaml": LOST_POLICY})
+    emulator.faults.queue.append(Fault(503, retry_after=2, endpoint="POST managedDevices/remoteLock"))
+    _, results = run_once(backend, desired)
+    assert [r.state for r in results] == ["succeeded"] * 2
+    assert emulator.calls["POST managedDevices/remoteLock"] == 3  # 2 + the one that got a 503, once more
+
+
 def test_429_with_retry_after_is_honoured_exactly_once(
     emulator: GraphEmulator, backend: IntuneBackend, district: District, sleeps: Sleeps, tmp_path: Path
 ) -> None:
@@ -257,6 +268,26 @@ def test_wipe_timeout_is_unknown_and_never_resent(emulator: GraphEmulator, distr
         assert sleeps == []
     finally:
         backend.close()
+
+
+def test_wipe_with_an_inner_503_fails_and_is_not_resent(
+    emulator: GraphEmulator, backend: IntuneBackend, district: District
+) -> None:
+    laptop = pick(district, "windows")
+    change = Change(
+        id=ResourceId("intune", "reimage", f"{laptop.device.serial}|r503"),
+        op="action",
+        before=None,
+        after={"action": "wipe", "keepEnrollmentData": True, "keepUserData": False},
+        destructive=True,
+        meta={"batch_size": 10},
+    )
+    backend.observe([])
+    emulator.faults.queue.append(Fault(503, endpoint="POST managedDevices/wipe"))
+    results: list[ChangeResult] = []
+    backend.apply([change], lambda c: None, results.append)
+    assert [r.state for r in results] == ["failed"]
+    assert emulator.calls["POST managedDevices/wipe"] == 1
 
 
 def test_wipe_sends_autopilot_reset_body(emulator: GraphEmulator, backend: IntuneBackend, district: District) -> None:

@@ -245,10 +245,11 @@ class GraphSession:
         pace: Callable[[int], None] | None = None,
         chunk_size: int = MAX_BATCH,
     ) -> dict[str, BatchResult]:
-        """Send ≤20 items per request; inner 429s are re-sent (only those) after their Retry-After.
+        """Send ≤20 items per request; inner 429s (and, for idempotent items, inner 5xx) are re-sent, only those.
 
         With `idempotent=False` the outer request is never re-sent (a timeout raises OutcomeUnknown for the
-        items in flight); inner 429s are still re-sent because a throttled request was not performed.
+        items in flight) and neither is an inner 5xx (a wipe that failed server-side may still have run); inner
+        429s are still re-sent because a throttled request was not performed.
         """
         results: dict[str, BatchResult] = {}
         size = max(1, min(chunk_size, MAX_BATCH))
@@ -282,7 +283,7 @@ class GraphSession:
                 headers = {str(k): str(v) for k, v in (raw.get("headers") or {}).items()}
                 result = BatchResult(int(raw.get("status") or 0), raw.get("body"), headers)
                 results[item.id] = result
-                if result.status == 429:
+                if result.status == 429 or (idempotent and result.status in TRANSIENT_INNER):
                     throttled.append(item)
                     after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
                     if after is not None:
@@ -292,6 +293,9 @@ class GraphSession:
             await self._sleep(policy_wait(self.policy, attempt, max(waits) if waits else None))
             pending = throttled
         return results
+
+
+TRANSIENT_INNER = (500, 502, 503, 504)
 
 
 def _inner_request(item: BatchItem) -> dict[str, Any]:

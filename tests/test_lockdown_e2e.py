@@ -263,11 +263,12 @@ def test_failure_part_way_is_reported_and_the_next_run_finishes_only_the_rest(te
     # The first batchChangeStatus call fails every attempt (HTTP 500, Retry-After keeps it quick) ...
     for _ in range(6):
         tenant.google.faults.queue.append(Fault(500, retry_after=0.01, endpoint="chromeosdevices.batchChangeStatus"))
-    # ... one device in a later batch is refused on its own, and one Windows remoteLock fails inside $batch.
+    # ... one device in a later batch is refused on its own, and one Windows remoteLock is refused inside $batch
+    # (a 403 is final; an inner 5xx on a lock would be re-sent).
     by_serial = {d["serialNumber"]: d["deviceId"] for d in tenant.google.state.devices.values()}
     refused = chromebooks[75]
     tenant.google.state.device_faults[by_serial[refused]] = [{"code": 3, "message": "Invalid device state."}]
-    tenant.graph.faults.queue.append(Fault(500, endpoint="POST managedDevices/remoteLock"))
+    tenant.graph.faults.queue.append(Fault(403, endpoint="POST managedDevices/remoteLock"))
 
     first = tenant.lockdown()
     assert first.returncode != 0

@@ -6,8 +6,10 @@ OrchestratorError
  ├── BackendError       a console or device API failed after retries
  │    └── QuotaError    the API kept throttling past our retry budget
  ├── PlanError          the plan cannot be built (unknown group name, ambiguous app, ...)
- ├── StalePlanError     the world changed since a saved plan was reviewed
- └── SafetyError        a destructive change was refused by a safety gate
+ └── StalePlanError     the world changed since a saved plan was reviewed
+
+A destructive change refused by a safety gate is not an error: the gate returns a decision and the change
+stays queued (journal state `deferred`).
 """
 
 from __future__ import annotations
@@ -59,8 +61,4 @@ class PlanError(OrchestratorError):
 
 
 class StalePlanError(OrchestratorError):
-    pass
-
-
-class SafetyError(OrchestratorError):
     pass

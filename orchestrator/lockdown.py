@@ -145,29 +145,10 @@ def _trim_quarantine(change: Change, allowed: set[str], result: LockdownSelectio
     for mac in _quarantine_moves(change):
         if serial_of.get(mac, mac) in allowed:
             after ^= {mac}
-    held = Change(  # reported only: its moves (before → after) are exactly the devices held back
-        id=change.id,
-        op=change.op,
-        before=sorted(after),
-        after=change.after,
-        sources=change.sources,
-        policy=change.policy,
-        meta=change.meta,
-        summary="held back: over max_per_run",
-    )
+    # reported only: its moves (before → after) are exactly the devices held back
+    held = replace(change, before=sorted(after), window=None, destructive=False, summary="held back: over max_per_run")
     result.over_cap.append(held)
-    return Change(
-        id=change.id,
-        op=change.op,
-        before=change.before,
-        after=sorted(after),
-        sources=change.sources,
-        policy=change.policy,
-        window=change.window,
-        destructive=change.destructive,
-        summary=change.summary,
-        meta=change.meta,
-    )
+    return replace(change, after=sorted(after))
 
 
 def with_inventory_sources(plan: Plan, inventory: Inventory) -> None:

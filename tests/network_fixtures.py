@@ -95,13 +95,9 @@ class Resolver:
     host_vars: dict
 
 
-@contextlib.contextmanager
-def upstream_resolver(tmp: Path, address: str = "127.0.0.3") -> Iterator[tuple[str, int]]:
-    """dnsmasq answering UPSTREAM_HOSTS and nothing else."""
-    port = free_port(address)
-    hosts = tmp / "upstream.hosts"
-    hosts.write_text("".join(f"{ip} {name}\n" for name, ip in UPSTREAM_HOSTS.items()))
-    argv = [
+def dnsmasq_argv(address: str, port: int) -> list[str]:
+    """A foreground dnsmasq on one loopback address and port, with no system config, hosts or cache."""
+    return [
         DNSMASQ,
         "-k",
         "--conf-file=/dev/null",
@@ -110,11 +106,18 @@ def upstream_resolver(tmp: Path, address: str = "127.0.0.3") -> Iterator[tuple[s
         "--bind-interfaces",
         f"--listen-address={address}",
         f"--port={port}",
-        f"--addn-hosts={hosts}",
         "--user=root",
-        "--pid-file=",
         "--cache-size=0",
     ]
+
+
+@contextlib.contextmanager
+def upstream_resolver(tmp: Path, address: str = "127.0.0.3") -> Iterator[tuple[str, int]]:
+    """dnsmasq answering UPSTREAM_HOSTS and nothing else."""
+    port = free_port(address)
+    hosts = tmp / "upstream.hosts"
+    hosts.write_text("".join(f"{ip} {name}\n" for name, ip in UPSTREAM_HOSTS.items()))
+    argv = [*dnsmasq_argv(address, port), f"--addn-hosts={hosts}", "--pid-file="]
     with process(argv, tmp / "upstream.log"):
         wait_for_dns(address, port)
         yield address, port
@@ -186,18 +189,9 @@ def dnsmasq_resolver(tmp: Path, upstream: tuple[str, int], address: str = "127.0
     servers.write_text(f"server={upstream[0]}#{upstream[1]}\n")
     pid = folder / "dnsmasq.pid"
     argv = [
-        DNSMASQ,
-        "-k",
-        "--conf-file=/dev/null",
-        "--no-resolv",
-        "--no-hosts",
-        "--bind-interfaces",
-        f"--listen-address={address}",
-        f"--port={port}",
+        *dnsmasq_argv(address, port),
         f"--servers-file={servers}",
         f"--pid-file={pid}",
-        "--user=root",
-        "--cache-size=0",
     ]
     with process(argv, folder / "dnsmasq.log"):
         wait_for_dns(address, port)

@@ -118,6 +118,18 @@ LOST_POLICY = """\
 # ---------------------------------------------------------------------------------------------- devices
 
 
+def autopilot_reset(serial: str, request: str) -> Change:
+    """A planned Autopilot reset (wipe keeping enrollment) of one laptop."""
+    return Change(
+        id=ResourceId("intune", "reimage", f"{serial}|{request}"),
+        op="action",
+        before=None,
+        after={"action": "wipe", "keepEnrollmentData": True, "keepUserData": False},
+        destructive=True,
+        meta={"batch_size": 10},
+    )
+
+
 def test_observe_reads_every_device_in_pages_of_1000(tmp_path: Path, sleeps: Sleeps) -> None:
     server = GraphEmulator.start_local(generate(devices=12000))
     intune_devices = len(server.state.devices)
@@ -249,14 +261,7 @@ def test_wipe_timeout_is_unknown_and_never_resent(emulator: GraphEmulator, distr
     laptop = pick(district, "windows")
     backend = IntuneBackend(IntuneConfig(graph_endpoint=emulator.url), sleep=sleeps, timeout=0.3)
     try:
-        change = Change(
-            id=ResourceId("intune", "reimage", f"{laptop.device.serial}|2026-thanksgiving"),
-            op="action",
-            before=None,
-            after={"action": "wipe", "keepEnrollmentData": True, "keepUserData": False},
-            destructive=True,
-            meta={"batch_size": 10},
-        )
+        change = autopilot_reset(laptop.device.serial, "2026-thanksgiving")
         backend.observe([])
         emulator.faults.queue.append(Fault(0, delay=1.0, endpoint="POST $batch"))
         sent: list[Change] = []
@@ -274,14 +279,7 @@ def test_wipe_with_an_inner_503_fails_and_is_not_resent(
     emulator: GraphEmulator, backend: IntuneBackend, district: District
 ) -> None:
     laptop = pick(district, "windows")
-    change = Change(
-        id=ResourceId("intune", "reimage", f"{laptop.device.serial}|r503"),
-        op="action",
-        before=None,
-        after={"action": "wipe", "keepEnrollmentData": True, "keepUserData": False},
-        destructive=True,
-        meta={"batch_size": 10},
-    )
+    change = autopilot_reset(laptop.device.serial, "r503")
     backend.observe([])
     emulator.faults.queue.append(Fault(503, endpoint="POST managedDevices/wipe"))
     results: list[ChangeResult] = []
@@ -292,12 +290,7 @@ def test_wipe_with_an_inner_503_fails_and_is_not_resent(
 
 def test_wipe_sends_autopilot_reset_body(emulator: GraphEmulator, backend: IntuneBackend, district: District) -> None:
     laptop = pick(district, "windows")
-    change = Change(
-        id=ResourceId("intune", "reimage", f"{laptop.device.serial}|r1"),
-        op="action",
-        before=None,
-        after={"action": "wipe", "keepEnrollmentData": True, "keepUserData": False},
-    )
+    change = autopilot_reset(laptop.device.serial, "r1")
     results: list[ChangeResult] = []
     backend.apply([change], lambda c: None, results.append)
     assert [r.state for r in results] == ["succeeded"]

@@ -94,6 +94,13 @@ def test_found_devices_leave_an_empty_quarantine_that_releases_them(policy_dir):
     assert resources[ResourceId("network", "mac_quarantine", "core")].value == []
 
 
+def test_found_devices_stay_quarantined_when_the_policy_keeps_them(policy_dir):
+    keep = LOST + "on_found:\n  release_quarantine: false\n"
+    resources = _compile(policy_dir, {"lost.yaml": keep})
+    core = resources[ResourceId("network", "mac_quarantine", "core")]
+    assert core.value == ["02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c"]
+
+
 def test_quarantine_off_compiles_nothing(policy_dir):
     resources = _compile(policy_dir, {"lost.yaml": LOST + "  quarantine: false\n"})
     assert not [rid for rid in resources if rid.type == "mac_quarantine"]

@@ -25,10 +25,9 @@ class Backend(Protocol):
 
         A desired key that does not exist in the console is simply absent from the result.
         """
-        ...
 
     def apply(self, changes: Sequence[Change], on_sent: SentCallback, on_result: ResultCallback) -> None:
         """Perform `changes` (batched and paced as the API allows); report every one of them exactly once."""
-        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release connections, event loops and temporary files."""

@@ -23,7 +23,6 @@ MANAGED_FIELDS: dict[str, tuple[str, ...]] = {
 LIST_FIELDS = frozenset({"urlBlocklist", "urlAllowlist"})
 # One policies:resolve filter per namespace we read (leaf wildcard or an exact schema).
 RESOLVE_FILTERS = ("chrome.users.*", DISABLED_MESSAGE, APPS_WILDCARD)
-INSTALL_TYPES = ("FORCED", "FORCED_AND_PIN_TO_TOOLBAR", "NORMAL", "NORMAL_AND_PIN_TO_TOOLBAR", "ALLOWED", "BLOCKED")
 
 
 def namespace_of(schema: str) -> str:

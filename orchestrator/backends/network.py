@@ -28,7 +28,7 @@ from orchestrator.backends.base import ResultCallback, SentCallback
 from orchestrator.backends.network_inventory import read_sites
 from orchestrator.backends.network_runner import SiteJob, SiteRun, run_site_job
 from orchestrator.config import NetworkConfig
-from orchestrator.engine.resources import Change, ChangeResult, Resource, ResourceId
+from orchestrator.engine.resources import Change, ChangeResult, Resource
 from orchestrator.errors import BackendError
 from orchestrator.policy.grammar import check_domain, check_mac, check_site
 
@@ -255,7 +255,3 @@ class NetworkBackend:
     def close(self) -> None:
         """Nothing stays open between jobs; old artifacts are pruned."""
         self.prune_artifacts()
-
-
-def resource_id(rtype: str, site: str) -> ResourceId:
-    return ResourceId("network", rtype, site)

@@ -132,8 +132,5 @@ class CallCounter:
         with self._lock:
             self.counts[endpoint] = self.counts.get(endpoint, 0) + n
 
-    def total(self) -> int:
-        return sum(self.counts.values())
-
     def as_dict(self) -> dict[str, Any]:
         return dict(sorted(self.counts.items()))

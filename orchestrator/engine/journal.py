@@ -47,8 +47,6 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-TERMINAL = ("succeeded", "failed", "unknown", "skipped", "deferred")
-
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -225,15 +223,6 @@ class Journal:
             ):
                 result[key] = state
         return result
-
-    def succeeded_since(self, policy: str, since_iso: str) -> int:
-        """Destructive actions of `policy` that succeeded (or were sent) since `since_iso`, for blast radius."""
-        row = self.db.execute(
-            "SELECT COUNT(DISTINCT change_key) FROM actions WHERE policy=? AND destructive=1"
-            " AND state IN ('succeeded','sent','unknown') AND updated_at >= ?",
-            (policy, since_iso),
-        ).fetchone()
-        return int(row[0])
 
     def destructive_in_window(self, policy: str, window_start_iso: str) -> int:
         """Destructive actions of `policy` counted against the window interval starting at `window_start_iso`.

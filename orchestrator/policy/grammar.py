@@ -169,7 +169,6 @@ def _text(*checks):
 
 SafeText = _text(reject_template)
 Domain = _text(reject_template, check_domain)
-MacAddress = _text(check_mac)
 ExtensionId = _text(check_extension_id)
 Name = _text(check_name)
 Site = _text(check_site)

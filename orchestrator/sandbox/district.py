@@ -50,9 +50,6 @@ class District:
     groups: list[str]
     apps: list[str]
 
-    def school_ous(self) -> dict[str, str]:
-        return {name: ou for name, ou, _, _ in SCHOOLS}
-
 
 def _grade_ous(extra_schools: int) -> tuple[list[str], list[tuple[str, str, list[str], str]]]:
     schools = list(SCHOOLS)

@@ -8,7 +8,8 @@ Resource types (backend "network", key = site name, an Ansible inventory group):
 - ``mac_quarantine``: sorted lowercase MACs of inventory devices whose ``inventoryStatus`` is lost or
   stolen (and have a ``macAddress``), for each site in ``LostDevicePolicy.network.sites`` when
   ``network.quarantine`` is true, restricted to ``policy.schools`` if set. Found devices are simply
-  absent, so applying the list releases them. ``meta["serials"]`` maps MAC → serial for reports.
+  absent, so applying the list releases them (unless ``on_found.release_quarantine`` is false).
+  ``meta["serials"]`` maps MAC → serial for reports.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def _quarantines(policies: PolicySet, inventory: Inventory) -> list[Resource]:
             continue
         schools = set(model.schools)
         serials: dict[str, str] = {}
-        for device in inventory.with_status(*QUARANTINED_STATUSES):
+        # with on_found.release_quarantine false a found device stays quarantined until it is marked active
+        statuses = QUARANTINED_STATUSES if model.on_found.release_quarantine else (*QUARANTINED_STATUSES, "found")
+        for device in inventory.with_status(*statuses):
             if not device.macAddress or (schools and device.school not in schools):
                 continue
             serials[check_mac(device.macAddress)] = device.serialNumber

@@ -4,7 +4,8 @@ OrchestratorError
  ├── PolicyError        policies or inventory failed validation (carries every Diagnostic)
  ├── ConfigError        orchestrator.yaml is missing, malformed or incomplete
  ├── BackendError       a console or device API failed after retries
- │    └── QuotaError    the API kept throttling past our retry budget
+ │    ├── QuotaError    the API kept throttling past our retry budget
+ │    └── AuthError     credentials, consent, scopes or the token endpoint failed (one actionable line)
  ├── PlanError          the plan cannot be built (unknown group name, ambiguous app, ...)
  └── StalePlanError     the world changed since a saved plan was reviewed
 
@@ -54,6 +55,15 @@ class BackendError(OrchestratorError):
 
 class QuotaError(BackendError):
     pass
+
+
+class AuthError(BackendError):
+    """Authentication or authorisation failed: bad/expired credentials, missing consent or scopes, an
+    unreachable token endpoint, a 401/403 that is not a rate limit.
+
+    The message is one line naming the backend, the cause and what to check (an env var name, the scopes
+    listed in the README), never a secret: retrying cannot fix it, a person has to.
+    """
 
 
 class PlanError(OrchestratorError):

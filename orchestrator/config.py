@@ -67,14 +67,29 @@ class Config(_Section):
         return p if p.is_absolute() else self.base_dir / p
 
 
+def config_path(path: str | Path | None = None) -> Path:
+    """The config file a command uses: `--config`, else $ORCHESTRATOR_CONFIG, else ./orchestrator.yaml."""
+    return Path(path or os.environ.get("ORCHESTRATOR_CONFIG") or DEFAULT_CONFIG)
+
+
 def load_config(path: str | Path | None = None) -> Config:
-    """Read orchestrator.yaml (default: ./orchestrator.yaml); a missing default file means all defaults."""
-    explicit = path is not None
-    cfg_path = Path(path or os.environ.get("ORCHESTRATOR_CONFIG") or DEFAULT_CONFIG)
-    if not cfg_path.exists():
-        if explicit:
-            raise ConfigError(f"{cfg_path}: config file not found")
-        return Config(base_dir=Path.cwd())
+    """Read the config file; a missing one is an error naming where it was looked for.
+
+    Never fall back to defaults: with no file every backend would be "not configured" and plan/drift would
+    report an empty, in-sync fleet (issue 10, item 4).
+    """
+    cfg_path = config_path(path)
+    if not cfg_path.is_file():
+        if path is not None:
+            how = "given with --config"
+        elif os.environ.get("ORCHESTRATOR_CONFIG"):
+            how = "named by $ORCHESTRATOR_CONFIG"
+        else:
+            how = "the default in the current directory"
+        raise ConfigError(
+            f"{cfg_path.resolve()}: config file not found ({how}); run from the repository that holds "
+            f"{DEFAULT_CONFIG}, or pass --config PATH or set ORCHESTRATOR_CONFIG"
+        )
     try:
         raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:

@@ -55,6 +55,32 @@ def validate_value(rtype: str, value: Any) -> Any:
     raise ValueError(f"unknown network resource type {rtype!r} (known: {', '.join(TYPES)})")
 
 
+def check_failure(run: SiteRun, types: Sequence[str]) -> str | None:
+    """Why a site's check run says nothing about its state, or None when every wanted type was checked.
+
+    A failed or unreachable host, a run that failed before any host reported (a missing collection, a
+    playbook error), a timeout, or a type no host ran is an error for the site: never a pending change.
+    """
+    if run.status in ("timeout", "canceled", "error"):
+        return f"check run {run.status}: {run.error[:800]}"
+    problems: list[str] = []
+    for rtype in types:
+        outcome = run.outcomes.get(rtype)
+        if outcome is None or not outcome.hosts:
+            if run.status != "successful":
+                return f"check run {run.status}: {run.error[:800]}"
+            problems.append(f"no host of the site ran the {rtype} play (check the inventory's functional groups)")
+            continue
+        bad = {h: s for h, s in outcome.host_summary().items() if s.startswith(("failed", "unreachable"))}
+        problems += [f"{rtype} on {host}: {summary}" for host, summary in bad.items()]
+    if not problems and run.status != "successful":
+        problems.append(f"check run {run.status}: {run.error[:800]}")
+    if problems:
+        artifacts = f" [artifacts: {run.artifacts}]" if run.artifacts else ""
+        return "; ".join(dict.fromkeys(problems))[:1500] + artifacts
+    return None
+
+
 def _bad(value: Any) -> str:
     raise ValueError(f"expected text, got {type(value).__name__}")
 
@@ -118,7 +144,13 @@ class NetworkBackend:
             for site, wanted in by_site.items()
         }
         observed: list[Resource] = []
+        failures: list[str] = []
         for site, run in self._run_bounded(jobs, on_start=lambda _site: None):
+            failure = check_failure(run, list(by_site[site]))
+            if failure is not None:
+                sources = sorted({s for r in by_site[site].values() for s in r.sources})
+                failures.append(f"site {site!r} ({', '.join(sources) or 'no policy source'}): {failure}")
+                continue
             for rtype, resource in by_site[site].items():
                 observed.append(
                     Resource(
@@ -127,6 +159,11 @@ class NetworkBackend:
                         meta={"site": site, "check_seconds": round(run.seconds, 2)},
                     )
                 )
+        if failures:
+            raise BackendError(
+                f"network: the check run failed for {len(failures)} site(s), so their state is unknown "
+                "(no plan was made):\n" + "\n".join(f"  {f}" for f in sorted(failures))
+            )
         return sorted(observed, key=lambda r: r.id)
 
     @staticmethod

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _PLAY = re.compile(r"^K12 ([a-z_]+)\b")
+# how ansible-playbook says why a whole run failed: `[ERROR]: …` (ansible-core ≥ 2.19) or `ERROR! …` (older)
+_ERROR = re.compile(r"^\s*(\[ERROR\]:|ERROR!)\s*")
+_ORIGIN = re.compile(r"^\s*(Origin:|The error appears to be in)")
 HOST_EVENTS = {"runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"}
 
 
@@ -121,3 +124,20 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, indent=1, sort_keys=True) + "\n"
+
+
+def failure_cause(stdout: str, limit: int = 800) -> str:
+    """Why a run failed before any host reported, from ansible-playbook's output ("" when it does not say).
+
+    Keeps each `[ERROR]:`/`ERROR!` line and the `Origin:` line naming the playbook file:line after it, so a
+    missing collection reads "couldn't resolve module/action 'x.y.z' … (site.yml:5:7)", not a stdout tail.
+    """
+    lines = stdout.splitlines()
+    found: list[str] = []
+    for index, line in enumerate(lines):
+        if not _ERROR.match(line):
+            continue
+        text = _ERROR.sub("", line).strip()
+        origin = next((o.strip() for o in lines[index + 1 : index + 4] if _ORIGIN.match(o)), "")
+        found.append(f"{text} ({origin})" if origin else text)
+    return "; ".join(dict.fromkeys(found))[:limit]

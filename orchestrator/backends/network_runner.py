@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.network_artifacts import scrub_artifacts
-from orchestrator.backends.network_events import TypeOutcome, parse_events
+from orchestrator.backends.network_events import TypeOutcome, failure_cause, parse_events
 from orchestrator.backends.network_procs import kill_job_tree
 from orchestrator.backends.network_vars import write_unsafe_vars
 
@@ -128,9 +128,13 @@ def _environment(private: Path, extra: dict[str, str]) -> dict[str, str]:
 
 
 def _stdout_tail(runner: Any, lines: int = 15) -> str:
+    """The stated cause of a failed run (`[ERROR]:` lines) when ansible gives one, else the output's tail."""
     try:
         text = runner.stdout.read()
     except Exception:  # stdout may be gone after a timeout
         return f"ansible-playbook ended with status {runner.status}, rc {runner.rc}"
+    cause = failure_cause(text)
+    if cause:
+        return f"status {runner.status}, rc {runner.rc}: {cause}"
     tail = [line for line in text.splitlines() if line.strip()][-lines:]
     return f"status {runner.status}, rc {runner.rc}: " + "\n".join(tail)

@@ -95,12 +95,16 @@ def _workspace(ctx: click.Context):
 
 @contextmanager
 def _session(ctx: click.Context, backends: tuple[str, ...]) -> Iterator[Any]:
-    """Workspace + connected backends + journal, closed on exit."""
+    """Workspace + connected backends + journal, closed on exit.
+
+    Backends named here (by --backend, or a saved plan's list) must be configured and usable; with none named,
+    every configured one is used and the unconfigured ones are skipped and listed (never silently).
+    """
     from orchestrator.connect import ALL_BACKENDS, open_backends
     from orchestrator.engine.journal import Journal
 
     ws = _workspace(ctx)
-    connections = open_backends(ws.config, backends or ALL_BACKENDS)
+    connections = open_backends(ws.config, backends or ALL_BACKENDS, required=bool(backends))
     journal = Journal(ws.journal_path)
     try:
         yield ws, connections, journal
@@ -165,11 +169,36 @@ def schema(out: str | None) -> None:
 
 
 # plan / apply / drift -------------------------------------------------------------------------------
+def unchecked_resources(ws: Any, skipped: list[str], scopes: tuple[str, ...]) -> dict[str, int]:
+    """Desired resources per skipped backend in `scopes`: what a plan without that backend cannot see.
+
+    compile_desired is pure (no I/O), so this costs no API call and works without credentials.
+    """
+    from orchestrator.engine.compile import compile_desired
+
+    counts = dict.fromkeys(skipped, 0)
+    for resource in compile_desired(ws.policies, ws.inventory, skipped, scopes):
+        counts[resource.id.backend] += 1
+    return counts
+
+
 def plan_in_session(ws: Any, connections: Any, journal: Any, scopes: tuple[str, ...], status: str) -> Any:
-    """Compile, observe and diff for `scopes` with an open session, showing `status` while observing."""
+    """Compile, observe and diff for `scopes` with an open session, showing `status` while observing.
+
+    Every skipped backend stays visible: the plan's notes say how many desired resources it was not checked
+    for, and `connections.unchecked` carries the counts (drift fails on them).
+    """
     from orchestrator.engine.plan import policy_commit
     from orchestrator.engine.reconcile import make_plan
 
+    connections.unchecked = unchecked_resources(ws, connections.skipped, scopes)
+    notes = list(connections.notes)
+    for name, count in connections.unchecked.items():
+        if count:
+            notes.append(
+                f"{name}: skipped, but the policies want {count} resource(s) there; they were NOT checked "
+                "(configure it, or limit the run with --backend)"
+            )
     with console.status(status):
         return make_plan(
             policies=ws.policies,
@@ -177,26 +206,49 @@ def plan_in_session(ws: Any, connections: Any, journal: Any, scopes: tuple[str, 
             backends=connections.backends,
             journal=journal,
             scopes=scopes,
-            notes=connections.notes,
+            notes=notes,
             policy_commit=policy_commit(ws.config.path(ws.config.policies)),
         )
 
 
-def _build_plan(ctx: click.Context, backends: tuple[str, ...], scopes: tuple[str, ...]):
+def _plan_with_skips(
+    ctx: click.Context, backends: tuple[str, ...], scopes: tuple[str, ...]
+) -> tuple[Any, dict[str, int], dict[str, int]]:
+    """(plan, API calls made to observe, desired resources per skipped backend)."""
     with _session(ctx, backends) as (ws, connections, journal):
         plan = plan_in_session(ws, connections, journal, scopes, "Observing the consoles and network gear...")
-        return plan, connections.counter.as_dict()
+        return plan, connections.counter.as_dict(), dict(connections.unchecked)
 
 
-def _render(plan: Any, fmt: str, show_pii: bool) -> None:
+def _build_plan(ctx: click.Context, backends: tuple[str, ...], scopes: tuple[str, ...]):
+    plan, calls, _ = _plan_with_skips(ctx, backends, scopes)
+    return plan, calls
+
+
+def _render(plan: Any, fmt: str, show_pii: bool, unchecked: dict[str, int] | None = None) -> None:
+    """Render `plan`; skipped backends with desired resources are called out in every format."""
     from orchestrator.engine.render import render_json, render_markdown, render_text
 
+    unchecked = unchecked or {}
+    missed = {name: count for name, count in unchecked.items() if count}
+    warning = (
+        "Not checked: "
+        + ", ".join(f"{name} ({count} desired resource(s))" for name, count in missed.items())
+        + " - skipped because not configured; the result above covers only "
+        + (", ".join(plan.backends) or "no backend")
+        + "."
+    )
     if fmt == "json":
-        click.echo(render_json(plan, show_pii))
+        data = json.loads(render_json(plan, show_pii))
+        data["skipped_backends"] = unchecked
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
     elif fmt == "markdown":
-        click.echo(render_markdown(plan, show_pii))
+        text = render_markdown(plan, show_pii)
+        click.echo(text + (f"\n> **{warning}**\n" if missed else ""))
     else:
         render_text(plan, console, show_pii)
+        if missed:
+            console.print(f"[bold yellow]{escape(warning)}[/]")
 
 
 scope_option = click.option(
@@ -229,10 +281,10 @@ def plan(
 
     Example: orchestrator plan --out plan.json --format markdown > plan.md
     """
-    the_plan, calls = _build_plan(ctx, backends, _scopes(scopes))
+    the_plan, calls, unchecked = _plan_with_skips(ctx, backends, _scopes(scopes))
     if out:
         the_plan.save(out)
-    _render(the_plan, fmt, show_pii)
+    _render(the_plan, fmt, show_pii, unchecked)
     if out and fmt == "text":
         console.print(f"Saved plan {the_plan.plan_id} to {out} ({sum(calls.values())} API calls to observe).")
 
@@ -247,10 +299,17 @@ def plan(
 def drift(ctx: click.Context, backends: tuple[str, ...], scopes: tuple[str, ...], fmt: str, show_pii: bool) -> None:
     """Exit 0 when everything is in sync, 2 when something drifted, 1 on error.
 
+    A backend skipped as not configured while the policies want resources there is an error (1): its drift
+    cannot be known, so "in sync" would be a guess. Limit the check with --backend to leave it out on purpose.
+
     Example: orchestrator drift || echo "drift found"
     """
-    the_plan, _ = _build_plan(ctx, backends, _scopes(scopes))
-    _render(the_plan, fmt, show_pii)
+    the_plan, _, unchecked = _plan_with_skips(ctx, backends, _scopes(scopes))
+    _render(the_plan, fmt, show_pii, unchecked)
+    missed = sorted(name for name, count in unchecked.items() if count)
+    if missed:
+        _fail(f"cannot tell drift for {', '.join(missed)}: not configured, but the policies want resources there")
+        sys.exit(1)
     sys.exit(2 if the_plan.changes else 0)
 
 

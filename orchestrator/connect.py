@@ -25,6 +25,8 @@ class Connections:
     backends: dict[str, Backend] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # backends absent from the config, not observed
+    # desired resources per skipped backend, filled when a plan is made: what this run could not check
+    unchecked: dict[str, int] = field(default_factory=dict)
     counter: CallCounter = field(default_factory=CallCounter)
 
     def close(self) -> None:

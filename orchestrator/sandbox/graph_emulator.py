@@ -18,14 +18,24 @@ A `$filter` the service does not support is silently ignored (the whole collecti
 real Intune service does. Errors use Graph's body `{"error": {"code", "message", "innerError"}}`.
 Calls are counted per endpoint name, e.g. "GET managedDevices" or "POST managedDevices/remoteLock"; the
 same names select where a queued `Fault` strikes.
+
+Fault rules (`GraphEmulator.inject`) reproduce what the service does to destructive actions, by endpoint, at
+a seeded rate or on given call numbers: an inner `$batch` wipe that executes and then answers 503
+(`inject("POST managedDevices/wipe", 503, rate=0.3)`), an outer 500/502 around a `$batch` whose items ran
+(`inject("POST $batch", 502, on_calls={1})`), a reset connection (`status=RESET`, outer requests only), and
+throttled items whose re-send fails (`inject("POST managedDevices/wipe", 429, after_effect=False)` plus an
+outer fault on the second `$batch`). `state.executed` counts every action that really ran, per device.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
+import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -47,6 +57,24 @@ MAX_BATCH = 20
 WRITE_METHODS = ("POST", "PATCH", "PUT")
 _EQ = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$")
 DEVICE_FILTER_FIELDS = ("id", "serialNumber", "deviceName", "operatingSystem", "userPrincipalName")
+
+
+RESET = -1  # a Fault status for whole requests: close the connection without answering
+
+
+@dataclass
+class FaultRule:
+    """Faults that strike one endpoint at a seeded `rate` or on the 1-based call numbers in `on_calls`.
+
+    `fault.after_effect` runs the request first (the console acted; the client sees only the error).
+    """
+
+    endpoint: str
+    fault: Fault
+    rate: float = 0.0
+    on_calls: frozenset[int] = frozenset()
+    seen: int = 0
+    struck: int = 0
 
 
 @dataclass
@@ -271,7 +299,14 @@ class GraphHandler(JsonHandler):
             self._send(error_reply(400, "BadRequest", f"Invalid version: {version!r}"))
             return
         endpoint = endpoint_name(method, parts)
-        fault = self.begin(endpoint)
+        queued = self.begin(endpoint)
+        ruled = self.server.strike(endpoint)
+        if queued is None and ruled is not None and ruled.status == 0:
+            time.sleep(ruled.delay or 5.0)
+        fault = queued or ruled
+        if fault is not None and fault.status == RESET and not fault.after_effect:
+            self.close_connection = True  # no answer at all: the client sees a dropped connection
+            return
         if fault is not None and fault.status != 0 and not fault.after_effect:
             self._send(fault_reply(fault))
             return
@@ -285,6 +320,9 @@ class GraphHandler(JsonHandler):
                 reply = self.server.batch(version, body, base_url)
             else:
                 reply = self.server.api.handle(method, version, parts, query, body, base_url)
+        if fault is not None and fault.status == RESET:
+            self.close_connection = True  # acted, then dropped the connection without answering
+            return
         if fault is not None and fault.after_effect:
             reply = fault_reply(fault)
         self._send(reply)
@@ -303,6 +341,44 @@ class GraphEmulator(EmulatorServer):
         super().__init__((host, port), GraphHandler)
         self.state = state
         self.api = GraphApi(state)
+        self.rules: list[FaultRule] = []
+        self._rules_lock = threading.Lock()
+        self._rng = random.Random(7)
+
+    def inject(
+        self,
+        endpoint: str,
+        status: int,
+        *,
+        rate: float = 0.0,
+        on_calls: Iterable[int] = (),
+        after_effect: bool = True,
+        retry_after: float | None = None,
+        delay: float = 0.0,
+        seed: int | None = None,
+    ) -> FaultRule:
+        """Add a fault rule (see the module docstring); by default the request runs before the fault answers."""
+        if seed is not None:
+            self._rng = random.Random(seed)
+        fault = Fault(status, retry_after=retry_after, delay=delay, endpoint=endpoint, after_effect=after_effect)
+        rule = FaultRule(endpoint, fault, rate=rate, on_calls=frozenset(on_calls))
+        with self._rules_lock:
+            self.rules.append(rule)
+        return rule
+
+    def strike(self, endpoint: str) -> Fault | None:
+        """The rule fault for this call of `endpoint`, if one strikes (every matching rule counts the call)."""
+        chosen: Fault | None = None
+        with self._rules_lock:
+            for rule in self.rules:
+                if rule.endpoint != endpoint:
+                    continue
+                rule.seen += 1
+                hit = rule.seen in rule.on_calls or (rule.rate > 0 and self._rng.random() < rule.rate)
+                if hit and chosen is None:
+                    rule.struck += 1
+                    chosen = rule.fault
+        return chosen
 
     def serve_forever(self, poll_interval: float = 0.05) -> None:
         """A short poll interval so `stop()` returns quickly in tests."""
@@ -362,7 +438,11 @@ class GraphEmulator(EmulatorServer):
             return error_reply(400, "BadRequest", f"Resource not found for the segment '{parts[0]}'.")
         endpoint = endpoint_name(method, parts)
         self.calls[endpoint] += 1
-        fault = self.faults.next_fault(endpoint)
+        queued = self.faults.next_fault(endpoint)
+        ruled = self.strike(endpoint)
+        fault = queued or ruled
+        if fault is not None and fault.status == RESET:
+            fault = Fault(500, after_effect=fault.after_effect)  # an inner item cannot drop the connection
         if fault is not None and fault.status == 0:
             time.sleep(fault.delay)
         elif fault is not None and not fault.after_effect:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ DEVICE_ACTIONS = (
     "locateDevice",
 )
 BETA_ONLY_ACTIONS = ("enableLostMode",)
+DESTRUCTIVE_ACTIONS = ("wipe", "retire")
 
 
 class GraphProblem(Exception):
@@ -86,6 +88,8 @@ class GraphState:
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     config_assignments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     lost_mode_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)  # what the lock screen shows
+    # (device id, action) → times the action was executed: what tests assert "never wiped twice" against.
+    executed: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @classmethod
     def from_seed(cls, devices: Iterable[SeedDevice], groups: Iterable[str], apps: Iterable[str]) -> GraphState:
@@ -135,6 +139,14 @@ class GraphState:
 
     # ---- devices -------------------------------------------------------------------------------
 
+    def destructive_counts(self) -> Counter[str]:
+        """Device id → wipes + retires executed (whatever the client was told afterwards)."""
+        out: Counter[str] = Counter()
+        for (device_id, action), n in self.executed.items():
+            if action in DESTRUCTIVE_ACTIONS:
+                out[device_id] += n
+        return out
+
     def device(self, device_id: str) -> dict[str, Any]:
         record = self.devices.get(device_id)
         if record is None:
@@ -165,6 +177,7 @@ class GraphState:
             record["lastWipe"] = {k: bool(body.get(k, False)) for k in ("keepEnrollmentData", "keepUserData")}
         if action == "retire":
             record["managementState"] = "retirePending"
+        self.executed[(device_id, action)] += 1
         stamp = now_iso()
         record["deviceActionResults"] = [r for r in record["deviceActionResults"] if r["actionName"] != action]
         record["deviceActionResults"].append(

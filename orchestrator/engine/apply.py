@@ -1,9 +1,11 @@
 """Apply exactly a reviewed plan: staleness check, resume, safety gates, backend calls, journal.
 
 Order of business for each change:
-1. already succeeded in an earlier (interrupted) run of this plan → not repeated;
+1. already succeeded in an earlier (interrupted) run of *this* plan (same plan id) → not repeated; the same
+   change in another plan is a new request (a device lost a second time is locked again);
 2. the console already shows the planned value → recorded as skipped, not re-sent;
-3. destructive and sent before without a known outcome → held as unknown (never blindly re-sent);
+3. destructive and sent before (by any plan) without a known outcome → asked of the console when the backend
+   can tell (`settle`), else held as unknown until a person settles it (`orchestrator journal resolve`);
 4. destructive → must pass the safety gates (window open, blast radius, acknowledgements) or is deferred;
 5. otherwise sent through its backend, journaled before (sent) and after (succeeded/failed/unknown).
 """
@@ -100,7 +102,9 @@ class Executor:
 
     # ------------------------------------------------------------------------------------------------
     def _apply(self, plan: Plan, report: ApplyReport, gates: GateOptions, check_stale: bool) -> None:
-        previous = self.journal.latest_states([c.key for c in plan.changes])
+        for change in plan.changes:
+            spec_for(change.id)  # an unregistered type fails the whole apply before anything is sent
+        previous = self.journal.plan_states(plan.plan_id, [c.key for c in plan.changes])
         todo: list[Change] = []
         for change in plan.changes:
             if previous.get(change.key) in ("succeeded", "skipped"):
@@ -111,26 +115,30 @@ class Executor:
             return
         now_digests = self._observe_again(plan, todo)
         if check_stale:
-            stale = stale_resources(plan, now_digests, todo)
+            stale = stale_resources(plan, now_digests, [str(c.id) for c in todo])
             if stale:
                 shown = "\n  ".join(stale[:20]) + (f"\n  ... and {len(stale) - 20} more" if len(stale) > 20 else "")
                 raise StalePlanError(
                     "the observed state changed since this plan was made; nothing was applied.\n"
                     f"  {shown}\nRun `orchestrator plan` again and review the new plan."
                 )
+        unsettled = self._settle([c for c in todo if c.destructive], report)
         ready: list[Change] = []
         destructive: list[Change] = []
         for change in todo:
+            if change.key in report.states:
+                continue  # settled just now from the console's own record
             now = now_digests.get(str(change.id))
             in_sync = now == digest(change.after) or (change.after is None and now is None)
             if in_sync:
                 self._final(report, change, "skipped", "already in the desired state")
-            elif change.destructive and previous.get(change.key) in ("sent", "unknown"):
+            elif str(change.id) in unsettled:
                 self._final(
                     report,
                     change,
                     "unknown",
-                    "sent by an earlier run with no known outcome; not re-sent (check the device, then re-plan)",
+                    f"sent by run {unsettled[str(change.id)]} with no known outcome; not re-sent. Check the device,"
+                    f" then `orchestrator journal resolve {change.id} --done|--resend --reason TEXT`",
                 )
             elif change.destructive:
                 destructive.append(change)
@@ -138,6 +146,35 @@ class Executor:
                 ready.append(change)
         ready += self._gate(destructive, report, gates)
         self._send(ready, report)
+
+    def _settle(self, destructive: list[Change], report: ApplyReport) -> dict[str, str]:
+        """Unknown outcomes of earlier destructive sends: ask the backend's console, else keep them unknown.
+
+        Returns resource id → run id for the ones still unsettled. A change the console proves ran is recorded
+        succeeded (and remembered); one it proves did not run is sent again like any other.
+        """
+        if not destructive:
+            return {}
+        rows = {row.resource: row for row in self.journal.unsettled([str(c.id) for c in destructive])}
+        waiting = [c for c in destructive if str(c.id) in rows]
+        by_backend: dict[str, list[Change]] = defaultdict(list)
+        for change in waiting:
+            by_backend[change.id.backend].append(change)
+        for name, changes in by_backend.items():
+            settle = getattr(self.backends[name], "settle", None)
+            if settle is None:
+                continue
+            keyed = {c.key: c for c in changes}
+            for result in settle(changes):
+                change = keyed.get(result.change_key)
+                if change is None or result.state not in ("succeeded", "failed"):
+                    continue
+                detail = f"settled from the console: {result.detail or result.state}"
+                self.journal.settle(change, result.state, detail=detail, actor="console")
+                rows.pop(str(change.id), None)
+                if result.state == "succeeded":  # done by the earlier run: not counted as done by this one
+                    self._final(report, change, "skipped", detail, response=result.response)
+        return {resource: row.run_id for resource, row in rows.items()}
 
     def _observe_again(self, plan: Plan, todo: Sequence[Change]) -> dict[str, str]:
         desired = [

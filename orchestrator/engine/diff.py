@@ -68,6 +68,7 @@ def diff(
                 destructive=spec.destructive,
                 summary=describe(resource.id, op),
                 meta=dict(resource.meta),
+                gate=resource.gate,
             )
         )
     for rid, seen in observed.items():

@@ -4,10 +4,12 @@ The executor calls `gate_destructive` with the destructive changes of a plan jus
 sends only those with `allowed=True`. Rules, checked per change in a deterministic order (policy, then
 serial, then idempotency key):
 
-1. `meta["method"] == "deprovision"` is refused unless `acknowledge_deprovision`.
-2. `change.window` must name a known MaintenanceWindow that is open at `now` for `meta["school"]`;
+0. Every destructive change carries typed `GateFacts` (`change.gate`); one without them is refused, never
+   waved through because a loosely-typed key happened to be missing.
+1. `gate.deprovision` is refused unless `acknowledge_deprovision`.
+2. `gate.window` must name a known MaintenanceWindow that is open at `now` for `gate.school`;
    otherwise the change is deferred, with the window's reason and when it next opens.
-3. Per policy and window interval at most `meta["max_devices_per_window"]` devices (one change = one
+3. Per policy and window interval at most `gate.max_devices_per_window` devices (one change = one
    device), counting `used_in_window(policy, interval_start)` already done plus those allowed earlier in
    this call. Over the cap: refused (next_open = the following open interval) unless `override_blast_radius`.
 4. At most `max_destructive` changes allowed per call (the global `--max-destructive`); beyond that
@@ -45,7 +47,8 @@ class GateDecision:
 
 def gate_order(change: Change) -> tuple[str, str, str]:
     """The order the gate considers changes in: policy, serial, idempotency key."""
-    return (change.policy or "", str(change.meta.get("serial") or ""), change.key)
+    serial = change.gate.serial if change.gate else ""
+    return (change.policy or "", serial, change.key)
 
 
 def _fmt(when: dt.datetime) -> str:
@@ -84,8 +87,20 @@ def gate_destructive(
 
     for change in sorted(changes, key=gate_order):
         key = change.key
-        school = change.meta.get("school")
-        if change.meta.get("method") == "deprovision" and not acknowledge_deprovision:
+        facts = change.gate
+        if facts is None:
+            decisions.append(
+                GateDecision(
+                    key,
+                    False,
+                    f"refused: destructive change {change.id} carries no gate facts (window, school, method, caps);"
+                    " re-plan with this version of the orchestrator",
+                    window=change.window,
+                )
+            )
+            continue
+        school = facts.school
+        if facts.deprovision and not acknowledge_deprovision:
             decisions.append(
                 GateDecision(
                     key,
@@ -95,8 +110,8 @@ def gate_destructive(
                 )
             )
             continue
-        if not change.window:
-            decisions.append(GateDecision(key, False, "destructive change names no maintenance window"))
+        if not change.window or change.window != facts.window:
+            decisions.append(GateDecision(key, False, "refused: destructive change names no (or a mismatched) window"))
             continue
         schedule = windows.get(change.window)
         if schedule is None:
@@ -172,7 +187,7 @@ def _cap_refusal(
     used_in_window: Callable[[str, dt.datetime], int],
 ) -> str:
     """Why the policy's per-window device cap refuses this change, or "" when under it."""
-    cap = change.meta.get("max_devices_per_window")
+    cap = change.gate.max_devices_per_window if change.gate else None
     if cap is None or not change.policy:
         return ""
     slot = (change.policy, interval.start.astimezone(dt.UTC))

@@ -45,6 +45,10 @@ MIGRATIONS: list[str] = [
         resource TEXT PRIMARY KEY, value TEXT NOT NULL, change_key TEXT NOT NULL, updated_at TEXT NOT NULL
     );
     """,
+    """
+    CREATE INDEX runs_by_plan ON runs(plan_id);
+    CREATE INDEX actions_by_resource ON actions(resource, updated_at);
+    """,
 ]
 
 
@@ -212,17 +216,70 @@ class Journal:
                 result[wanted[resource]] = json.loads(value)
         return result
 
-    def latest_states(self, change_keys: list[str]) -> dict[str, str]:
-        """The most recent state of each change key across all runs (for resume)."""
+    def plan_states(self, plan_id: str, change_keys: list[str]) -> dict[str, str]:
+        """The latest state of each change key among the runs of *this* plan (resume is scoped to a plan id).
+
+        An identical change in another plan (a device lost a second time, a setting reverted by hand) is not
+        "done": it is re-observed and, when the console differs, sent again.
+        """
         result: dict[str, str] = {}
         for i in range(0, len(change_keys), 500):
             chunk = change_keys[i : i + 500]
             marks = ",".join("?" * len(chunk))
             for key, state in self.db.execute(
-                f"SELECT change_key, state FROM actions WHERE change_key IN ({marks}) ORDER BY updated_at", chunk
+                "SELECT a.change_key, a.state FROM actions a JOIN runs r ON r.id = a.run_id"
+                f" WHERE r.plan_id = ? AND a.change_key IN ({marks}) ORDER BY a.updated_at",
+                (plan_id, *chunk),
             ):
                 result[key] = state
         return result
+
+    def unsettled(self, resources: list[str] | None = None) -> list[ActionRow]:
+        """Destructive actions whose outcome is not known (latest row `sent` or `unknown`), whatever the plan.
+
+        A wipe that may have run is never sent again until the console or a person settles it.
+        """
+        query = (
+            "SELECT a.run_id, a.change_key, a.resource, a.op, a.state, a.policy, a.detail, a.updated_at,"
+            " a.destructive FROM actions a WHERE a.destructive = 1 AND a.updated_at = ("
+            " SELECT MAX(b.updated_at) FROM actions b WHERE b.resource = a.resource)"
+            " AND a.state IN ('sent', 'unknown')"
+        )
+        rows = [ActionRow(*row[:8], destructive=bool(row[8])) for row in self.db.execute(query)]
+        if resources is not None:
+            wanted = set(resources)
+            rows = [row for row in rows if row.resource in wanted]
+        return sorted(rows, key=lambda row: row.resource)
+
+    def settle(self, change: Change, outcome: str, *, detail: str, actor: str | None = None) -> str:
+        """Record how an unknown destructive action ended: `succeeded` (it ran) or `failed` (it did not: send again).
+
+        Written as a run of kind `resolve` so the journal shows who settled it, when and why; a succeeded
+        outcome also stores the resource's applied value, so the next plan does not ask for it again.
+        """
+        if outcome not in ("succeeded", "failed"):
+            raise ValueError(f"outcome must be succeeded or failed, not {outcome!r}")
+        run_id = self.start_run("resolve", plan_id=None, fingerprint=None, policy_commit=None, actor=actor)
+        self.record(run_id, change, outcome, detail=detail)
+        if outcome == "succeeded":
+            self.remember(change)
+        self.finish_run(run_id, "succeeded", {outcome: 1})
+        return run_id
+
+    def last_request(self, resource: str) -> dict[str, Any] | None:
+        """The latest action row of `resource` with its recorded request (for rebuilding a change to settle)."""
+        row = self.db.execute(
+            "SELECT change_key, op, destructive, policy, window, sources, request, response FROM actions"
+            " WHERE resource = ? ORDER BY updated_at DESC LIMIT 1",
+            (resource,),
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("change_key", "op", "destructive", "policy", "window", "sources", "request", "response")
+        out = dict(zip(keys, row, strict=True))
+        for name in ("sources", "request", "response"):
+            out[name] = json.loads(out[name]) if out[name] else None
+        return out
 
     def destructive_in_window(self, policy: str, window_start_iso: str) -> int:
         """Destructive actions of `policy` counted against the window interval starting at `window_start_iso`.

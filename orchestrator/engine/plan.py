@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from typing import Any
 from orchestrator.engine.resources import Change, Resource, ResourceId, digest
 from orchestrator.errors import OrchestratorError
 
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2  # 2: plan ids are unique per plan (nonce); changes carry typed gate facts
 
 
 @dataclass
@@ -29,6 +30,9 @@ class Plan:
     policy_commit: str | None = None
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     notes: list[str] = field(default_factory=list)
+    nonce: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """Makes every plan's id unique: resume is scoped to a plan id, and two plans made from the same state at
+    different times (a device lost, found and lost again) must never share one."""
 
     @property
     def fingerprint(self) -> str:
@@ -36,7 +40,7 @@ class Plan:
 
     @property
     def plan_id(self) -> str:
-        return digest([self.fingerprint, [c.key for c in self.changes]])
+        return digest([self.fingerprint, [c.key for c in self.changes], self.created_at, self.nonce])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,13 +53,17 @@ class Plan:
             "fingerprint": self.fingerprint,
             "observed": self.observed,
             "notes": self.notes,
+            "nonce": self.nonce,
             "changes": [c.to_json() for c in self.changes],
         }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Plan:
         if raw.get("format") != PLAN_FORMAT:
-            raise OrchestratorError(f"plan format {raw.get('format')!r} is not supported (expected {PLAN_FORMAT})")
+            raise OrchestratorError(
+                f"plan format {raw.get('format')!r} is not supported (expected {PLAN_FORMAT}); "
+                "make the plan again with this version"
+            )
         plan = cls(
             changes=[Change.from_json(c) for c in raw["changes"]],
             observed=dict(raw["observed"]),
@@ -64,6 +72,7 @@ class Plan:
             policy_commit=raw.get("policy_commit"),
             created_at=raw["created_at"],
             notes=list(raw.get("notes", [])),
+            nonce=str(raw["nonce"]),
         )
         if raw.get("plan_id") not in (None, plan.plan_id):
             raise OrchestratorError("plan file was edited after it was made (its id does not match its content)")
@@ -111,24 +120,23 @@ def policy_commit(policy_dir: str | Path) -> str | None:
     return f"{head}+dirty" if dirty else head
 
 
-def stale_resources(plan: Plan, observed_now: Mapping[str, str], pending: Iterable[Change] | None = None) -> list[str]:
-    """Resources whose observed state moved since the plan, other than to a planned change's `after`.
+def stale_resources(plan: Plan, observed_now: Mapping[str, str], asked: Iterable[str]) -> list[str]:
+    """Resources whose observed state moved since the plan, other than to the `after` of this plan's change.
 
-    `pending` are the changes still to do (default: all); the ones an earlier run finished were not observed
-    again and are not compared.
+    `asked` are the resource ids observed again (the changes still to do); a resource this plan already
+    applied in an interrupted run is compared only when a console reports it anyway (authoritative listings),
+    and its own `after` is never staleness. A change by someone else (neither the planned `before` nor this
+    plan's `after`) is.
     """
-    planned = {str(c.id): c for c in (plan.changes if pending is None else pending)}
+    after_of = {str(c.id): c.after for c in plan.changes}
     stale: list[str] = []
-    # Only what was asked again is compared: the planned resources and whatever the consoles report now.
-    for rid in sorted(set(planned) | set(observed_now)):
+    for rid in sorted(set(asked) | set(observed_now)):
         now = observed_now.get(rid)
-        then = plan.observed.get(rid)
-        if now == then:
+        if now == plan.observed.get(rid):
             continue
-        change = planned.get(rid)
-        if change is not None and now == digest(change.after):
-            continue  # our own earlier, interrupted apply of this plan
-        if change is not None and change.after is None and now is None:
-            continue  # deleted by our earlier apply
+        if rid in after_of:
+            after = after_of[rid]
+            if (after is None and now is None) or (after is not None and now == digest(after)):
+                continue  # this plan's own work (an earlier, interrupted apply) or already as planned
         stale.append(rid)
     return stale

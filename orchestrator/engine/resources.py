@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
+
+from orchestrator.errors import OrchestratorError
 
 Op = Literal["create", "update", "delete", "action"]
 
@@ -62,8 +64,52 @@ TYPE_SPECS: dict[tuple[str, str], TypeSpec] = {
 }
 
 
+class UnknownResourceType(OrchestratorError):
+    """A resource type no backend registered: never guessed (a default would make a wipe non-destructive)."""
+
+
 def spec_for(rid: ResourceId) -> TypeSpec:
-    return TYPE_SPECS.get((rid.backend, rid.type), TypeSpec())
+    """The registered spec of `rid`'s type; an unregistered type is an error, never a permissive default."""
+    spec = TYPE_SPECS.get((rid.backend, rid.type))
+    if spec is None:
+        known = ", ".join(f"{b}/{t}" for b, t in sorted(TYPE_SPECS))
+        raise UnknownResourceType(f"{rid}: unknown resource type {rid.backend}/{rid.type} (registered: {known})")
+    return spec
+
+
+@dataclass(frozen=True)
+class GateFacts:
+    """What the safety gates need to judge one destructive device action, typed so none can go missing.
+
+    Compilers attach these to every destructive resource; the gate refuses a destructive change without them
+    instead of reading loosely-typed `meta` keys that default to "allowed" when absent.
+    """
+
+    policy: str
+    window: str
+    serial: str
+    school: str | None
+    method: str
+    deprovision: bool = False
+    max_devices_per_window: int | None = None
+    batch_size: int = 20
+    budget_per_school: str | None = None
+    """Per school and night: a count ("5") or a share of the school's devices ("10%"); None = no budget."""
+    school_devices: int = 0
+    """How many devices the school has in the inventory (for percentage budgets)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any] | None) -> GateFacts | None:
+        if raw is None:
+            return None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise OrchestratorError(f"gate facts carry unknown fields {unknown} (a plan from another version?)")
+        return cls(**raw)
 
 
 @dataclass
@@ -76,6 +122,7 @@ class Resource:
     policy: str | None = None
     window: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    gate: GateFacts | None = None
 
 
 def canonical_json(value: Any) -> str:
@@ -100,6 +147,7 @@ class Change:
     destructive: bool = False
     summary: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    gate: GateFacts | None = None
 
     @property
     def key(self) -> str:
@@ -118,6 +166,7 @@ class Change:
             "destructive": self.destructive,
             "summary": self.summary,
             "meta": self.meta,
+            "gate": self.gate.to_json() if self.gate else None,
         }
 
     @classmethod
@@ -133,6 +182,7 @@ class Change:
             destructive=bool(raw.get("destructive")),
             summary=raw.get("summary", ""),
             meta=dict(raw.get("meta", {})),
+            gate=GateFacts.from_json(raw.get("gate")),
         )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from orchestrator.engine.resources import Resource, ResourceId
+from orchestrator.engine.resources import GateFacts, Resource, ResourceId
 from orchestrator.inventory import Device
 from orchestrator.policy.models import Reimage
 
@@ -12,21 +13,31 @@ from orchestrator.policy.models import Reimage
 NOT_REIMAGED = ("lost", "stolen", "retired")
 
 
-def selects(model: Reimage, device: Device, *, decommission: bool = False) -> bool:
-    """OUs (that OU or below), exact serials and asset tags select by union; schools alone select, else narrow.
+def selects(
+    model: Reimage,
+    device: Device,
+    *,
+    decommission: bool = False,
+    group_serials: Mapping[str, Collection[str]] | None = None,
+) -> bool:
+    """OUs (that OU or below), exact serials, asset tags and Intune groups select by union; schools alone
+    select, else narrow.
 
-    Never a prefix match on serials. Intune group selectors are not expanded offline (group membership lives in
-    Entra ID); lab PCs are selected through their org unit path or school in the inventory.
+    Never a prefix match on serials. Group membership lives in Entra ID: the plan reads it before compiling
+    (`group_serials`: group name → member serials, see orchestrator/engine/targets.py); without it a group
+    selects nothing, and the plan's target check has already refused a group that does not exist.
     """
     if device.inventoryStatus in NOT_REIMAGED and not decommission:
         return False
     sel = model.devices
+    groups = group_serials or {}
     by_place = (
         any(device.orgUnitPath == ou or device.orgUnitPath.startswith(ou.rstrip("/") + "/") for ou in sel.google_ous)
         or device.serialNumber in sel.serials
         or (bool(device.annotatedAssetId) and device.annotatedAssetId in sel.asset_tags)
+        or any(device.serialNumber in groups.get(group, ()) for group in sel.intune_groups)
     )
-    if sel.google_ous or sel.serials or sel.asset_tags:
+    if sel.google_ous or sel.serials or sel.asset_tags or sel.intune_groups:
         return by_place and (not sel.schools or device.school in sel.schools)
     return bool(sel.schools) and device.school in sel.schools
 
@@ -48,4 +59,14 @@ def reimage_resource(
             "method": method,
             "inventory_line": device.line,
         },
+        gate=GateFacts(
+            policy=model.name,
+            window=model.window,
+            serial=device.serialNumber,
+            school=device.school or None,
+            method=method,
+            deprovision=method == "deprovision",
+            max_devices_per_window=model.max_devices_per_window,
+            batch_size=model.batch_size,
+        ),
     )

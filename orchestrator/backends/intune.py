@@ -539,20 +539,31 @@ class IntuneBackend:
                 for change, _ in chunk:
                     on_result(ChangeResult(change.key, "failed", f"$batch: {exc}"))
                 continue
-            for change, item in chunk:
-                on_result(_batch_outcome(change, item, results.get(item.id)))
+            for change, item in chunk:  # per item: one item's fate never overwrites another's answer
+                on_result(_batch_outcome(change, item, results.get(item.id), idempotent=idempotent))
         if ready:
             self._devices = None  # device state changed: re-read before the next use
 
 
-def _batch_outcome(change: Change, item: BatchItem, result: BatchResult | None) -> ChangeResult:
+def _batch_outcome(
+    change: Change, item: BatchItem, result: BatchResult | None, *, idempotent: bool = True
+) -> ChangeResult:
+    """One item's result. Not idempotent (wipe, retire): `failed` only for an answer proving it did not run
+    (4xx: validation, 404, 403, or 429 throttled past our retries); any 5xx, 408, missing answer or lost
+    re-send is `unknown` (Graph JSON batching: inner requests run independently and each carries its own
+    status, learn.microsoft.com/graph/json-batching)."""
     action = item.url.rsplit("/", 1)[-1]
-    if result is None:
-        return ChangeResult(change.key, "unknown", f"{action}: no response in the batch")
+    if result is None or result.unknown:
+        detail = result.error_text() if result is not None else "no response in the batch"
+        return ChangeResult(change.key, "unknown", f"{action}: {detail}; outcome unknown, not re-sent")
     if result.ok:
         return ChangeResult(change.key, "succeeded", f"{action}: HTTP {result.status}", {"action": action})
     if result.status == 429:
         return ChangeResult(change.key, "failed", f"{action}: still throttled after retries")
+    if not idempotent and (result.status >= 500 or result.status == 408):
+        return ChangeResult(
+            change.key, "unknown", f"{action}: {result.error_text()}; it may have run, so it is not re-sent"
+        )
     return ChangeResult(change.key, "failed", f"{action}: {result.error_text()}")
 
 

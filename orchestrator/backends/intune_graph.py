@@ -6,8 +6,12 @@
   deserialising 1,000 devices into kiota models costs seconds of CPU.
 - `$batch` inner URLs are built here, relative and without the version prefix; bodyless POSTs carry `{}`
   and a Content-Type. Inner 429s are re-sent (only those items) after Retry-After.
-- A request that is not idempotent (wipe, retire, create) is sent with `idempotent=False`: a timeout raises
-  `OutcomeUnknown` and nothing is re-sent.
+- A request that is not idempotent (wipe, retire, create) is sent with `idempotent=False`: a timeout, a reset
+  connection or ANY 5xx (outer, or inner of a `$batch`) means "it may have run": `OutcomeUnknown`, never
+  re-sent. Only a 429 (the service did not perform it) is re-sent. Per-item results of a `$batch` are kept
+  whatever happens to the re-send of its throttled items.
+- Authentication and authorisation failures (azure-identity `ClientAuthenticationError`/`ServiceRequestError`,
+  Graph 401/403) become one `AuthError` line at one mapping point, `GraphSession.call`.
 - asyncio runs on a private loop thread; callers use the synchronous `run()`.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -28,12 +33,17 @@ from tenacity import AsyncRetrying, Future, RetryCallState, retry_if_exception_t
 
 from orchestrator.backends.pacing import CallCounter, RetryPolicy, TransientError, parse_retry_after
 from orchestrator.config import IntuneConfig, is_loopback
-from orchestrator.errors import BackendError, ConfigError, QuotaError
+from orchestrator.errors import AuthError, BackendError, ConfigError, QuotaError
 
 T = TypeVar("T")
 GRAPH_ROOT = "https://graph.microsoft.com"
 RETRYABLE_STATUS = (429, 503, 504)
 MAX_BATCH = 20
+# Graph application permissions the README lists under "Connecting a real Microsoft Intune tenant".
+README_PERMISSIONS = (
+    "DeviceManagementManagedDevices.ReadWrite.All, DeviceManagementManagedDevices.PrivilegedOperations.All, "
+    "DeviceManagementConfiguration.ReadWrite.All, DeviceManagementApps.ReadWrite.All, Group.Read.All"
+)
 
 
 class OutcomeUnknown(BackendError):
@@ -52,9 +62,12 @@ class BatchItem:
 
 @dataclass
 class BatchResult:
+    """One inner response. `unknown`: no definite answer was seen for this item (it may have run)."""
+
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    unknown: bool = False
 
     @property
     def ok(self) -> bool:
@@ -93,11 +106,19 @@ def _auth_provider(config: IntuneConfig, root: str) -> Any:
         AzureIdentityAuthenticationProvider,
     )
 
+    options: dict[str, Any] = {}
+    if config.authority_host:  # a sovereign cloud, or a loopback token endpoint in tests (must be https)
+        options["authority"] = config.authority_host
+    if config.authority_ca_file:  # a private CA in front of the token endpoint (TLS-inspecting proxy, tests)
+        options["connection_verify"] = config.authority_ca_file
     credential: Any
-    if secret:
-        credential = ClientSecretCredential(config.tenant_id, config.client_id, secret)
-    else:
-        credential = CertificateCredential(config.tenant_id, config.client_id, certificate_path=cert_path)
+    try:
+        if secret:
+            credential = ClientSecretCredential(config.tenant_id, config.client_id, secret, **options)
+        else:
+            credential = CertificateCredential(config.tenant_id, config.client_id, certificate_path=cert_path, **options)
+    except ValueError as exc:  # an http:// authority, an unreadable certificate: azure-identity says which
+        raise ConfigError(f"intune: {str(exc).splitlines()[0][:200]}") from None
     host = urlparse(root).hostname or "graph.microsoft.com"
     return AzureIdentityAuthenticationProvider(credential, scopes=[f"https://{host}/.default"], allowed_hosts=[host])
 
@@ -120,6 +141,7 @@ class GraphSession:
         from msgraph_core import GraphClientFactory
 
         self.root = (config.graph_endpoint or GRAPH_ROOT).rstrip("/")
+        self.config = config
         self.counter = counter or CallCounter()
         self.policy = policy or RetryPolicy()
         self.sleep = sleep
@@ -175,12 +197,18 @@ class GraphSession:
                     raise OutcomeUnknown(f"{endpoint}: no answer ({type(exc).__name__}); outcome unknown") from exc
                 raise TransientError(f"{endpoint}: {type(exc).__name__}") from exc
             except Exception as exc:
+                auth = self._auth_failure(exc)
+                if auth is not None:  # the token was never obtained: the request did not leave
+                    raise auth from None
                 status = getattr(exc, "response_status_code", None)
                 if status is None:
                     raise
                 mapped = self._mapped(endpoint, exc, status)
-                if not idempotent and isinstance(mapped, TransientError) and status != 429:
-                    raise OutcomeUnknown(f"{mapped}; outcome unknown") from exc
+                # Not idempotent: a 5xx (or 408) may come after the service acted (a wipe that ran and then
+                # answered 503/500/502): only 429 proves it was not performed. Graph JSON batching docs:
+                # the outer status says nothing about the inner requests' execution.
+                if not idempotent and (status >= 500 or status == 408):
+                    raise OutcomeUnknown(f"{mapped}; the request may have been performed; not re-sent") from exc
                 raise mapped from exc
 
         retrying = AsyncRetrying(
@@ -206,7 +234,41 @@ class GraphSession:
         text = f"{endpoint}: HTTP {status} {code}: {message}".rstrip(": ")
         if status in RETRYABLE_STATUS:
             return TransientError(text, retry_after=retry_after, status=status)
+        if status == 401:
+            return AuthError(
+                f"intune: Microsoft Graph rejected the access token on {endpoint} (HTTP 401 {code}): check "
+                "intune.tenant_id and intune.client_id and that the app's credential has not expired"
+            )
+        if status == 403:
+            return AuthError(
+                f"intune: Microsoft Graph denied {endpoint} (HTTP 403 {code}): grant the app the Graph application "
+                f"permissions listed in the README ({README_PERMISSIONS}) with admin consent"
+            )
         return BackendError(text)
+
+    def _auth_failure(self, exc: BaseException) -> AuthError | None:
+        """The one mapping point for azure-identity failures (raised while the SDK gets a token), like httpx's
+        map_exceptions: the message names the backend, the cause and what to check, never the secret."""
+        try:
+            from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+        except ImportError:  # pragma: no cover - azure-identity is a dependency
+            return None
+        config = self.config
+        where = config.authority_host or "https://login.microsoftonline.com"
+        secret = f"${config.client_secret_env}" if config.client_secret_env else "the client secret"
+        if config.certificate_path_env and not os.environ.get(config.client_secret_env or ""):
+            secret = f"the certificate named by ${config.certificate_path_env}"
+        if isinstance(exc, ClientAuthenticationError):
+            return AuthError(
+                f"intune: the token endpoint {where} refused the app's credentials ({_aad_cause(exc)}): check "
+                f"intune.tenant_id, intune.client_id and {secret}, and that admin consent was granted"
+            )
+        if isinstance(exc, ServiceRequestError):
+            return AuthError(
+                f"intune: cannot reach the token endpoint {where} ({_first_line(exc)}): check the network, "
+                "proxy and intune.authority_host"
+            )
+        return None
 
     async def _raw(self, method: str, url: str, body: Any = None) -> Any:
         from kiota_abstractions.method import Method
@@ -269,15 +331,25 @@ class GraphSession:
             if pace is not None:
                 pace(len(pending))
             payload = {"requests": [_inner_request(item) for item in pending]}
-            reply = await self.json("POST $batch", "POST", self.url(version, "$batch"), payload, idempotent=idempotent)
+            try:
+                reply = await self.json(
+                    "POST $batch", "POST", self.url(version, "$batch"), payload, idempotent=idempotent
+                )
+            except BackendError as exc:
+                # Only the items of THIS request take this outcome; answers already seen for the others stand.
+                unknown = isinstance(exc, OutcomeUnknown)
+                code = "OutcomeUnknown" if unknown else type(exc).__name__
+                for item in pending:
+                    results[item.id] = BatchResult(0, {"error": {"code": code, "message": str(exc)}}, unknown=unknown)
+                break
             by_id = {str(r.get("id")): r for r in (reply or {}).get("responses") or []}
             throttled: list[BatchItem] = []
             waits: list[float] = []
             for item in pending:
                 raw = by_id.get(item.id)
-                if raw is None:
+                if raw is None:  # a 200 batch that lost an item: it may have run
                     results[item.id] = BatchResult(
-                        0, {"error": {"code": "MissingResponse", "message": "no response for this item"}}
+                        0, {"error": {"code": "MissingResponse", "message": "no response for this item"}}, unknown=True
                     )
                     continue
                 headers = {str(k): str(v) for k, v in (raw.get("headers") or {}).items()}
@@ -296,6 +368,28 @@ class GraphSession:
 
 
 TRANSIENT_INNER = (500, 502, 503, 504)
+_AADSTS = re.compile(r"\bAADSTS\d+\b")
+_OAUTH_ERRORS = (
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "invalid_request",
+    "invalid_scope",
+    "consent_required",
+    "interaction_required",
+)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]
+
+
+def _aad_cause(exc: BaseException) -> str:
+    """The OAuth error code and AADSTS number, never the whole message (it may echo ids and URLs)."""
+    text = str(exc)
+    found = [code for code in _OAUTH_ERRORS if code in text] + _AADSTS.findall(text)[:1]
+    return " ".join(found) or type(exc).__name__
 
 
 def _inner_request(item: BatchItem) -> dict[str, Any]:

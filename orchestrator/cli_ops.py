@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import click
 from rich.table import Table
@@ -152,19 +151,71 @@ def windows(ctx: click.Context, days: int, school: str | None, at: str | None) -
 
 @click.command()
 @click.option("--emit", "kind", type=click.Choice(["cron", "systemd", "github-actions"]), required=True)
-@click.option("--workdir", default=None, help="Repository checkout on the scheduling host (default: here).")
+@click.option("--workdir", default=None, help="Directory the jobs run in (default: the folder of the config file).")
+@click.option(
+    "--executable",
+    default=None,
+    help="Absolute command that runs the orchestrator (default: the one running now, e.g. .venv/bin/orchestrator).",
+)
+@click.option(
+    "--env-file",
+    default=None,
+    help="KEY=value file with the credentials' environment variables (default: /etc/orchestrator/orchestrator.env).",
+)
+@click.option("--no-env-file", is_flag=True, help="Emulators only: load no credentials file.")
+@click.option("--user", "user", default=None, help="systemd User= (default: the current user).")
+@click.option("--on-failure", default=None, help="Shell command run when a job fails ($K12_FAILED_JOB names it).")
+@click.option("--mail-to", default=None, help="cron: MAILTO address for failure reports.")
 @click.pass_context
 @handle_errors
-def schedule(ctx: click.Context, kind: str, workdir: str | None) -> None:
+def schedule(
+    ctx: click.Context,
+    kind: str,
+    workdir: str | None,
+    executable: str | None,
+    env_file: str | None,
+    no_env_file: bool,
+    user: str | None,
+    on_failure: str | None,
+    mail_to: str | None,
+) -> None:
     """Print scheduler entries for the nightly lockdown and the 15-minute maintenance run.
+
+    The entries name the installed executable and the config by absolute path and read credentials from an
+    environment file, so they run under cron's or systemd's bare PATH from any directory.
 
     Example: orchestrator schedule --emit systemd
     """
-    from orchestrator.config import load_config
-    from orchestrator.schedule import emit
+    import getpass
+    import os
+
+    from orchestrator.config import config_path, is_loopback, load_config
+    from orchestrator.errors import ConfigError
+    from orchestrator.schedule import DEFAULT_ENV_FILE, emit, installed_command
 
     config = load_config(ctx.obj["config"])
-    click.echo(emit(kind, workdir=workdir or str(Path.cwd()), timezone=config.timezone))
+    credential_vars: list[str] = []
+    g, i = config.google, config.intune
+    if g and not (is_loopback(g.directory_endpoint) and is_loopback(g.policy_endpoint)):
+        credential_vars.append(g.credentials_file_env)
+    if i and not is_loopback(i.graph_endpoint):
+        credential_vars += [i.client_secret_env, *([i.certificate_path_env] if i.certificate_path_env else [])]
+    try:
+        text = emit(
+            kind,  # type: ignore[arg-type]
+            workdir=os.path.abspath(workdir) if workdir else str(config.base_dir),
+            timezone=config.timezone,
+            python=executable or installed_command(),
+            config=str(config_path(ctx.obj["config"]).resolve()),
+            env_file=None if no_env_file else os.path.abspath(env_file or DEFAULT_ENV_FILE),
+            user=user or getpass.getuser(),
+            on_failure=on_failure,
+            mail_to=mail_to,
+            credential_vars=credential_vars,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"schedule: {exc}") from None
+    click.echo(text, nl=False)
 
 
 def register(main: click.Group) -> None:

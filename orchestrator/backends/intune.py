@@ -21,8 +21,9 @@ Graph $filter is silently ignored, so the bulk list is always read and filtered 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from orchestrator.backends.base import ResultCallback, SentCallback
@@ -31,7 +32,7 @@ from orchestrator.backends.intune_profiles import PLATFORM_OF_TYPE, profile_body
 from orchestrator.backends.pacing import CallCounter, RetryPolicy, TokenBucket
 from orchestrator.config import IntuneConfig
 from orchestrator.engine.resources import Change, ChangeResult, Resource, ResourceId
-from orchestrator.errors import BackendError, PlanError
+from orchestrator.errors import AuthError, BackendError, PlanError
 
 MANAGED_PREFIX = "K12 "
 DEVICE_FIELDS = (
@@ -500,6 +501,46 @@ class IntuneBackend:
         size = min([MAX_BATCH, *(int(c.meta.get("batch_size") or MAX_BATCH) for c in changes)])
         self._run_batches(changes, self._wipe_item, "v1.0", size, False, on_sent, on_result)
 
+    # ---- settling unknown destructive outcomes (Backend.settle) ------------------------------------
+
+    def settle(self, changes: Sequence[Change]) -> list[ChangeResult]:
+        """Ask Intune whether wipes/retires whose outcome is unknown ran; omit what the console cannot tell.
+
+        One fresh device list, then one single-device GET per change (beta, `$select` of managementState and
+        deviceActionResults: the list often returns deviceActionResults empty, API-NOTES §6). Never sends an
+        action. The evidence rules are in `settle_from_record`; an AuthError propagates, any other read
+        failure leaves the change unsettled.
+        """
+        wanted = [c for c in changes if c.id.backend == self.name and c.id.type == "reimage" and c.destructive]
+        out: list[ChangeResult] = []
+        if not wanted:
+            return out
+        try:
+            index = self.session.run(self._device_index(refresh=True))
+            for change in wanted:
+                matches = index.get(change.id.key.split("|", 1)[0], [])
+                if len(matches) != 1:
+                    continue  # gone (a full wipe removes the record, so may an admin) or ambiguous: cannot tell
+                url = self.session.url(
+                    "beta",
+                    f"deviceManagement/managedDevices/{matches[0]['id']}",
+                    **{"$select": "id,managementState,deviceActionResults"},
+                )
+                try:
+                    record = self.session.run(self.session.json("GET managedDevice", "GET", url))
+                except AuthError:
+                    raise
+                except BackendError:
+                    continue
+                result = settle_from_record(change, record or {})
+                if result is not None:
+                    out.append(result)
+        except AuthError:
+            raise
+        except BackendError:
+            pass  # the device list could not be read: what is settled so far stands, the rest stays unknown
+        return out
+
     def _run_batches(
         self,
         changes: list[Change],
@@ -565,6 +606,65 @@ def _batch_outcome(
             change.key, "unknown", f"{action}: {result.error_text()}; it may have run, so it is not re-sent"
         )
     return ChangeResult(change.key, "failed", f"{action}: {result.error_text()}")
+
+
+# deviceActionResult.actionState (Graph v1.0 actionState enum: none, pending, canceled, active, done, failed,
+# notSupported; learn.microsoft.com/graph/api/resources/intune-devices-deviceactionresult).
+RAN_STATES = ("pending", "active", "done")
+IN_FLIGHT_STATES = ("pending", "active")
+NOT_RUN_STATES = ("failed", "notSupported")
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def _when(value: Any) -> dt.datetime | None:
+    try:
+        parsed = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def settle_from_record(change: Change, record: dict[str, Any]) -> ChangeResult | None:
+    """What one managedDevice proves about an unknown wipe/retire: succeeded, failed, or None (cannot tell).
+
+    `change.meta["sent_at"]` (ISO 8601, when the earlier request left) dates the evidence: only an action
+    started at or after it (less 5 minutes of clock skew) speaks for this request. Succeeded: such an action is
+    pending, active or done; or, with or without a date, one is in flight (pending/active) or managementState
+    is wipePending/retirePending (a wipe is underway whoever sent it). Failed: such an action failed or is
+    notSupported on the device. `canceled` (an admin cancelled it) and silence are left to a person.
+    """
+    action = "retire" if (change.after or {}).get("action") == "retire" else "wipe"
+    entries = [
+        r for r in record.get("deviceActionResults") or [] if str(r.get("actionName", "")).lower() == action.lower()
+    ]
+    since = _when(change.meta.get("sent_at")) if change.meta.get("sent_at") else None
+    dated = [
+        r for r in entries if since is not None and (t := _when(r.get("startDateTime"))) and t >= since - CLOCK_SKEW
+    ]
+
+    def found(entry: dict[str, Any], how: str) -> ChangeResult:
+        state = str(entry.get("actionState"))
+        response = {"settledBy": "deviceActionResults", "action": action, "actionState": state}
+        response["startDateTime"] = str(entry.get("startDateTime") or "")
+        return ChangeResult(change.key, "succeeded" if state in RAN_STATES else "failed", how, response)
+
+    ran = [r for r in dated if r.get("actionState") in RAN_STATES]
+    if ran:
+        return found(ran[-1], f"Intune shows the {action} {ran[-1].get('actionState')} since the request")
+    in_flight = [r for r in entries if r.get("actionState") in IN_FLIGHT_STATES]
+    if in_flight:
+        return found(in_flight[-1], f"Intune shows a {action} {in_flight[-1].get('actionState')} for the device")
+    if record.get("managementState") == f"{action}Pending":
+        return ChangeResult(
+            change.key,
+            "succeeded",
+            f"Intune shows managementState {action}Pending",
+            {"settledBy": "managementState", "action": action, "managementState": f"{action}Pending"},
+        )
+    refused = [r for r in dated if r.get("actionState") in NOT_RUN_STATES]
+    if refused:
+        return found(refused[-1], f"Intune shows the {action} {refused[-1].get('actionState')} on the device")
+    return None
 
 
 def lock_value(record: dict[str, Any], wanted_lost: bool) -> dict[str, bool]:

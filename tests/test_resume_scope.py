@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_lockdown_e2e import Tenant, outcomes, tenant  # noqa: E402,F401  (the lockdown tenant fixture)
 
 REPO = Path(__file__).resolve().parent.parent
+CONSOLES = ("--backend", "google", "--backend", "intune")  # no network gear in these tests
 
 
 def test_a_device_lost_a_second_time_is_locked_again(tenant: Tenant) -> None:
@@ -109,19 +110,19 @@ def orchestrator(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_a_setting_reverted_by_hand_in_the_console_is_applied_again(consoles) -> None:
     root, google, _ = consoles
-    assert orchestrator(root, "apply", "--yes").returncode == 0
-    assert orchestrator(root, "drift").returncode == 0
+    assert orchestrator(root, "apply", "--yes", *CONSOLES).returncode == 0
+    assert orchestrator(root, "drift", *CONSOLES).returncode == 0
     ou = google.state.ou_by_ref("/Students/Elementary")
     wanted = google.state.policies[(ou.id, "chrome.users.UrlBlocking", "")]
     # an administrator deletes the URL blocklist by hand, then runs the same tool again
     del google.state.policies[(ou.id, "chrome.users.UrlBlocking", "")]
     google.state.version += 1
-    assert orchestrator(root, "drift").returncode == 2
-    again = orchestrator(root, "apply", "--yes")
+    assert orchestrator(root, "drift", *CONSOLES).returncode == 2
+    again = orchestrator(root, "apply", "--yes", *CONSOLES)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "done by an earlier run" not in again.stdout
     assert google.state.policies.get((ou.id, "chrome.users.UrlBlocking", "")) == wanted
-    assert orchestrator(root, "drift").returncode == 0
+    assert orchestrator(root, "drift", *CONSOLES).returncode == 0
 
 
 @pytest.mark.slow

@@ -145,6 +145,15 @@ class GoogleBackend:
             }
         return self._ous
 
+    def known_targets(self, kind: str, names: Collection[str]) -> Collection[str]:
+        """Every org unit path in the console (one orgunits.list), for the plan's target check."""
+        if kind != "google_ou":
+            return set()
+        try:
+            return set(self.org_units(refresh=True))
+        except TransientError as exc:
+            raise QuotaError(f"google: still failing after {self.api.retry.attempts} attempts: {exc}") from None
+
     def _resolve(self, ou_id: str, pattern: str) -> list[dict[str, Any]]:
         body: dict[str, Any] = {
             "policySchemaFilter": pattern,

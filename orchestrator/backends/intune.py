@@ -262,6 +262,25 @@ class IntuneBackend:
         )
         return self.session.run(self.session.get_all("GET managedDevices", url))
 
+    # ---- plan-time targets and selectors (see intune_groups.py) --------------------------------------
+
+    def known_targets(self, kind: str, names: Collection[str]) -> Collection[str]:
+        """Existing group (intune_group) or app (intune_app) display names, for the plan's target check."""
+        from orchestrator.backends.intune_groups import known_names
+
+        return self.session.run(known_names(self, kind, names))
+
+    def group_device_serials(self, names: Collection[str]) -> dict[str, set[str]]:
+        """Serials of the managed devices that are transitive members of each named group (Reimage selectors)."""
+        from orchestrator.backends.intune_groups import group_serials
+
+        problems: list[str] = []
+        missing = {n: "a Reimage devices.intune_groups selector" for n in names if n not in self._group_ids}
+        self.session.run(self._resolve_groups(missing, problems))
+        if problems:
+            raise PlanError("Intune: " + "\n".join(sorted(problems)))
+        return self.session.run(group_serials(self.session, {n: self._group_ids[n] for n in names}))
+
     async def _observe_locks(self, locks: list[Resource], problems: list[str]) -> list[Resource]:
         index = await self._device_index(refresh=True)
         observed = []

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,10 @@ class NetworkBackend:
         if self._sites is None:
             self._sites = read_sites(self.inventory)
         return self._sites
+
+    def known_targets(self, kind: str, names: Collection[str]) -> Collection[str]:
+        """Sites (inventory groups with at least one host), for the plan's target check; reads no gear."""
+        return {site for site, hosts in self.sites.items() if hosts} if kind == "network_site" else set()
 
     def _check_site(self, site: str, where: Iterable[str]) -> None:
         check_site(site)

@@ -13,6 +13,7 @@ from orchestrator.engine.diff import diff
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan, observed_digests
 from orchestrator.engine.resources import TYPE_SPECS, Resource, ResourceId, spec_for
+from orchestrator.engine.targets import check_targets, expand_groups, selector_notes
 from orchestrator.inventory import Inventory
 from orchestrator.policy.loader import PolicySet
 
@@ -67,7 +68,15 @@ def make_plan(
     notes: Sequence[str] = (),
     policy_commit: str | None = None,
 ) -> Plan:
-    desired = compile_desired(policies, inventory, list(backends), scopes)
+    """Resolve targets, expand selectors, compile, observe, diff.
+
+    Every target a policy in scope names must exist before anything is compiled (PlanError otherwise, and
+    no plan); Intune group selectors are expanded through the backend here so compile stays pure.
+    """
+    check_targets(policies, inventory, backends, scopes)
+    group_serials = expand_groups(policies, backends, scopes)
+    notes = [*notes, *selector_notes(policies, inventory, group_serials, scopes, list(backends))]
+    desired = compile_desired(policies, inventory, list(backends), scopes, group_serials)
     seen = observe(backends, desired, journal, scopes)
     observed = {rid: r for rid, r in seen.observed.items() if spec_for(rid).scope in scopes}
     changes = diff(desired, observed, seen.journal_state)

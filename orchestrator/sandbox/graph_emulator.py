@@ -7,6 +7,7 @@ Routes (under both /v1.0 and /beta; beta-only fields and actions are refused or 
   POST   deviceManagement/managedDevices/{id}/{remoteLock|wipe|retire|syncDevice|disableLostMode|...}  → 204
   POST   beta deviceManagement/managedDevices/{id}/enableLostMode   (supervised corporate iOS only, else 400)
   GET    groups ($filter displayName eq '…'), groups/{id}
+  GET    groups/{id}/transitiveMembers[/microsoft.graph.device]  paged, $top ≤ 999 (see graph_directory.py)
   GET    deviceAppManagement/mobileApps ($filter displayName eq '…'), mobileApps/{id}, …/{id}/assignments
   POST   deviceAppManagement/mobileApps/{id}/assign  {"mobileAppAssignments": [...]}  → 204 (replaces)
   GET|POST deviceManagement/deviceConfigurations ($expand=assignments); GET|PATCH|DELETE …/{id}
@@ -171,6 +172,11 @@ class GraphApi:
                 if group is None:
                     raise GraphProblem(404, "Request_ResourceNotFound", f"Resource '{parts[1]}' does not exist")
                 return Reply(200, group)
+        if parts[:1] == ["groups"] and method == "GET" and len(parts) in (3, 4) and parts[2] == "transitiveMembers":
+            from orchestrator.sandbox.graph_directory import transitive_members
+
+            cast = parts[3] if len(parts) == 4 else None
+            return Reply(200, transitive_members(state, parts[1], cast, query, version, base_url))
         segment = parts[0] if parts else ""
         raise GraphProblem(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
 

@@ -73,6 +73,7 @@ def device_json(seed: SeedDevice) -> dict[str, Any]:
         "deviceActionResults": [],
         "wiFiMacAddress": device.macAddress.replace(":", "").upper(),
         "userPrincipalName": device.annotatedUser,
+        "azureADDeviceId": stable_id("entra-device", serial),  # the Entra ID device object's deviceId
         "enrolledDateTime": "2026-08-01T12:00:00Z",
         "lastSyncDateTime": "2026-11-20T06:00:00Z",
     }

@@ -16,6 +16,7 @@ which Chrome matches for the domain and all its subdomains (the same reach as th
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,8 +51,13 @@ class _Acc:
             self.policies.append(policy)
 
 
-def compile_google(policies: PolicySet, inventory: Inventory) -> list[Resource]:
-    """Desired Google resources, sorted by id, each traced to the policy lines (and inventory rows) behind it."""
+def compile_google(
+    policies: PolicySet, inventory: Inventory, *, group_serials: Mapping[str, Collection[str]] | None = None
+) -> list[Resource]:
+    """Desired Google resources, sorted by id, each traced to the policy lines (and inventory rows) behind it.
+
+    `group_serials` are the members of the Intune groups Reimage selectors name, read before compiling.
+    """
     ou_policies: dict[tuple[str, str], _Acc] = {}
     resources: list[Resource] = []
     for model, loaded in policies.of_kind(WebFilter):
@@ -65,7 +71,7 @@ def compile_google(policies: PolicySet, inventory: Inventory) -> list[Resource]:
         resources.append(_resource("ou_policy", f"{ou}|{schema}", acc))
     resources += _apps(policies)
     resources += _lost_devices(policies, inventory)
-    resources += _reimages(policies, inventory)
+    resources += _reimages(policies, inventory, group_serials)
     return sorted(resources, key=lambda r: r.id)
 
 
@@ -154,7 +160,9 @@ def _lost_devices(policies: PolicySet, inventory: Inventory) -> list[Resource]:
     return [resource for _, resource in chosen.values()]
 
 
-def _reimages(policies: PolicySet, inventory: Inventory) -> list[Resource]:
+def _reimages(
+    policies: PolicySet, inventory: Inventory, group_serials: Mapping[str, Collection[str]] | None
+) -> list[Resource]:
     out: list[Resource] = []
     for model, loaded in policies.of_kind(Reimage):
         if model.google is None:
@@ -165,7 +173,9 @@ def _reimages(policies: PolicySet, inventory: Inventory) -> list[Resource]:
             value["deprovisionReason"] = DEPROVISION_REASON
         base_sources = [str(loaded.source_of("devices")), str(loaded.source_of("google", "method"))]
         for device in inventory.devices:
-            if device.platform == "chromeos" and selects(model, device, decommission=command == "DEPROVISION"):
+            if device.platform == "chromeos" and selects(
+                model, device, decommission=command == "DEPROVISION", group_serials=group_serials
+            ):
                 out.append(
                     reimage_resource("google", model, device, value, base_sources, model.google.method, inventory.file)
                 )

@@ -26,6 +26,7 @@ does not expand them either (documented limitation).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from orchestrator.engine.compilers.selection import reimage_resource, selects
@@ -49,12 +50,15 @@ def profile_domains(domains: list[str]) -> list[str]:
     return sorted({d[2:] if d.startswith("*.") else d for d in domains})
 
 
-def compile_intune(policies: PolicySet, inventory: Inventory) -> list[Resource]:
+def compile_intune(
+    policies: PolicySet, inventory: Inventory, *, group_serials: Mapping[str, Collection[str]] | None = None
+) -> list[Resource]:
+    """Desired Intune resources; `group_serials` = members of the groups Reimage selectors name (read by the plan)."""
     return [
         *_profiles(policies),
         *_app_assignments(policies),
         *_device_locks(policies, inventory),
-        *_reimages(policies, inventory),
+        *_reimages(policies, inventory, group_serials),
     ]
 
 
@@ -167,7 +171,9 @@ def _device_locks(policies: PolicySet, inventory: Inventory) -> list[Resource]:
     return out
 
 
-def _reimages(policies: PolicySet, inventory: Inventory) -> list[Resource]:
+def _reimages(
+    policies: PolicySet, inventory: Inventory, group_serials: Mapping[str, Collection[str]] | None
+) -> list[Resource]:
     out = []
     for model, loaded in policies.of_kind(Reimage):
         if model.intune is None:
@@ -182,6 +188,8 @@ def _reimages(policies: PolicySet, inventory: Inventory) -> list[Resource]:
         method = "deprovision" if retire else model.intune.method
         sources = [str(loaded.source_of("devices"))]
         for device in inventory.devices:
-            if device.platform == "windows" and selects(model, device, decommission=retire):
+            if device.platform == "windows" and selects(
+                model, device, decommission=retire, group_serials=group_serials
+            ):
                 out.append(reimage_resource(BACKEND, model, device, value, sources, method, inventory.file))
     return out

@@ -1,0 +1,114 @@
+"""Entra ID device objects and group transitive membership for the Graph emulator.
+
+`GET /groups/{id}/transitiveMembers[/microsoft.graph.device]` as the directory serves it: a flat list of
+direct and nested members (nested groups flattened, each device once), `@odata.type` on every object,
+`$select`, pages of `$top` (default 100, at most 999) linked by an opaque `$skiptoken` in
+`@odata.nextLink`, and `@odata.count` with `$count=true`. The OData cast to `microsoft.graph.device` is an
+advanced query: without `$count=true` it is refused (the service also wants `ConsistencyLevel: eventual`).
+
+Group members are stored in `GraphState.group_members` as managed device ids (and ids of nested groups);
+each managed device stands for one Entra device object whose `deviceId` is the managed device's
+`azureADDeviceId`, as in a real tenant where Intune and Entra ID keep both records.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from orchestrator.sandbox.graph_state import GraphProblem, GraphState, stable_id
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 999
+DEVICE_CAST = "microsoft.graph.device"
+GROUP_CAST = "microsoft.graph.group"
+
+
+def entra_device(record: dict[str, Any]) -> dict[str, Any]:
+    """The Entra ID device object behind a managed device record."""
+    device_id = record.get("azureADDeviceId") or stable_id("entra-device", str(record.get("serialNumber")))
+    return {
+        "@odata.type": "#microsoft.graph.device",
+        "id": stable_id("entra-object", device_id),
+        "deviceId": device_id,
+        "displayName": record.get("deviceName"),
+        "operatingSystem": record.get("operatingSystem"),
+        "accountEnabled": True,
+    }
+
+
+def _flatten(state: GraphState, group_id: str, seen: set[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for member in sorted(state.group_members.get(group_id, set())):
+        if member in seen:
+            continue
+        seen.add(member)
+        if member in state.groups:
+            out.append({"@odata.type": "#microsoft.graph.group", **state.groups[member]})
+            out += _flatten(state, member, seen)
+        elif member in state.devices:
+            out.append(entra_device(state.devices[member]))
+    return out
+
+
+def _token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+def _offset(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        return int(json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["o"])
+    except (ValueError, KeyError, TypeError):
+        raise GraphProblem(400, "Directory_ExpiredPageToken", "The specified page token value has expired") from None
+
+
+def transitive_members(
+    state: GraphState, group_id: str, cast: str | None, query: dict[str, str], version: str, base_url: str
+) -> dict[str, Any]:
+    """One page of a group's transitive members (optionally cast to devices or groups)."""
+    if group_id not in state.groups:
+        raise GraphProblem(404, "Request_ResourceNotFound", f"Resource '{group_id}' does not exist")
+    if cast not in (None, DEVICE_CAST, GROUP_CAST):
+        raise GraphProblem(400, "BadRequest", f"Resource not found for the segment '{cast}'.")
+    counting = query.get("$count", "").lower() == "true"
+    if cast and not counting:
+        raise GraphProblem(
+            400,
+            "Request_UnsupportedQuery",
+            "OData cast needs advanced query parameters: $count=true and the header ConsistencyLevel: eventual",
+        )
+    try:
+        top = int(query.get("$top") or DEFAULT_PAGE)
+    except ValueError:
+        raise GraphProblem(400, "BadRequest", "Invalid $top value") from None
+    if not 1 <= top <= MAX_PAGE:
+        raise GraphProblem(400, "Request_UnsupportedQuery", f"Invalid page size specified: '{top}'. Must be 1-999.")
+    members = _flatten(state, group_id, set())
+    if cast:
+        members = [m for m in members if m["@odata.type"] == f"#{cast}"]
+    offset = _offset(query.get("$skiptoken"))
+    page = members[offset : offset + top]
+    select = [f for f in (query.get("$select") or "").split(",") if f]
+    if select:
+        page = [{k: v for k, v in m.items() if k in select or k == "@odata.type"} for m in page]
+    path = f"groups/{group_id}/transitiveMembers" + (f"/{cast}" if cast else "")
+    payload: dict[str, Any] = {"@odata.context": f"{base_url}/{version}/$metadata#directoryObjects", "value": page}
+    if counting:
+        payload["@odata.count"] = len(members)
+    if offset + top < len(members):
+        params = {k: v for k, v in query.items() if k in ("$select", "$count", "$top")}
+        params["$skiptoken"] = _token(offset + top)
+        payload["@odata.nextLink"] = f"{base_url}/{version}/{path}?" + urlencode(params)
+    return payload
+
+
+def add_nested_group(state: GraphState, parent: str, name: str, member_ids: list[str]) -> str:
+    """Create group `name` holding `member_ids` and make it a member of group id `parent` (for tests)."""
+    child = state.add_group(name)
+    state.group_members[child].update(member_ids)
+    state.group_members[parent].add(child)
+    return child

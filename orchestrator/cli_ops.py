@@ -131,22 +131,67 @@ def maintenance_run(
 
 
 @click.command()
-@click.option("--days", type=int, default=30, show_default=True, help="How far ahead to list open windows.")
+@click.option("--days", type=int, default=30, show_default=True, help="How many days of windows to list.")
+@click.option("--from", "start", default=None, help="List from this date (YYYY-MM-DD, calendar zone) instead of now.")
 @click.option("--school", default=None, help="Use this school's calendar overrides.")
 @click.option(
-    "--at", "at", default=None, help="Explain whether windows are open at this local time (YYYY-MM-DDTHH:MM)."
+    "--at",
+    "at",
+    default=None,
+    help="Explain whether windows are open at this time (YYYY-MM-DDTHH:MM; naive = the calendar's zone).",
 )
 @click.pass_context
 @handle_errors
-def windows(ctx: click.Context, days: int, school: str | None, at: str | None) -> None:
-    """List upcoming open maintenance windows, or explain why a window is closed at a given time.
+def windows(ctx: click.Context, days: int, start: str | None, school: str | None, at: str | None) -> None:
+    """List open maintenance windows, or explain why each window is open or closed at any given time.
 
-    Example: orchestrator windows --days 14 --school jefferson-high
+    Calendar feeds are refreshed first; calendar warnings (stale feed, coverage ending) come before the table.
+
+    Example: orchestrator windows --at 2027-03-14T22:00 --school jefferson-high
     """
     from orchestrator.windows_cli import print_windows
 
     ws = _workspace(ctx)
-    print_windows(ws, console=console, days=days, school=school, at=at)
+    print_windows(ws, console=console, days=days, school=school, at=at, start=start)
+
+
+@click.group("calendar")
+def calendar_group() -> None:
+    """School calendars: fetch published iCalendar feeds, check that they cover the year ahead."""
+
+
+@calendar_group.command("refresh")
+@click.option(
+    "--accept-fewer-events",
+    is_flag=True,
+    help="Take a feed even if it lost most of the cached copy's events (after checking it by hand).",
+)
+@click.pass_context
+@handle_errors
+def calendar_refresh(ctx: click.Context, accept_fewer_events: bool) -> None:
+    """Fetch every SchoolCalendar ics.url feed now (conditional requests); exit 1 if one failed.
+
+    Example: orchestrator calendar refresh
+    """
+    from orchestrator.windows_cli import print_refresh
+
+    ok = print_refresh(_workspace(ctx), console=console, accept_fewer_events=accept_fewer_events)
+    sys.exit(0 if ok else 1)
+
+
+@calendar_group.command("check")
+@click.option("--today", default=None, help="Check as if today were this date (YYYY-MM-DD).")
+@click.pass_context
+@handle_errors
+def calendar_check(ctx: click.Context, today: str | None) -> None:
+    """Fail when a calendar has no class days in the next 365 days; warn 30 days before one ends.
+
+    Example: orchestrator calendar check --today 2027-05-01
+    """
+    from orchestrator.windows_cli import print_check
+
+    ok = print_check(_workspace(ctx), console=console, today=today)
+    sys.exit(0 if ok else 1)
 
 
 @click.command()
@@ -224,5 +269,6 @@ def register(main: click.Group) -> None:
     main.add_command(lockdown)
     main.add_command(maintenance)
     main.add_command(windows)
+    main.add_command(calendar_group)
     main.add_command(schedule)
     main.add_command(inventory)

@@ -5,18 +5,23 @@ Semantics (all in the calendar's time zone):
 - Each `times` range on day D gives one interval, the "night of D". A range that crosses midnight
   ("22:00-05:00") belongs to the night that STARTS on D and ends on D+1. Ranges are not merged: write
   "22:00-05:00", not "22:00-24:00" plus "00:00-05:00" (the second would be the early morning of D).
+- **Unknown days close every window first**: an interval that touches a day the calendar does not know
+  (outside every term with no entry, after its last known day, a calendar without class days, a stale or
+  broken feed), or whose eligibility depends on one, is closed with that reason, whatever `days` says.
 - `days` decides which nights are eligible:
   `non_class_days`: D itself has no students; `nights_before_non_class_days`: D+1 has no students (so never
-  the night before a term's first day, which is a class day); `any_night`: every night; `dates`: D is in
+  the night before a term's first day, which is a class day); `no_staff_days` / `nights_before_no_staff_days`:
+  the same, but staff-only days (teacher workdays) do not count; `any_night`: every night; `dates`: D is in
   the window's `dates`.
-- "No students" is any day that is not a class day: weekends, holidays, breaks, days outside every term and
-  **staff-only days** (teacher workdays). Staff-only days count because students' devices are idle; the
-  reason says "staff-only day" so nobody is surprised, and the `days_before_term_start` blackout is what
-  keeps pre-term teacher workdays free of disruptive work.
+- "No students" is any known day that is not a class day: weekends, holidays, breaks and **staff-only
+  days** (teacher workdays). Staff-only days count for the `non_class_days` modes because students' devices
+  are idle; the reason says "staff-only day" so nobody is surprised. A window that must not disturb
+  teachers preparing their rooms uses the `no_staff_days` modes instead.
 - Blackouts close an eligible interval when it **touches** (covers any instant of) a blacked-out local date:
   `days_before_term_start: N` blacks out the N days before each term's first day (first_day-N ..
   first_day-1, so always the day before; N = 0 disables it), `testing_days` blacks out testing days (a night
-  ending on a testing morning touches it), `dates` blacks out listed dates.
+  ending on a testing morning touches it) **and every interval starting the day before a testing day** (no
+  disruptive work on the night before testing, whatever its times), `dates` blacks out listed dates.
 - `schools`: a window that lists schools is closed for any other school and for changes that name none.
 - An interval is wholly open or wholly closed; `is_open` never opens part of one.
 
@@ -30,12 +35,14 @@ inside the range.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from orchestrator.calendar import SchoolDays
+from orchestrator.calendar_checks import refresh_calendars
 from orchestrator.policy.grammar import parse_time_range
 from orchestrator.policy.loader import PolicySet
 from orchestrator.policy.models import DayRange, MaintenanceWindow, SchoolCalendar
@@ -149,23 +156,45 @@ class WindowSchedule:
         if self.window.schools and school not in self.window.schools:
             who = f"school {school!r}" if school else "a change that names no school"
             return False, f"window is limited to {', '.join(self.window.schools)}, not {who}"
+        interval = self.interval(night, index)
+        unknown = self._unknown(night, interval, school)
+        if unknown:
+            return False, unknown
         eligible, reason = self._eligible(night, school)
         if not eligible:
             return False, reason
-        blackout = self._blackout(self.interval(night, index), school)
+        blackout = self._blackout(night, interval, school)
         if blackout:
             return False, blackout
         return True, reason
 
+    def _unknown(self, night: dt.date, interval: Interval, school: str | None) -> str:
+        """Why the calendar cannot vouch for this interval ("" when it can): unknown days fail closed."""
+        days = set(self.touched_days(interval))
+        if self.window.days.startswith("nights_before"):
+            days.add(night + dt.timedelta(days=1))
+        for day in sorted(days):
+            info = self.days.day(day, school)
+            if not info.known:
+                return f"closed: {info.describe()}"
+        return ""
+
     def _eligible(self, night: dt.date, school: str | None) -> tuple[bool, str]:
         mode = self.window.days
-        if mode == "non_class_days":
+        if mode in ("non_class_days", "no_staff_days"):
             info = self.days.day(night, school)
+            if mode == "no_staff_days" and info.kind == "staff_only":
+                return False, f"{info.describe()}; the window excludes days with staff in the building"
             return not info.has_students, info.describe()
-        if mode == "nights_before_non_class_days":
+        if mode in ("nights_before_non_class_days", "nights_before_no_staff_days"):
             info = self.days.day(night + dt.timedelta(days=1), school)
             if info.has_students:
                 return False, f"the night of {night.isoformat()} is before a class day: {info.describe()}"
+            if mode == "nights_before_no_staff_days" and info.kind == "staff_only":
+                return False, (
+                    f"the night of {night.isoformat()} is before {info.describe()}; the window excludes "
+                    "nights before days with staff in the building"
+                )
             return True, f"night before {info.describe()}"
         if mode == "any_night":
             return True, "any night"
@@ -173,7 +202,13 @@ class WindowSchedule:
             return True, f"{night.isoformat()} is a window date ({self._dates[night] or 'listed'})"
         return False, f"{night.isoformat()} is not one of the window's dates"
 
-    def _blackout(self, interval: Interval, school: str | None) -> str:
+    def _blackout(self, night: dt.date, interval: Interval, school: str | None) -> str:
+        if self.window.blackouts.testing_days:
+            following = self.days.day(night + dt.timedelta(days=1), school)
+            if following.testing:
+                return (
+                    f"blackout: the night before testing day {following.date.isoformat()} ({following.testing_reason})"
+                )
         n_before = self.window.blackouts.days_before_term_start
         for day in self.touched_days(interval):
             if n_before:
@@ -289,14 +324,49 @@ def _expand(ranges: list[DayRange]) -> list[tuple[dt.date, str]]:
 # --- wiring for the engine and the CLI -----------------------------------------------------------
 
 
-def build_school_days(policies: PolicySet, repo_root: Path | str) -> dict[str, SchoolDays]:
-    """One SchoolDays per SchoolCalendar policy, keyed by calendar name."""
-    return {model.name: SchoolDays(model, repo_root) for model, _ in policies.of_kind(SchoolCalendar)}
+Clock = Callable[[], dt.datetime]
 
 
-def build_window_schedules(policies: PolicySet, repo_root: Path | str) -> dict[str, WindowSchedule]:
-    """One WindowSchedule per MaintenanceWindow policy, keyed by window name (calendars read once)."""
-    calendars = build_school_days(policies, repo_root)
+def build_school_days(
+    policies: PolicySet,
+    repo_root: Path | str,
+    *,
+    cache_dir: Path | str | None = None,
+    refresh: bool = True,
+    refresh_every: dt.timedelta = dt.timedelta(0),
+    clock: Clock | None = None,
+) -> dict[str, SchoolDays]:
+    """One SchoolDays per SchoolCalendar policy, keyed by calendar name.
+
+    With `refresh`, every `ics.url` feed whose last attempt is at least `refresh_every` old is fetched first
+    (a conditional request: a 304 costs one round trip), so gates see tonight's calendar. `cache_dir`
+    defaults to `<repo_root>/.orchestrator/calendars`; `clock` is the wall clock that staleness is measured
+    against (never a rehearsed `--at` time).
+    """
+    if refresh:
+        refresh_calendars(policies, repo_root, cache_dir=cache_dir, min_interval=refresh_every, clock=clock)
+    return {
+        model.name: SchoolDays(model, repo_root, cache_dir=cache_dir, clock=clock)
+        for model, _ in policies.of_kind(SchoolCalendar)
+    }
+
+
+def build_window_schedules(
+    policies: PolicySet,
+    repo_root: Path | str,
+    *,
+    cache_dir: Path | str | None = None,
+    refresh: bool = True,
+    refresh_every: dt.timedelta = dt.timedelta(0),
+    clock: Clock | None = None,
+) -> dict[str, WindowSchedule]:
+    """One WindowSchedule per MaintenanceWindow policy, keyed by window name (calendars read once).
+
+    Feeds that are due are refreshed first (see `build_school_days`); the schedules answer for any `now`.
+    """
+    calendars = build_school_days(
+        policies, repo_root, cache_dir=cache_dir, refresh=refresh, refresh_every=refresh_every, clock=clock
+    )
     return {
         model.name: WindowSchedule(model, calendars[model.calendar])
         for model, _ in policies.of_kind(MaintenanceWindow)
@@ -323,10 +393,12 @@ def describe_windows(
     school: str | None = None,
     *,
     include_closed: bool = False,
+    schedules: Mapping[str, WindowSchedule] | None = None,
 ) -> list[WindowRow]:
     """Every window's open intervals (and, if asked, closed ones with the reason) in [now, now + days)."""
     rows: list[WindowRow] = []
-    for name, schedule in sorted(build_window_schedules(policies, repo_root).items()):
+    built = schedules if schedules is not None else build_window_schedules(policies, repo_root)
+    for name, schedule in sorted(built.items()):
         for interval in schedule.open_windows(now, days, school):
             state = schedule.is_open(max(interval.start, now, key=lambda t: t.astimezone(UTC)), school)
             rows.append(WindowRow(name, interval.start, interval.end, True, state.reason))
@@ -348,11 +420,17 @@ class WindowExplanation:
 
 
 def explain(
-    policies: PolicySet, repo_root: Path | str, at: dt.datetime, school: str | None = None
+    policies: PolicySet,
+    repo_root: Path | str,
+    at: dt.datetime,
+    school: str | None = None,
+    *,
+    schedules: Mapping[str, WindowSchedule] | None = None,
 ) -> list[WindowExplanation]:
-    """Why each window is open or closed at `at`."""
+    """Why each window is open or closed at `at` (any instant, past or future: a rehearsal)."""
     result = []
-    for name, schedule in sorted(build_window_schedules(policies, repo_root).items()):
+    built = schedules if schedules is not None else build_window_schedules(policies, repo_root)
+    for name, schedule in sorted(built.items()):
         state = schedule.is_open(at, school)
         upcoming = state.interval if state.open else schedule.next_open(at, school)
         result.append(WindowExplanation(name, schedule.window.calendar, state, upcoming))

@@ -53,11 +53,14 @@ def test_weekday_in_term_is_class_day_and_weekend_has_no_students() -> None:
     assert (saturday.kind, saturday.reason) == ("no_students", "weekend")
 
 
-def test_days_outside_every_term_are_outside_term() -> None:
+def test_days_outside_every_term_that_no_entry_names_are_unknown() -> None:
     days = SchoolDays(calendar())
-    assert days.day(D("2026-07-15")).kind == "outside_term"
-    assert days.day(D("2026-12-28")).kind == "outside_term"  # between the semesters
-    assert days.day(D("2026-08-12")).kind == "outside_term"
+    assert days.day(D("2026-07-15")).kind == "unknown"
+    assert days.day(D("2026-07-15")).reason == "before the calendar's first known day 2026-08-13"
+    assert days.day(D("2026-12-28")).kind == "unknown"  # between the semesters, nothing says what it is
+    assert days.day(D("2027-06-01")).reason == "after the calendar's last known day 2027-05-27"
+    listed = SchoolDays(calendar(no_school=[{"from": "2026-12-19", "to": "2027-01-05", "reason": "Winter break"}]))
+    assert listed.day(D("2026-12-28")).kind == "no_students"  # an explicit entry makes it known
     assert days.day(D("2026-08-13")).kind == "class_day"
 
 
@@ -120,12 +123,20 @@ def test_term_starting_within_counts_the_days_before_first_day() -> None:
     assert days.term_starting_within(D("2027-01-06"), 3) is None  # the first day itself is not "before"
 
 
-def test_rules_match_summary_case_insensitively_as_substring_and_first_rule_wins() -> None:
-    rules = [IcsRule(match="No  School", means="no_students"), IcsRule(match="day", means="class_day")]
+def test_rules_match_whole_words_case_insensitively_and_students_in_the_building_win() -> None:
+    rules = [IcsRule(match="No  School", means="no_students"), IcsRule(match="a day", means="class_day")]
     assert match_rule("Flex Friday - NO SCHOOL", rules) == "no_students"
-    assert match_rule("No School - Snow Day", rules) == "no_students"  # both match: the first rule decides
+    assert match_rule("No School - A Day", rules) == "class_day"  # both match: the day with students decides
     assert match_rule("A Day", rules) == "class_day"
+    assert match_rule("Data Day", rules) is None  # "a day" is not a whole-word part of "Data Day"
     assert match_rule("Football vs. Central", rules) is None
+    assert match_rule("Schoolhouse No Schooling", rules) is None
+
+
+def test_regex_rules_search_the_title() -> None:
+    rules = [IcsRule(regex=r"^(no school|closed)\b", means="no_students")]
+    assert match_rule("Closed - Snow", rules) == "no_students"
+    assert match_rule("Library closed", rules) is None
 
 
 def test_google_export_all_day_events_and_multi_day_break() -> None:
@@ -206,7 +217,7 @@ def test_terms_are_derived_from_listed_class_days_when_the_policy_has_none() -> 
         (D("2026-08-17"), D("2026-10-30")),
         (D("2027-01-06"), D("2027-01-19")),
     ]
-    assert days.day(D("2026-12-01")).kind == "outside_term"
+    assert days.day(D("2026-12-01")).kind == "unknown"
     assert days.term_starting_within(D("2027-01-04"), 3).first_day == D("2027-01-06")
 
 

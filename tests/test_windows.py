@@ -90,7 +90,22 @@ def test_night_before_a_terms_first_day_is_never_open() -> None:
     assert not window.is_open(at("2027-01-05 23:00")).open
     assert "2027-01-06 is a class day (Spring semester)" in window.is_open(at("2027-01-05 23:00")).reason
     assert not window.is_open(at("2026-08-12 23:00")).open
-    assert window.is_open(at("2026-08-11 23:00")).open  # summer: 08-12 is outside every term
+    summer = window.is_open(at("2026-08-11 23:00"))  # 08-12 is outside every term and nothing names it
+    assert not summer.open and "unknown" in summer.reason
+    listed = schedule(school_days(no_school=[{"from": "2026-06-01", "to": "2026-08-12", "reason": "Summer"}]))
+    assert listed.is_open(at("2026-08-11 23:00")).open  # a summer the calendar names is known
+
+
+def test_no_window_opens_the_day_or_night_before_a_testing_day() -> None:
+    days = school_days(
+        no_school=[{"from": "2027-04-16", "to": "2027-04-19", "reason": "Staff PD"}],
+        testing_days=[{"from": "2027-04-20", "to": "2027-04-23", "reason": "State testing window"}],
+    )
+    daytime = schedule(days, times=["07:00-18:00"], days="non_class_days")
+    assert daytime.is_open(at("2027-04-18 10:00")).open
+    before = daytime.is_open(at("2027-04-18 10:00") + dt.timedelta(days=1))
+    assert before.reason == "blackout: the night before testing day 2027-04-20 (State testing window)"
+    assert not schedule(days).is_open(at("2027-04-19 23:00")).open
 
 
 def test_non_class_days_window_closed_on_a_class_day_open_on_a_holiday() -> None:
@@ -137,8 +152,10 @@ def test_testing_day_blackout_includes_the_night_into_a_testing_morning() -> Non
     )
     window = schedule(days, days="any_night")
     state = window.is_open(at("2027-04-19 23:00"))
-    assert state.reason == "blackout: 2027-04-20 is a testing day (State testing)"
+    assert state.reason == "blackout: the night before testing day 2027-04-20 (State testing)"
     assert window.is_open(at("2027-04-18 23:00")).open
+    morning = schedule(days, days="any_night", times=["01:00-05:00"])  # starts on 04-20 itself
+    assert morning.is_open(at("2027-04-20 02:00")).reason == "blackout: 2027-04-20 is a testing day (State testing)"
     relaxed = schedule(days, days="any_night", blackouts={"testing_days": False})
     assert relaxed.is_open(at("2027-04-19 23:00")).open
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, model_validator
 
 from orchestrator.policy.grammar import (
     AppName,
@@ -186,15 +188,84 @@ class DayRange(Strict):
         return self.day or self.end  # type: ignore[return-value]
 
 
+IcsMeaning = Literal["no_students", "staff_only", "class_day", "testing", "first_day", "last_day"]
+Duration = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,4}[mhd]$")]
+"""A span like `30m`, `12h` or `2d`."""
+DAY_KINDS: tuple[str, ...] = ("no_students", "staff_only", "class_day")
+
+
+def duration(value: str) -> dt.timedelta:
+    """`12h` → 12 hours (the `Duration` grammar: minutes, hours or days)."""
+    unit = {"m": "minutes", "h": "hours", "d": "days"}[value[-1]]
+    return dt.timedelta(**{unit: int(value[:-1])})
+
+
 class IcsRule(Strict):
-    match: SafeText = Field(min_length=1)
-    means: Literal["no_students", "staff_only", "class_day", "testing"]
+    """What an event means: `match` whole words of its title (case-insensitive), or a `regex` search."""
+
+    match: SafeText | None = Field(default=None, min_length=1)
+    regex: SafeText | None = Field(default=None, min_length=1)
+    means: IcsMeaning
+
+    @model_validator(mode="after")
+    def _one_pattern(self) -> IcsRule:
+        if (self.match is None) == (self.regex is None):
+            raise ValueError("set exactly one of match (whole words) or regex")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex {self.regex!r} does not compile: {exc}") from None
+        return self
 
 
 class IcsSource(Strict):
-    file: RelativePath
+    """An iCalendar source: a file in the repository or a published feed (`url`, cached, refreshed)."""
+
+    file: RelativePath | None = None
+    url: SafeText | None = None
+    max_staleness: Duration | None = None
     rules: list[IcsRule] = Field(min_length=1)
     class_days_listed: StrictBool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> IcsSource:
+        if (self.file is None) == (self.url is None):
+            raise ValueError("set exactly one of file or url")
+        if self.url is not None:
+            _check_feed_url(self.url)
+        elif self.max_staleness is not None:
+            raise ValueError("max_staleness applies to a url feed, not to a file in the repository")
+        if self.class_days_listed and not any(r.means == "class_day" for r in self.rules):
+            raise ValueError("class_days_listed: true needs a rule with means: class_day (else no day is a class day)")
+        return self
+
+    @property
+    def staleness(self) -> dt.timedelta:
+        """How old the cached copy of a url feed may be before every disruptive window closes."""
+        return duration(self.max_staleness or DEFAULT_MAX_STALENESS)
+
+    @property
+    def shown(self) -> str:
+        return self.file or self.url or ""
+
+    def means(self, meaning: str) -> bool:
+        return any(r.means == meaning for r in self.rules)
+
+
+DEFAULT_MAX_STALENESS = "24h"
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _check_feed_url(url: str) -> None:
+    """https only; http only to a loopback host (tests and local mirrors); no credentials in the URL."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    secure = parts.scheme == "https" and bool(host)
+    if not (secure or (parts.scheme == "http" and host in _LOOPBACK)):
+        raise ValueError(f"url {url!r} must be https:// (http:// only for 127.0.0.1, ::1 or localhost)")
+    if parts.username or parts.password:
+        raise ValueError("url must not carry credentials")
 
 
 class SchoolOverride(Strict):
@@ -202,6 +273,16 @@ class SchoolOverride(Strict):
     staff_only: list[DayRange] = []
     testing_days: list[DayRange] = []
     class_days: list[DayRange] = []
+    ics: IcsSource | None = None
+
+    @model_validator(mode="after")
+    def _school_feed_overrides_only(self) -> SchoolOverride:
+        if self.ics is not None:
+            if self.ics.class_days_listed:
+                raise ValueError("a school's ics cannot list class days (set class_days_listed on the district)")
+            if self.ics.means("first_day") or self.ics.means("last_day"):
+                raise ValueError("terms come from the district calendar, not a school's ics (first_day/last_day)")
+        return self
 
 
 class SchoolCalendar(PolicyDoc):
@@ -217,9 +298,18 @@ class SchoolCalendar(PolicyDoc):
 
     @model_validator(mode="after")
     def _has_terms(self) -> SchoolCalendar:
-        if not self.terms and self.ics is None:
-            raise ValueError("needs terms (or an ics source that lists class days)")
-        return self
+        if self.terms:
+            return self
+        if self.ics is None:
+            raise ValueError("needs terms (or an ics source with first_day/last_day rules)")
+        if self.ics.means("first_day") and self.ics.means("last_day"):
+            return self
+        if self.ics.class_days_listed:
+            return self
+        raise ValueError(
+            "an ics calendar without terms needs rules with means: first_day and means: last_day (or "
+            "class_days_listed: true with a class_day rule); without them it has no class days"
+        )
 
 
 class Blackouts(Strict):
@@ -232,7 +322,14 @@ class MaintenanceWindow(PolicyDoc):
     kind: Literal["MaintenanceWindow"]
     calendar: Name
     times: list[TimeRange] = Field(min_length=1)
-    days: Literal["non_class_days", "nights_before_non_class_days", "any_night", "dates"]
+    days: Literal[
+        "non_class_days",
+        "nights_before_non_class_days",
+        "no_staff_days",
+        "nights_before_no_staff_days",
+        "any_night",
+        "dates",
+    ]
     dates: list[DayRange] = []
     blackouts: Blackouts = Blackouts()
     schools: list[Name] = []

@@ -89,14 +89,17 @@ def test_an_edited_plan_file_is_refused(tmp_path: Path) -> None:
 
 def test_staleness_accepts_our_own_half_applied_changes_but_not_outside_edits() -> None:
     plan = make_plan()
+    asked = [str(c.id) for c in plan.changes]
     unchanged = dict(plan.observed)
-    assert stale_resources(plan, unchanged) == []
+    assert stale_resources(plan, unchanged, asked) == []
     half_applied = {**unchanged, str(DEVICE): digest("DISABLED")}
-    assert stale_resources(plan, half_applied) == []
+    assert stale_resources(plan, half_applied, asked) == []
+    # A resumed apply asks again only for what is left; what it already did is still reported by the listing.
+    assert stale_resources(plan, half_applied, []) == []
     edited = {**unchanged, str(OTHER_OU): digest({"urlBlocklist": ["y.com"]})}
-    assert stale_resources(plan, edited) == [str(OTHER_OU)]
+    assert stale_resources(plan, edited, asked) == [str(OTHER_OU)]
     appeared = {**unchanged, str(OU): digest({"urlBlocklist": ["z.com"]})}
-    assert stale_resources(plan, appeared) == [str(OU)]
+    assert stale_resources(plan, appeared, asked) == [str(OU)]
 
 
 def test_rendered_plans_redact_student_emails_unless_asked() -> None:
@@ -132,16 +135,33 @@ def test_journal_records_states_and_remembers_applied_values(tmp_path: Path) -> 
         id=REIMAGE, op="action", before=None, after={"command": "WIPE_USERS"}, destructive=True, policy="lab"
     )
     journal.record(run, change, "sent")
-    assert journal.latest_states([change.key]) == {change.key: "sent"}
+    assert journal.plan_states("p", [change.key]) == {change.key: "sent"}
+    assert [row.resource for row in journal.unsettled()] == [str(REIMAGE)]
     journal.record(run, change, "succeeded", detail="EXECUTED_BY_CLIENT")
     journal.remember(change)
     journal.finish_run(run, "succeeded", {"succeeded": 1})
-    assert journal.latest_states([change.key]) == {change.key: "succeeded"}
+    assert journal.plan_states("p", [change.key]) == {change.key: "succeeded"}
+    assert journal.plan_states("another-plan", [change.key]) == {}, "resume is scoped to the plan id"
+    assert journal.unsettled() == []
     assert journal.resource_state([REIMAGE]) == {REIMAGE: {"command": "WIPE_USERS"}}
     assert journal.runs()[0]["actor"] == "tester"
     journal.close()
     reopened = Journal(tmp_path / "j.db")  # migrations are recorded, not re-run
-    assert reopened.latest_states([change.key]) == {change.key: "succeeded"}
+    assert reopened.plan_states("p", [change.key]) == {change.key: "succeeded"}
+
+
+def test_an_unknown_wipe_is_settled_by_a_person_done_or_resend(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db")
+    run = journal.start_run("maintenance", plan_id="p", fingerprint="f", policy_commit=None)
+    change = Change(id=REIMAGE, op="action", before=None, after={"command": "WIPE_USERS"}, destructive=True)
+    journal.record(run, change, "unknown", detail="timed out")
+    assert [row.state for row in journal.unsettled([str(REIMAGE)])] == ["unknown"]
+    journal.settle(change, "failed", detail="checked: never wiped; send again", actor="it-lead")
+    assert journal.unsettled() == [] and journal.resource_state([REIMAGE]) == {}
+    journal.record(run, change, "unknown", detail="timed out again")
+    journal.settle(change, "succeeded", detail="checked: wiped", actor="it-lead")
+    assert journal.unsettled() == [] and journal.resource_state([REIMAGE]) == {REIMAGE: {"command": "WIPE_USERS"}}
+    assert journal.runs(1)[0]["kind"] == "resolve" and journal.runs(1)[0]["actor"] == "it-lead"
 
 
 def test_one_run_at_a_time_and_killed_runs_are_marked_interrupted(tmp_path: Path) -> None:

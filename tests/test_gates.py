@@ -12,7 +12,7 @@ import pytest
 
 from orchestrator.calendar import SchoolDays
 from orchestrator.engine.gates import build_window_schedules, gate_destructive
-from orchestrator.engine.resources import Change, ResourceId
+from orchestrator.engine.resources import Change, GateFacts, ResourceId
 from orchestrator.policy.loader import load_policies
 from orchestrator.policy.models import MaintenanceWindow, SchoolCalendar
 from orchestrator.windows import WindowSchedule
@@ -44,19 +44,32 @@ def windows() -> dict[str, WindowSchedule]:
     return {"overnight": WindowSchedule(window, SchoolDays(calendar))}
 
 
-def reimage(serial: str, *, policy: str = "lab-reset", cap: int | None = 3, **meta: Any) -> Change:
-    meta = {"serial": serial, **meta}
-    if cap is not None:
-        meta["max_devices_per_window"] = cap
+def reimage(
+    serial: str,
+    *,
+    policy: str = "lab-reset",
+    cap: int | None = 3,
+    window: str = "overnight",
+    school: str | None = None,
+    method: str = "wipe_users",
+) -> Change:
     return Change(
         id=ResourceId("google", "reimage", serial),
         op="action",
         before=None,
         after="wipe_users",
         policy=policy,
-        window=meta.pop("window", "overnight"),
+        window=window,
         destructive=True,
-        meta=meta,
+        gate=GateFacts(
+            policy=policy,
+            window=window,
+            serial=serial,
+            school=school,
+            method=method,
+            deprovision=method == "deprovision",
+            max_devices_per_window=cap,
+        ),
     )
 
 
@@ -171,3 +184,19 @@ def test_build_window_schedules_from_the_sample_policies() -> None:
     thanksgiving = dt.datetime(2026, 11, 26, 10, 0, tzinfo=TZ)
     assert schedules["break-days"].is_open(thanksgiving).open
     assert not schedules["overnight-no-students"].is_open(thanksgiving).open
+
+
+def test_a_destructive_change_without_gate_facts_is_refused_not_waved_through() -> None:
+    bare = reimage("SN001")
+    bare.gate = None
+    bare.meta = {"serial": "SN001"}  # no cap, no method: the first cut allowed this
+    [decision] = gate([bare])
+    assert not decision.allowed
+    assert "carries no gate facts" in decision.reason
+
+
+def test_an_unregistered_resource_type_is_an_error_not_a_harmless_default() -> None:
+    from orchestrator.engine.resources import UnknownResourceType, spec_for
+
+    with pytest.raises(UnknownResourceType, match="jamf/wipe"):
+        spec_for(ResourceId("jamf", "wipe", "SN001"))

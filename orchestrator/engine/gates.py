@@ -110,8 +110,13 @@ def gate_destructive(
                 )
             )
             continue
-        if not change.window or change.window != facts.window:
-            decisions.append(GateDecision(key, False, "refused: destructive change names no (or a mismatched) window"))
+        if not change.window:
+            decisions.append(GateDecision(key, False, "refused: destructive change names no maintenance window"))
+            continue
+        if change.window != facts.window:
+            decisions.append(
+                GateDecision(key, False, f"refused: window {change.window!r} differs from its gate facts' window")
+            )
             continue
         schedule = windows.get(change.window)
         if schedule is None:

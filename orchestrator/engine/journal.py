@@ -2,7 +2,8 @@
 that consoles cannot report (remote locks, reimages).
 
 Action states: pending → sent → succeeded | failed | unknown, plus deferred (held by a safety gate) and
-skipped (already in the desired state). A row is written before a call leaves and after it returns, so a
+skipped (already in the desired state). `seq` orders every write (timestamps tie within a millisecond), so
+"the latest row of a resource" is exact. A row is written before a call leaves and after it returns, so a
 killed run leaves `sent` rows that the next apply re-observes before anything is re-sent.
 The schema moves forward by numbered migrations recorded in `schema_migrations`.
 """
@@ -47,7 +48,10 @@ MIGRATIONS: list[str] = [
     """,
     """
     CREATE INDEX runs_by_plan ON runs(plan_id);
-    CREATE INDEX actions_by_resource ON actions(resource, updated_at);
+    ALTER TABLE actions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE actions SET seq = rowid;
+    CREATE INDEX actions_by_resource ON actions(resource, seq);
+    CREATE INDEX actions_by_seq ON actions(seq);
     """,
 ]
 
@@ -174,9 +178,11 @@ class Journal:
         request = json.dumps(redact({"before": change.before, "after": change.after}), sort_keys=True, default=str)
         self.db.execute(
             "INSERT INTO actions (run_id, change_key, resource, op, destructive, state, policy, window, sources,"
-            " request, response, detail, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " request, response, detail, created_at, updated_at, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+            " (SELECT COALESCE(MAX(seq), 0) + 1 FROM actions))"
             " ON CONFLICT(run_id, change_key) DO UPDATE SET state=excluded.state, detail=excluded.detail,"
-            " response=COALESCE(excluded.response, actions.response), updated_at=excluded.updated_at",
+            " response=COALESCE(excluded.response, actions.response), updated_at=excluded.updated_at,"
+            " seq=excluded.seq",
             (
                 run_id,
                 change.key,
@@ -228,7 +234,7 @@ class Journal:
             marks = ",".join("?" * len(chunk))
             for key, state in self.db.execute(
                 "SELECT a.change_key, a.state FROM actions a JOIN runs r ON r.id = a.run_id"
-                f" WHERE r.plan_id = ? AND a.change_key IN ({marks}) ORDER BY a.updated_at",
+                f" WHERE r.plan_id = ? AND a.change_key IN ({marks}) ORDER BY a.seq",
                 (plan_id, *chunk),
             ):
                 result[key] = state
@@ -241,8 +247,8 @@ class Journal:
         """
         query = (
             "SELECT a.run_id, a.change_key, a.resource, a.op, a.state, a.policy, a.detail, a.updated_at,"
-            " a.destructive FROM actions a WHERE a.destructive = 1 AND a.updated_at = ("
-            " SELECT MAX(b.updated_at) FROM actions b WHERE b.resource = a.resource)"
+            " a.destructive FROM actions a WHERE a.destructive = 1 AND a.seq = ("
+            " SELECT MAX(b.seq) FROM actions b WHERE b.resource = a.resource)"
             " AND a.state IN ('sent', 'unknown')"
         )
         rows = [ActionRow(*row[:8], destructive=bool(row[8])) for row in self.db.execute(query)]
@@ -270,7 +276,7 @@ class Journal:
         """The latest action row of `resource` with its recorded request (for rebuilding a change to settle)."""
         row = self.db.execute(
             "SELECT change_key, op, destructive, policy, window, sources, request, response FROM actions"
-            " WHERE resource = ? ORDER BY updated_at DESC LIMIT 1",
+            " WHERE resource = ? ORDER BY seq DESC LIMIT 1",
             (resource,),
         ).fetchone()
         if row is None:

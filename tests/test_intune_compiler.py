@@ -201,3 +201,46 @@ def test_repository_policies_compile(tmp_path: Path) -> None:
     resources = compile_intune(load_policies(root / "policies"), Inventory("inventory/devices.csv", []))
     assert {r.id.type for r in resources} == {"config_profile", "app_assignment"}
     assert all(r.sources for r in resources)
+
+
+def test_reimage_by_intune_group_selects_members_given_by_the_plan(tmp_path: Path) -> None:
+    """Group membership is data read before compiling: members select (exact serials), schools narrow, and
+    a lost member is never wiped. Without membership data a group selects nothing (never a guess)."""
+    reimage = """\
+        kind: Reimage
+        name: lab-reset
+        window: break-days
+        request: 2026-thanksgiving
+        devices:
+          intune_groups: [Jefferson Lab PCs]
+          schools: [jefferson-high]
+        intune:
+          method: autopilot_reset
+        """
+    window = """\
+        kind: MaintenanceWindow
+        name: break-days
+        calendar: cal
+        times: ["07:00-18:00"]
+        days: non_class_days
+        ---
+        kind: SchoolCalendar
+        name: cal
+        timezone: America/Chicago
+        terms:
+          - name: Fall
+            first_day: 2026-08-13
+            last_day: 2026-12-18
+        """
+    root = tmp_path / "policies"
+    root.mkdir()
+    (root / "reimage.yaml").write_text(textwrap.dedent(reimage))
+    (root / "windows.yaml").write_text(textwrap.dedent(window))
+    policies = load_policies(root, display_root=tmp_path)
+    inventory = parse_inventory("inventory/devices.csv", INVENTORY)
+    members = {"Jefferson Lab PCs": {"PF0000001", "PF0000005", "PF0000006", "PF000000"}}
+    wipes = of_type(compile_intune(policies, inventory, group_serials=members), "reimage")
+    # PF0000001 is lost (locked, never wiped); PF0000006 is in roosevelt-middle (narrowed out by schools)
+    assert sorted(wipes) == ["PF0000005|2026-thanksgiving"]
+    assert wipes["PF0000005|2026-thanksgiving"].sources == ("policies/reimage.yaml:5", "inventory/devices.csv:6")
+    assert of_type(compile_intune(policies, inventory), "reimage") == {}

@@ -113,3 +113,27 @@ def test_failed_task_is_an_error_with_the_task_message_and_other_sites_still_obs
     # the healthy site on its own is a pending change, as before
     [observed] = backend.observe([blocklist("good-site")])
     assert observed.value["differs"] is True and "+tiktok.com" in observed.value["diff"]
+
+
+def test_plan_and_drift_exit_1_naming_the_site_and_the_cause(tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+
+    backend_for(tmp_path, MISSING_COLLECTION, {"north-site": {"fw1": local_host_vars()}})
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "web.yaml").write_text(
+        "kind: WebFilter\nname: north\ntargets:\n  network_sites: [north-site]\nblocked: [tiktok.com]\n"
+    )
+    (tmp_path / "inventory").mkdir()
+    (tmp_path / "inventory" / "devices.csv").write_text("serialNumber,platform\n")
+    (tmp_path / "orchestrator.yaml").write_text(
+        "journal: .orchestrator/journal.db\nnetwork:\n  inventory: inventory.yaml\n  playbooks: playbooks\n"
+        "  timeout_seconds: 60\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    for command in ("plan", "drift"):
+        result = CliRunner().invoke(main, [command, "--backend", "network"], catch_exceptions=False)
+        assert result.exit_code == 1, result.output
+        assert "north-site" in result.output and "k12missing.vendorgear.url_filter" in result.output
+        assert "would change" not in result.output and "in sync" not in result.output

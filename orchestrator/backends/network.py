@@ -8,11 +8,14 @@ Sites are groups of the Ansible inventory (`network.inventory`). Resource types,
 
 observe() runs each site once in ``--check --diff``: a type whose play changed nothing on any host is
 observed equal to the desired value; otherwise the observed value is
-``{"differs": true, "diff": "<unified diff>", "hosts": {host: "changed|failed: ...|unreachable: ..."}}``
-so the plan's "before" shows what would change. apply() runs one real job per site carrying all of that
-site's changes; sites run in parallel (at most ``parallel_sites``). Every ChangeResult's response holds
-``seconds`` (the site job's wall time), ``site``, ``hosts`` and ``artifacts``. Callbacks are always
-invoked on the calling thread.
+``{"differs": true, "diff": "<unified diff>", "hosts": {host: "changed|ok: ..."}}`` so the plan's "before"
+shows what would change. A check that could not say (a failed or unreachable host, a run that failed before
+any host reported, a timeout, a type no host ran) is a BackendError naming the site and ansible's own
+cause: the state is unknown, so it is never shown as a pending change.
+
+apply() runs one real job per site carrying all of that site's changes; sites run in parallel (at most
+``parallel_sites``). Every ChangeResult's response holds ``seconds`` (the site job's wall time), ``site``,
+``hosts`` and ``artifacts``. Callbacks are always invoked on the calling thread.
 """
 
 from __future__ import annotations
@@ -172,19 +175,11 @@ class NetworkBackend:
 
     @staticmethod
     def _observed_value(run: SiteRun, rtype: str, desired: Any) -> Any:
-        outcome = run.outcomes.get(rtype)
-        if outcome is not None and outcome.ok and not outcome.changed and run.status == "successful":
+        """Desired when the check changed nothing, else the diff; only called once `check_failure` is None."""
+        outcome = run.outcomes[rtype]
+        if not outcome.changed:
             return desired
-        detail: dict[str, Any] = {"differs": True}
-        if outcome is None or not outcome.hosts:
-            detail["error"] = (
-                f"no host in site {run.site!r} ran the {rtype} play "
-                f"(job {run.status}{': ' + run.error if run.error else ''})"
-            )[:2000]
-        else:
-            detail["diff"] = "".join(outcome.diffs)
-            detail["hosts"] = outcome.host_summary()
-        return detail
+        return {"differs": True, "diff": "".join(outcome.diffs), "hosts": outcome.host_summary()}
 
     # -- apply -------------------------------------------------------------------------------------------
 

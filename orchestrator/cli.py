@@ -449,55 +449,6 @@ def apply(
     sys.exit(0 if report.ok else 1)
 
 
-@main.command()
-@click.option("--run", "run_id", help="Show the actions of one run.")
-@click.option("--limit", type=int, default=20, show_default=True)
-@pii_option
-@click.pass_context
-@handle_errors
-def journal(ctx: click.Context, run_id: str | None, limit: int, show_pii: bool) -> None:
-    """List recent runs, or the actions of one run.
-
-    Example: orchestrator journal --run 20261123T020000Z-1a2b3c
-    """
-    from orchestrator.config import load_config
-    from orchestrator.engine.journal import Journal
-    from orchestrator.engine.redact import redact_text
-
-    config = load_config(ctx.obj["config"])
-    path = Path(ctx.obj["journal"]) if ctx.obj["journal"] else config.path(config.journal)
-    if not path.exists():
-        console.print(f"No journal yet at {path}.")
-        return
-    j = Journal(path)
-    try:
-        if run_id:
-            table = Table(title=f"Actions of run {run_id}", header_style="bold")
-            for column in ("updated", "state", "op", "resource", "detail"):
-                table.add_column(column, overflow="fold")
-            for row in j.actions(run_id, limit=max(limit, 1000)):
-                detail = row.detail if show_pii else redact_text(row.detail)
-                table.add_row(row.updated_at, row.state, row.op, row.resource, detail)
-            console.print(table)
-            return
-        table = Table(title=f"Runs in {path}", header_style="bold")
-        for column in ("run", "kind", "status", "actor", "policy commit", "started", "summary"):
-            table.add_column(column, overflow="fold")
-        for run in j.runs(limit):
-            table.add_row(
-                run["id"],
-                run["kind"],
-                run["status"],
-                run["actor"],
-                (run["policy_commit"] or "-")[:12],
-                run["started_at"],
-                run["summary"] or "",
-            )
-        console.print(table)
-    finally:
-        j.close()
-
-
 # sandbox --------------------------------------------------------------------------------------------
 @main.command()
 @click.option("--devices", type=int, default=120, show_default=True, help="Devices in the generated district.")
@@ -521,8 +472,10 @@ def sandbox(devices: int, seed: int, host: str, google_port: int, graph_port: in
 
 def _register_more() -> None:
     from orchestrator import cli_ops
+    from orchestrator.cli_journal import journal
 
     cli_ops.register(main)
+    main.add_command(journal)
 
 
 _register_more()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -371,3 +372,72 @@ def test_issue_command_is_retried_when_throttled_but_a_5xx_is_unknown(emulator, 
     ambiguous = run(backend, [reimage("CB0000001")])["google/reimage/CB0000001|2026-thanksgiving"]
     assert ambiguous.state == "unknown"
     assert emulator.calls["chromeosdevices.issueCommand"] == calls + 1
+
+
+# ---------------------------------------------------------------------------------------------- issue 18
+
+
+def deprovision(serial: str, **meta) -> Change:
+    return Change(
+        ResourceId("google", "reimage", f"{serial}|retire-2026"),
+        "action",
+        None,
+        {"command": "DEPROVISION", "deprovisionReason": "RETIRING_DEVICE"},
+        destructive=True,
+        meta=meta,
+    )
+
+
+def test_issue_command_answered_408_is_unknown(emulator, backend):
+    emulator.faults.queue.append(Fault(408, endpoint="chromeosdevices.issueCommand", after_effect=True))
+    result = run(backend, [reimage("CB0000004")])["google/reimage/CB0000004|2026-thanksgiving"]
+    assert result.state == "unknown" and emulator.calls["chromeosdevices.issueCommand"] == 1
+
+
+def test_deprovision_per_device_internal_error_is_unknown_and_a_refusal_failed(emulator, backend):
+    first, second = "CB0000001", "CB0000002"
+    ids = {d["serialNumber"]: i for i, d in emulator.state.devices.items()}
+    emulator.state.device_faults[ids[first]] = [{"code": 13, "message": "Internal error."}]
+    emulator.state.device_faults[ids[second]] = [{"code": 3, "message": "Invalid device."}]
+    results = run(backend, [deprovision(first), deprovision(second)])
+    assert results[f"google/reimage/{first}|retire-2026"].state == "unknown"
+    assert results[f"google/reimage/{second}|retire-2026"].state == "failed"
+    assert emulator.calls["chromeosdevices.batchChangeStatus"] == 1
+
+
+def test_outer_5xx_around_an_executed_deprovision_is_unknown_then_settled_from_the_console(emulator, backend):
+    sent_at = "2026-01-01T00:00:00Z"
+    emulator.faults.queue.append(Fault(502, endpoint="chromeosdevices.batchChangeStatus", after_effect=True))
+    change = deprovision("CB0000001", sent_at=sent_at)
+    assert run(backend, [change])[str(change.id)].state == "unknown"
+    (settled,) = backend.settle([change])
+    assert settled.state == "succeeded" and settled.response["status"] == "DEPROVISIONED"
+    assert emulator.calls["chromeosdevices.batchChangeStatus"] == 1, "settling sends nothing"
+
+
+def test_settle_deprovision_proves_not_run_only_with_a_sent_time(emulator, backend):
+    active = "CB0000003"
+    assert backend.settle([deprovision(active)]) == [], "without sent_at: cannot tell"
+    (settled,) = backend.settle([deprovision(active, sent_at="2026-01-01T00:00:00Z")])
+    assert settled.state == "failed" and "ACTIVE" in settled.detail
+
+
+def test_settle_command_reads_commands_get_for_the_recorded_command_id(emulator, backend):
+    done = run(backend, [reimage("CB0000004")])["google/reimage/CB0000004|2026-thanksgiving"]
+    command_id = done.response["commandId"]
+    asked = replace(reimage("CB0000004"), meta={"response": {"commandId": command_id}})
+    (settled,) = backend.settle([asked])
+    assert settled.state == "succeeded" and settled.response["commandId"] == command_id
+    # A command the admin cancelled proves the wipe did not run; without an id nothing can be told.
+    emulator.state.command_steps = 0
+    issued = emulator.state.issue_command(done.response["deviceId"], "WIPE_USERS", "", "2026-11-25T00:00:00Z")
+    cancelled = replace(reimage("CB0000004"), meta={"response": {"commandId": issued.command_id}})
+    emulator.state.get_command = lambda device_id, command_id: {  # type: ignore[method-assign]
+        "commandId": command_id,
+        "type": "WIPE_USERS",
+        "state": "CANCELLED",
+    }
+    (refused,) = backend.settle([cancelled])
+    assert refused.state == "failed" and "CANCELLED" in refused.detail
+    assert backend.settle([reimage("CB0000001")]) == []
+    assert emulator.calls["chromeosdevices.issueCommand"] == 1

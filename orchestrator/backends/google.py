@@ -41,7 +41,7 @@ from orchestrator.backends.google_policy import (
 from orchestrator.backends.google_results import Reporter
 from orchestrator.backends.pacing import CallCounter, RetryPolicy, TransientError
 from orchestrator.config import GoogleConfig
-from orchestrator.engine.resources import Change, Resource, ResourceId
+from orchestrator.engine.resources import Change, ChangeResult, Resource, ResourceId
 from orchestrator.errors import BackendError, QuotaError
 
 log = logging.getLogger(__name__)
@@ -246,6 +246,10 @@ class GoogleBackend:
             value = normalise(name, value, only)
         meta = {"inherited_from": inherited_from} if inherited_from else {}
         return Resource(ResourceId(self.name, kind, f"{ou}|{name}"), value, meta=meta)
+
+    def settle(self, changes: Sequence[Change]) -> list[ChangeResult]:
+        """Backend.settle: whether unknown reimages/deprovisions ran, from commands.get / chromeosdevices.get."""
+        return self.devices.settle(changes)
 
     def apply(self, changes: Sequence[Change], on_sent: SentCallback, on_result: ResultCallback) -> None:
         reporter = Reporter(changes, on_result)

@@ -4,7 +4,10 @@ Every HTTP call goes through `GoogleApi.call`: it takes a token from the right b
 executes with `num_retries=0` (googleapiclient's own retries are off) and maps `HttpError` at this one
 boundary: 429, 403 rate/quota reasons and 5xx become `TransientError` (retried by `RetryPolicy`, honouring
 Retry-After); anything else becomes `GoogleApiError`. Non-idempotent calls (device commands) are retried
-only when throttled (429/403 rate: not processed); a timeout or 5xx raises `OutcomeUnknown`.
+only when throttled (429/403 rate: not processed); a timeout, a reset connection, a 408 or any 5xx raises
+`OutcomeUnknown`. The same boundary maps authentication failures to one `AuthError` line: google-auth's
+`RefreshError` (e.g. `invalid_grant`: bad key, delegation not authorised) and `TransportError` (token endpoint
+unreachable), and HTTP 401 / non-rate 403 answers.
 """
 
 from __future__ import annotations
@@ -16,14 +19,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httplib2
+from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google_auth_httplib2 import AuthorizedHttp
+from google_auth_httplib2 import Request as TokenRequest
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from orchestrator.backends.pacing import CallCounter, RetryPolicy, TokenBucket, TransientError, parse_retry_after
 from orchestrator.config import GoogleConfig, is_loopback
-from orchestrator.errors import BackendError, ConfigError
+from orchestrator.errors import AuthError, BackendError, ConfigError
 
 SCOPES = (
     "https://www.googleapis.com/auth/admin.directory.device.chromeos",
@@ -121,10 +126,27 @@ class GoogleApi:
         writes = config.policy_writes_per_minute
         self.policy_write_bucket = TokenBucket(writes, 60.0, burst=max(1, min(5, writes // 5)), sleep=sleep)
         self._local = threading.local()
+        self._token_lock = threading.Lock()
 
     @property
     def customer(self) -> str:
         return self.config.customer_id
+
+    def _ensure_token(self) -> None:
+        """Obtain or refresh the access token before a call leaves, so a token failure is an AuthError and is
+        never mistaken for a request whose answer was lost (a wipe would be held `unknown` for nothing)."""
+        credentials = self.credentials
+        if isinstance(credentials, AnonymousCredentials) or credentials.valid:
+            return
+        with self._token_lock:
+            if credentials.valid:
+                return
+            try:
+                credentials.refresh(TokenRequest(httplib2.Http(timeout=self.timeout)))
+            except auth_exceptions.GoogleAuthError as exc:
+                raise auth_error(self.config, exc) from None
+            except (OSError, httplib2.HttpLib2Error) as exc:  # refused, reset, DNS, TLS: the endpoint is unreachable
+                raise auth_error(self.config, auth_exceptions.TransportError(type(exc).__name__)) from None
 
     def _http(self) -> AuthorizedHttp:
         http = getattr(self._local, "http", None)
@@ -137,6 +159,7 @@ class GoogleApi:
         """Execute `request` paced, counted and retried; raise GoogleApiError, TransientError or OutcomeUnknown."""
 
         def once() -> Any:
+            self._ensure_token()
             bucket.acquire()
             self.counter.add(endpoint)
             # A non-idempotent call gets a fresh connection, so httplib2 never replays it on a stale socket.
@@ -148,7 +171,9 @@ class GoogleApi:
             try:
                 return request.execute(http=http, num_retries=0)
             except HttpError as exc:
-                raise classify(endpoint, exc, idempotent=idempotent) from None
+                raise classify(endpoint, exc, idempotent=idempotent, config=self.config) from None
+            except auth_exceptions.GoogleAuthError as exc:  # the token was never obtained: nothing was sent
+                raise auth_error(self.config, exc) from None
             except (TimeoutError, ConnectionError, httplib2.HttpLib2Error, OSError) as exc:
                 if idempotent:
                     raise TransientError(f"{endpoint}: {type(exc).__name__}") from None
@@ -160,8 +185,34 @@ class GoogleApi:
         return self.call(endpoint, request, self.directory_bucket)
 
 
-def classify(endpoint: str, exc: HttpError, *, idempotent: bool) -> Exception:
-    """Map an HttpError to TransientError (retry), OutcomeUnknown or GoogleApiError."""
+def auth_error(config: GoogleConfig, exc: Exception) -> AuthError:
+    """One line for a google-auth failure: which backend, the cause, what to check (never the key)."""
+    env = f"${config.credentials_file_env}"
+    if isinstance(exc, auth_exceptions.RefreshError):
+        return AuthError(
+            f"google: the token endpoint refused the service account ({_oauth_cause(exc)}): check the key file "
+            f"named by {env}, google.admin_subject, and that domain-wide delegation authorises the scopes listed "
+            "in the README"
+        )
+    if isinstance(exc, auth_exceptions.TransportError):
+        return AuthError(
+            f"google: cannot reach the token endpoint ({type(exc).__name__}): check the network and proxy, and "
+            f"the token_uri in the key file named by {env}"
+        )
+    return AuthError(f"google: authentication failed ({type(exc).__name__}): check the key file named by {env}")
+
+
+_OAUTH_ERRORS = ("invalid_grant", "unauthorized_client", "invalid_client", "invalid_scope", "access_denied")
+
+
+def _oauth_cause(exc: Exception) -> str:
+    """The OAuth error code only: google-auth's message can quote the response body."""
+    text = str(exc)
+    return next((code for code in _OAUTH_ERRORS if code in text), type(exc).__name__)
+
+
+def classify(endpoint: str, exc: HttpError, *, idempotent: bool, config: GoogleConfig | None = None) -> Exception:
+    """Map an HttpError to TransientError (retry), OutcomeUnknown, AuthError or GoogleApiError."""
     status = int(exc.resp.status)
     details = exc.error_details if isinstance(exc.error_details, list) else []
     reasons = {d.get("reason", "") for d in details if isinstance(d, dict)}
@@ -171,6 +222,14 @@ def classify(endpoint: str, exc: HttpError, *, idempotent: bool) -> Exception:
     throttled = status == 429 or (status == 403 and reasons & RATE_REASONS)
     if throttled or (idempotent and status >= 500):
         return TransientError(f"{endpoint}: HTTP {status} {reason or message}", retry_after, status)
-    if status >= 500:
+    if status >= 500 or status == 408:
         return OutcomeUnknown(f"{endpoint}: HTTP {status}: the request may have been processed; not re-sent")
+    if status in (401, 403):
+        env = f"${config.credentials_file_env}" if config else "the credentials file"
+        what = "rejected the credentials" if status == 401 else "denied the call"
+        return AuthError(
+            f"google: {endpoint} {what} (HTTP {status} {reason or 'forbidden'}): check the key file named by {env}, "
+            "that google.admin_subject is an admin with the needed privileges, that the API is enabled, and that "
+            "domain-wide delegation authorises the scopes listed in the README"
+        )
     return GoogleApiError(endpoint, status, reason or "error", message)

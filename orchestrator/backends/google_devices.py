@@ -8,6 +8,7 @@ polled with commands.get; moves are read back because moveDevicesToOu reports no
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections import defaultdict
@@ -19,8 +20,8 @@ from orchestrator.backends.base import SentCallback
 from orchestrator.backends.google_client import GoogleApi, OutcomeUnknown
 from orchestrator.backends.google_results import Reporter
 from orchestrator.backends.pacing import TransientError
-from orchestrator.engine.resources import Change, Resource
-from orchestrator.errors import BackendError
+from orchestrator.engine.resources import Change, ChangeResult, Resource
+from orchestrator.errors import AuthError, BackendError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,12 @@ COMMANDS = ("WIPE_USERS", "REMOTE_POWERWASH")
 DEPROVISION = "DEPROVISION"
 DEPROVISION_REASONS = ("RETIRING_DEVICE", "DIFFERENT_MODEL_REPLACEMENT", "UPGRADE_REPLACEMENT", "REPAIR_REPLACEMENT")
 FAILED_COMMAND_STATES = ("EXPIRED", "CANCELLED")
+# Command accepted by Google, not executed yet (admin.directory_v1 DirectoryChromeosdevicesCommand.state).
+ACCEPTED_COMMAND_STATES = ("PENDING", "SENT_TO_CLIENT", "ACKED_BY_CLIENT")
+# Per-device google.rpc.Code values of a batchChangeStatus DEPROVISION that do not prove it did not run:
+# UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE (a deprovision cannot be undone: never re-sent blindly).
+UNPROVEN_CODES = frozenset({2, 4, 13, 14})
+CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 class ChromeDevices:
@@ -337,6 +344,14 @@ class ChromeDevices:
                     error = (result or {}).get("error")
                     if result is None:
                         reporter.report(change, "unknown", "no per-device result; not re-sent", deviceId=device_id)
+                    elif error and error.get("code") in UNPROVEN_CODES:
+                        reporter.report(
+                            change,
+                            "unknown",
+                            f"deprovision answered {error.get('message', '')} (code {error.get('code')}): "
+                            "it may have run; not re-sent",
+                            deviceId=device_id,
+                        )
                     elif error:
                         reporter.report(
                             change,
@@ -349,6 +364,98 @@ class ChromeDevices:
                         reporter.report(
                             change, "succeeded", "", deviceId=device_id, action=DEPROVISION, deprovisionReason=reason
                         )
+
+    # ---- settling unknown outcomes (Backend.settle) -------------------------------------------------
+    def settle(self, changes: Sequence[Change]) -> list[ChangeResult]:
+        """Ask the console whether reimage/deprovision changes with an unknown outcome ran; omit what it cannot tell.
+
+        Commands: `commands.get` for the command id the earlier result recorded (`meta["response"]["commandId"]`;
+        the Directory API has no way to list a device's commands, so without an id nothing can be told).
+        EXECUTED_BY_CLIENT + SUCCESS, or accepted and not yet executed (PENDING, SENT_TO_CLIENT, ACKED_BY_CLIENT),
+        is succeeded; EXPIRED, CANCELLED or executed without SUCCESS is failed.
+        Deprovision: `chromeosdevices.get`. DEPROVISIONED, or lastDeprovisionTimestamp at/after `meta["sent_at"]`,
+        is succeeded; still ACTIVE/DISABLED with no deprovision and no re-enrollment since `sent_at` is failed
+        (needs `sent_at`). Read errors leave the change unsettled; an AuthError propagates.
+        """
+        out: list[ChangeResult] = []
+        for change in changes:
+            if change.id.type != "reimage" or not change.destructive:
+                continue
+            response = change.meta.get("response") if isinstance(change.meta.get("response"), dict) else {}
+            try:
+                if _command_of(change) == DEPROVISION:
+                    result = self._settle_deprovision(change, response)
+                elif _command_of(change) in COMMANDS:
+                    result = self._settle_command(change, response)
+                else:
+                    result = None
+            except AuthError:
+                raise
+            except (BackendError, TransientError):
+                result = None
+            if result is not None:
+                out.append(result)
+        return out
+
+    def _settle_command(self, change: Change, response: dict[str, Any]) -> ChangeResult | None:
+        command_id = str(response.get("commandId") or change.meta.get("commandId") or "")
+        device_id = str(response.get("deviceId") or "")
+        if not device_id:
+            record = self.device_for(change.id.key.split("|", 1)[0])
+            device_id = str(record["deviceId"]) if record else ""
+        if not command_id or not device_id:
+            return None
+        commands = self.api.directory.customer().devices().chromeos().commands()
+        request = commands.get(customerId=self._customer, deviceId=device_id, commandId=command_id)
+        try:
+            reply = self.api.read("commands.get", request)
+        except BackendError as exc:
+            if getattr(exc, "status", None) == 404:
+                return None  # not this device's command, or purged: cannot tell
+            raise
+        if reply.get("type") not in (None, _command_of(change)):
+            return None  # the id names another command: it proves nothing about this one
+        state = str(reply.get("state", ""))
+        result = str((reply.get("commandResult") or {}).get("result", ""))
+        fields = {"settledBy": "commands.get", "deviceId": device_id, "commandId": command_id, "state": state}
+        if result:
+            fields["result"] = result
+        if (state == "EXECUTED_BY_CLIENT" and result == "SUCCESS") or state in ACCEPTED_COMMAND_STATES:
+            return ChangeResult(change.key, "succeeded", f"Google shows command {command_id} {state}", fields)
+        if state == "EXECUTED_BY_CLIENT" or state in FAILED_COMMAND_STATES:
+            detail = f"Google shows command {command_id} {state} ({result or 'no result'})"
+            return ChangeResult(change.key, "failed", detail, fields)
+        return None
+
+    def _settle_deprovision(self, change: Change, response: dict[str, Any]) -> ChangeResult | None:
+        device_id = str(response.get("deviceId") or "")
+        if not device_id:
+            records = self.devices_by_serial(refresh=True).get(change.id.key.split("|", 1)[0], [])
+            if len(records) != 1:
+                return None
+            device_id = str(records[0]["deviceId"])
+        request = self.api.directory.chromeosdevices().get(
+            customerId=self._customer,
+            deviceId=device_id,
+            projection="FULL",
+            fields="deviceId,status,lastDeprovisionTimestamp,lastEnrollmentTime",
+        )
+        record = self.api.read("chromeosdevices.get", request)
+        status = str(record.get("status", ""))
+        since = _when(change.meta.get("sent_at"))
+        deprovisioned_at = _when(record.get("lastDeprovisionTimestamp"))
+        enrolled_at = _when(record.get("lastEnrollmentTime"))
+        fields = {"settledBy": "chromeosdevices.get", "deviceId": device_id, "status": status}
+        if status == "DEPROVISIONED":
+            return ChangeResult(change.key, "succeeded", "Google shows the device DEPROVISIONED", fields)
+        if since is None:
+            return None
+        if deprovisioned_at is not None and deprovisioned_at >= since - CLOCK_SKEW:
+            fields["lastDeprovisionTimestamp"] = str(record.get("lastDeprovisionTimestamp"))
+            return ChangeResult(change.key, "succeeded", "Google shows a deprovision since the request", fields)
+        if enrolled_at is not None and enrolled_at >= since - CLOCK_SKEW:
+            return None  # re-enrolled since: a deprovision could have run in between
+        return ChangeResult(change.key, "failed", f"Google shows the device {status} and no deprovision since", fields)
 
     # ---- moves --------------------------------------------------------------------------------------
     def move_devices(self, serials: Sequence[str], ou_path: str) -> dict[str, str]:
@@ -376,6 +483,16 @@ class ChromeDevices:
             outcome[serial] = "moved" if any(r["deviceId"] == device_id for r in there.get(serial, [])) else "not_moved"
         self._devices = None
         return outcome
+
+
+def _when(value: Any) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _command_of(change: Change) -> str | None:

@@ -7,6 +7,7 @@ inheritance with `sourceKey`/`addedSourceKey`, batchModify validation.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import random
 from dataclasses import dataclass, field
@@ -269,6 +270,9 @@ class GoogleState:
                     "error": {"code": 3, "message": "deprovisionReason is required."},
                 }
             device["status"] = "DEPROVISIONED"
+            # Read back by Backend.settle (admin.directory_v1 ChromeOsDevice.lastDeprovisionTimestamp).
+            device["deprovisionReason"] = reason
+            device["lastDeprovisionTimestamp"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         else:
             raise ApiError(400, f"Invalid changeChromeOsDeviceStatusAction: {action}", "invalid")
         return {"deviceId": device_id, "response": {}}

@@ -76,7 +76,7 @@ def lockdown(
     summary = build_report(selection, report, ws.inventory)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
     table = Table(title="Lockdown by school", header_style="bold")
-    outcomes = ["planned", "locked", "released", "quarantine", "not found", "held", "failed"]
+    outcomes = ["planned", "locked", "released", "quarantine", "already in place", "not found", "held", "failed"]
     table.add_column("school")
     for outcome in outcomes:
         table.add_column(outcome, justify="right")

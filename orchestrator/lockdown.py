@@ -164,10 +164,13 @@ def with_inventory_sources(plan: Plan, inventory: Inventory) -> None:
 
 
 def _outcome(change: Change, state: str, serial: str) -> str:
+    """The report's word for one device: only what this run did counts as locked, released or quarantined."""
     if state in ("failed", "unknown"):
         return "failed"
     if state == "deferred":
         return "held"
+    if state == "skipped":
+        return "already in place"  # someone (or an earlier run of this plan) did it: not counted as done now
     after = change.after
     if change.id.type == "mac_quarantine":
         macs = {m for m, s in change.meta.get("serials", {}).items() if s == serial} or {serial}
@@ -232,7 +235,7 @@ def write_report(lockdown: LockdownReport, folder: Path, stamp: str, run_id: str
     folder.mkdir(parents=True, exist_ok=True)
     md = folder / f"lockdown-{stamp}.md"
     js = folder / f"lockdown-{stamp}.json"
-    outcomes = ["locked", "released", "quarantine", "not found", "held", "failed"]
+    outcomes = ["locked", "released", "quarantine", "already in place", "not found", "held", "failed"]
     if lockdown.totals["planned"]:
         outcomes.insert(0, "planned")
     lines = [

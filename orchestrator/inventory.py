@@ -107,7 +107,7 @@ def parse_inventory(file: str, text: str) -> Inventory:
     seen: dict[str, int] = {}
     for index, row in enumerate(reader):
         line = index + 2
-        values = {k: (v or "").strip() for k, v in row.items() if k in known}
+        values = {k: (v or "").strip(" \t") for k, v in row.items() if k in known}
         ok = True
         for column, check in _CHECKS.items():
             if values.get(column):

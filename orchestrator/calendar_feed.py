@@ -37,6 +37,7 @@ import icalendar
 from orchestrator.policy.models import IcsSource
 
 __all__ = [
+    "CACHE_ENV",
     "FeedCopy",
     "FeedRecord",
     "RefreshResult",
@@ -62,9 +63,16 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+CACHE_ENV = "ORCHESTRATOR_CALENDAR_CACHE"
+
+
 def default_cache_dir(repo_root: Path | str) -> Path:
-    """`<config dir>/.orchestrator/calendars`, beside the journal's default folder."""
-    return Path(repo_root) / ".orchestrator" / "calendars"
+    """`$ORCHESTRATOR_CALENDAR_CACHE` (relative to the config dir) or `<config dir>/.orchestrator/calendars`.
+
+    One default for every caller (gates, `windows`, `calendar refresh`), so they all read the same copy.
+    """
+    configured = os.environ.get(CACHE_ENV)
+    return Path(repo_root) / (configured or Path(".orchestrator") / "calendars")
 
 
 @dataclass(frozen=True)
@@ -201,6 +209,8 @@ def refresh_feed(
 
     try:
         status, body, answer, final_url = _get(url, headers, timeout)
+    except urllib.error.HTTPError as exc:
+        return failed(f"HTTP {exc.code} {exc.reason}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         return failed(f"cannot fetch: {reason}")

@@ -64,7 +64,8 @@ def test_last_years_calendar_on_a_september_school_day_keeps_the_daytime_window_
 
 
 def test_ics_calendar_without_terms_or_first_day_rules_does_not_validate() -> None:
-    ics = {"file": "policies/calendars/prairie-valley-2026-27.ics", "rules": [{"match": "no school", "means": "no_students"}]}
+    rules = [{"match": "no school", "means": "no_students"}]
+    ics = {"file": "policies/calendars/prairie-valley-2026-27.ics", "rules": rules}
     with pytest.raises(ValidationError, match="first_day"):
         last_year(terms=[], ics=ics)
 

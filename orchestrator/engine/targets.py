@@ -173,19 +173,17 @@ def check_targets(
     by_kind: dict[str, set[str]] = {}
     for named in wanted:
         by_kind.setdefault(named.kind, set()).add(named.name)
-    google = backends.get("google")
-    if "selector_ou" in by_kind and isinstance(google, KnowsTargets):
-        known["selector_ou"] = set(known["selector_ou"]) | set(
-            google.known_targets("google_ou", by_kind["selector_ou"])
-        )
+    if "selector_ou" in by_kind and isinstance(backends.get("google"), KnowsTargets):
+        # Reimage OUs may be console OUs or only inventory labels; one orgunits.list serves both kinds
+        by_kind.setdefault("google_ou", set())
     for kind, names in by_kind.items():
         owner = OWNER[kind]
-        if owner is None:
-            continue
-        backend = backends.get(owner)
-        if not isinstance(backend, KnowsTargets):
-            continue
-        known[kind] = backend.known_targets(kind, names)
+        backend = backends.get(owner) if owner else None
+        if isinstance(backend, KnowsTargets):
+            asked = names | by_kind.get("selector_ou", set()) if kind == "google_ou" else names
+            known[kind] = backend.known_targets(kind, asked)
+    if "selector_ou" in known and "google_ou" in known:
+        known["selector_ou"] = set(known["selector_ou"]) | set(known["google_ou"])
     problems = [
         _problem(named, known[named.kind])
         for named in wanted

@@ -1,0 +1,140 @@
+"""Coverage fails closed (issue 19 item 6): unknown days, calendars without class days, ending calendars."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import textwrap
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from click.testing import CliRunner
+
+from orchestrator.calendar import SchoolDays
+from orchestrator.calendar_checks import coverage
+from orchestrator.cli import main
+from orchestrator.policy.loader import load_policies
+from orchestrator.policy.models import MaintenanceWindow, SchoolCalendar
+from orchestrator.windows import WindowSchedule
+
+REPO = Path(__file__).resolve().parent.parent
+TZ = ZoneInfo("America/Chicago")
+D = dt.date.fromisoformat
+
+
+def repo_with_calendar(tmp_path: Path, calendar_yaml: str) -> Path:
+    """The sample district with policies/calendar.yaml replaced."""
+    target = tmp_path / "district"
+    shutil.copytree(REPO / "policies", target / "policies")
+    shutil.copytree(REPO / "inventory", target / "inventory")
+    shutil.copy(REPO / "orchestrator.yaml", target / "orchestrator.yaml")
+    (target / "policies" / "calendar.yaml").write_text(textwrap.dedent(calendar_yaml).lstrip())
+    return target
+
+
+def calendar_yaml(first: dt.date, last: dt.date) -> str:
+    return f"""
+        kind: SchoolCalendar
+        name: district-2026-27
+        timezone: America/Chicago
+        terms:
+          - name: School year
+            first_day: {first.isoformat()}
+            last_day: {last.isoformat()}
+        """
+
+
+LAST_YEAR = calendar_yaml(D("2025-08-14"), D("2026-05-28"))
+
+
+def test_a_calendar_with_no_class_days_in_the_next_year_is_an_error_with_file_and_line(tmp_path: Path) -> None:
+    repo = repo_with_calendar(tmp_path, LAST_YEAR)
+    report = coverage(load_policies(repo / "policies"), repo, today=D("2026-08-12"))
+    [error] = [e for e in report.errors if "district-2026-27" in e.message]
+    assert error.file.endswith("calendar.yaml") and error.line == 4 and error.path == "terms"
+    assert "no class days between 2026-08-12 and 2027-08-11" in error.message
+    assert "last known day is 2026-05-28" in error.message
+
+
+def test_a_calendar_ending_within_30_days_warns(tmp_path: Path) -> None:
+    policies = load_policies(REPO / "policies")
+    report = coverage(policies, REPO, today=D("2027-05-01"))
+    assert not report.errors
+    assert any("ends 2027-05-27 (in 26 days)" in w.message for w in report.warnings)
+    assert not coverage(policies, REPO, today=D("2027-04-20")).warnings
+
+
+def test_calendar_check_fails_on_last_years_calendar_and_passes_with_warnings(tmp_path: Path) -> None:
+    repo = repo_with_calendar(tmp_path, LAST_YEAR)
+    config = ["--config", str(repo / "orchestrator.yaml")]
+    failed = CliRunner().invoke(main, [*config, "calendar", "check", "--today", "2026-08-12"])
+    assert failed.exit_code == 1 and "no class days between" in failed.output
+    warned = CliRunner().invoke(
+        main, ["--config", str(REPO / "orchestrator.yaml"), "calendar", "check", "--today", "2027-05-10"]
+    )
+    assert warned.exit_code == 0 and "warning:" in warned.output and "ends 2027-05-27" in warned.output
+
+
+def test_windows_shows_the_coverage_warning_and_the_unknown_days(tmp_path: Path) -> None:
+    today = dt.datetime.now(TZ).date()
+    repo = repo_with_calendar(tmp_path, calendar_yaml(today - dt.timedelta(days=60), today + dt.timedelta(days=10)))
+    after = (today + dt.timedelta(days=12)).isoformat()
+    result = CliRunner().invoke(
+        main, ["--config", str(repo / "orchestrator.yaml"), "windows", "--at", f"{after}T10:00"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and "(in 10 days)" in result.output
+    assert "unknown to the calendar" in result.output and "after the calendar's last" in result.output
+
+
+def test_a_calendar_that_yields_no_class_days_closes_every_window() -> None:
+    model = SchoolCalendar.model_validate(
+        {
+            "kind": "SchoolCalendar",
+            "name": "district",
+            "timezone": "America/Chicago",
+            "ics": {
+                "file": "tests/data/google-export.ics",
+                "class_days_listed": True,
+                "rules": [{"match": "no such event title", "means": "class_day"}],
+            },
+        }
+    )
+    days = SchoolDays(model, REPO)
+    assert not days.yields_class_days
+    window = MaintenanceWindow.model_validate(
+        {
+            "kind": "MaintenanceWindow",
+            "name": "w",
+            "calendar": "district",
+            "times": ["00:00-23:59"],
+            "days": "any_night",
+        }
+    )
+    state = WindowSchedule(window, days).is_open(dt.datetime(2026, 12, 2, 10, 0, tzinfo=TZ))
+    assert not state.open and "unknown" in state.reason
+
+
+def test_every_window_mode_closes_on_unknown_days() -> None:
+    model = SchoolCalendar.model_validate(
+        {
+            "kind": "SchoolCalendar",
+            "name": "district",
+            "timezone": "America/Chicago",
+            "terms": [{"name": "Year", "first_day": "2025-08-14", "last_day": "2026-05-28"}],
+        }
+    )
+    days = SchoolDays(model)
+    for mode in ("non_class_days", "nights_before_non_class_days", "no_staff_days", "any_night", "dates"):
+        window = MaintenanceWindow.model_validate(
+            {
+                "kind": "MaintenanceWindow",
+                "name": "w",
+                "calendar": "district",
+                "times": ["22:00-05:00"],
+                "days": mode,
+                "dates": [{"date": "2026-09-08"}],
+            }
+        )
+        state = WindowSchedule(window, days).is_open(dt.datetime(2026, 9, 8, 23, 0, tzinfo=TZ))
+        assert not state.open and "after the calendar's last known day 2026-05-28" in state.reason, mode

@@ -148,10 +148,15 @@ class GoogleApi:
             except (OSError, httplib2.HttpLib2Error) as exc:  # refused, reset, DNS, TLS: the endpoint is unreachable
                 raise auth_error(self.config, auth_exceptions.TransportError(type(exc).__name__)) from None
 
+    def _authorized(self) -> AuthorizedHttp:
+        """An authorised connection; anonymous credentials (emulator) cannot refresh, so a 401 stays a 401."""
+        refresh = () if isinstance(self.credentials, AnonymousCredentials) else (401,)
+        return AuthorizedHttp(self.credentials, http=httplib2.Http(timeout=self.timeout), refresh_status_codes=refresh)
+
     def _http(self) -> AuthorizedHttp:
         http = getattr(self._local, "http", None)
         if http is None:
-            http = AuthorizedHttp(self.credentials, http=httplib2.Http(timeout=self.timeout))
+            http = self._authorized()
             self._local.http = http
         return http
 
@@ -163,11 +168,7 @@ class GoogleApi:
             bucket.acquire()
             self.counter.add(endpoint)
             # A non-idempotent call gets a fresh connection, so httplib2 never replays it on a stale socket.
-            http = (
-                self._http()
-                if idempotent
-                else AuthorizedHttp(self.credentials, http=httplib2.Http(timeout=self.timeout))
-            )
+            http = self._http() if idempotent else self._authorized()
             try:
                 return request.execute(http=http, num_retries=0)
             except HttpError as exc:

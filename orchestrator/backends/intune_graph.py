@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import threading
@@ -88,14 +89,15 @@ def policy_wait(policy: RetryPolicy, attempt: int, retry_after: float | None) ->
     return policy.wait(state)
 
 
-def _auth_provider(config: IntuneConfig, root: str) -> Any:
+def _auth_provider(config: IntuneConfig, root: str) -> tuple[Any, Any]:
+    """The kiota auth provider and the azure-identity credential behind it (None: anonymous, for emulators)."""
     from kiota_abstractions.authentication import AnonymousAuthenticationProvider
 
     secret = os.environ.get(config.client_secret_env or "") if config.client_secret_env else None
     cert_path = os.environ.get(config.certificate_path_env or "") if config.certificate_path_env else None
     has_credentials = bool(config.tenant_id and config.client_id and (secret or cert_path))
     if is_loopback(root) and not has_credentials:
-        return AnonymousAuthenticationProvider()
+        return AnonymousAuthenticationProvider(), None
     if not has_credentials:
         raise ConfigError(
             "intune: no credentials: set tenant_id and client_id in orchestrator.yaml and the "
@@ -116,11 +118,19 @@ def _auth_provider(config: IntuneConfig, root: str) -> Any:
         if secret:
             credential = ClientSecretCredential(config.tenant_id, config.client_id, secret, **options)
         else:
-            credential = CertificateCredential(config.tenant_id, config.client_id, certificate_path=cert_path, **options)
+            credential = CertificateCredential(
+                config.tenant_id, config.client_id, certificate_path=cert_path, **options
+            )
     except ValueError as exc:  # an http:// authority, an unreadable certificate: azure-identity says which
         raise ConfigError(f"intune: {str(exc).splitlines()[0][:200]}") from None
+    # azure-identity logs each failed token request at WARNING with the service's whole answer; the failure
+    # reaches the person as one AuthError line instead (GraphSession._auth_failure).
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)
     host = urlparse(root).hostname or "graph.microsoft.com"
-    return AzureIdentityAuthenticationProvider(credential, scopes=[f"https://{host}/.default"], allowed_hosts=[host])
+    provider = AzureIdentityAuthenticationProvider(
+        credential, scopes=[f"https://{host}/.default"], allowed_hosts=[host]
+    )
+    return provider, credential
 
 
 class GraphSession:
@@ -154,7 +164,8 @@ class GraphSession:
         client = GraphClientFactory.create_with_default_middleware(
             client=self.http, options={RetryHandlerOption.get_key(): no_sdk_retry}
         )
-        self.adapter = GraphRequestAdapter(_auth_provider(config, self.root), client=client)
+        provider, self.credential = _auth_provider(config, self.root)
+        self.adapter = GraphRequestAdapter(provider, client=client)
         self.adapter.base_url = f"{self.root}/v1.0"
         self.client = GraphServiceClient(request_adapter=self.adapter)
 
@@ -167,6 +178,8 @@ class GraphSession:
         if self.loop.is_closed():
             return
         self.run(self.http.aclose())
+        if self.credential is not None:
+            self.run(self.credential.close())  # azure-identity's own aiohttp session
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
         self.loop.close()

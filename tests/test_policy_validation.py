@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
 import jsonschema
@@ -256,3 +258,76 @@ def test_schema_command_prints_json(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["schema", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "WebFilter" in json.loads(out.read_text())["$defs"]
+
+
+# Hostile input (issue 10 item 11): every limit is a `file:line: field: message (allowed)` diagnostic,
+# never a traceback or a hang. The fuzz test (test_policy_fuzz.py) covers mutations of the sample district.
+DIAGNOSTIC_LINE = re.compile(r"^[^\s:][^:]*:\d+: (?:[\w.\[\]\"\\-]+: )?\S.*$")
+
+
+def _limit_problems(policy_dir, text: str) -> list[str]:
+    folder = policy_dir({"a.yaml": "kind: WebFilter\nname: web\n"})
+    (folder / "a.yaml").write_text(text)
+    found = problems(folder)
+    for line in found:
+        assert "\n" not in line and DIAGNOSTIC_LINE.match(line), line
+    return found
+
+
+def test_deep_nesting_is_a_limit_not_a_recursion_error(policy_dir) -> None:
+    for opener, closer in (("[", "]"), ("{a: ", "}")):
+        text = "kind: WebFilter\nname: web\ntargets: " + opener * 600 + "1" + closer * 600 + "\n"
+        found = _limit_problems(policy_dir, text)
+        assert any(m.startswith("policies/a.yaml:3: targets") and "nesting" in m for m in found), found
+
+
+def test_huge_integer_is_a_limit_not_a_value_error(policy_dir) -> None:
+    found = _limit_problems(policy_dir, "kind: LostDevicePolicy\nname: lost\nmessage: m\nmax_per_run: " + "9" * 5000)
+    assert any(m.startswith("policies/a.yaml:4: max_per_run: number") for m in found), found
+
+
+def test_billion_laughs_is_refused_quickly(policy_dir) -> None:
+    levels = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+    )
+    started = time.perf_counter()
+    found = _limit_problems(policy_dir, "kind: WebFilter\nname: web\n" + levels)
+    assert time.perf_counter() - started < 5
+    assert any("alias" in m for m in found), found
+
+
+def test_recursive_and_undefined_aliases_are_diagnostics(policy_dir) -> None:
+    found = _limit_problems(policy_dir, "kind: WebFilter\nname: web\ntargets: &t {google_ous: *t}\n")
+    assert any(m.startswith("policies/a.yaml:3: targets.google_ous: ") and "recursive" in m for m in found), found
+    found = _limit_problems(policy_dir, "kind: WebFilter\nname: *nowhere\n")
+    assert any(m.startswith("policies/a.yaml:2:") and "alias" in m for m in found), found
+
+
+def test_control_character_error_names_the_line_not_a_position(policy_dir) -> None:
+    (message,) = _limit_problems(policy_dir, "kind: WebFilter\nname: web\ndescription: é\x00\n")
+    assert message.startswith("policies/a.yaml:3: ") and "position" not in message, message
+
+
+def test_impossible_date_and_complex_key_are_diagnostics(policy_dir) -> None:
+    found = _limit_problems(policy_dir, "kind: WebFilter\nname: web\ndescription: 2024-13-45\n")
+    assert any(m.startswith("policies/a.yaml:3: description: ") for m in found), found
+    found = _limit_problems(policy_dir, "kind: WebFilter\nname: web\n? [a, b]\n: 1\n")
+    assert any(m.startswith("policies/a.yaml:3: ") and "key" in m for m in found), found
+
+
+def test_odd_keys_keep_the_diagnostic_format(policy_dir) -> None:
+    text = "kind: WebFilter\nname: web\ntargets:\n  'a 😀: b\\u2028c': 1\n  \"\\0\\t\": 2\n"
+    found = _limit_problems(policy_dir, text)
+    assert any(m.startswith('policies/a.yaml:4: targets["a\\u0020') for m in found), found
+
+
+def test_oversized_file_is_refused_before_parsing(policy_dir) -> None:
+    found = _limit_problems(policy_dir, "kind: WebFilter\nname: web\ndescription: " + "x" * 2_000_000 + "\n")
+    assert found == [found[0]] and found[0].startswith("policies/a.yaml:1: ") and "bytes" in found[0], found
+
+
+def test_undecodable_bytes_name_their_line(policy_dir) -> None:
+    folder = policy_dir({"a.yaml": "kind: WebFilter\n"})
+    (folder / "a.yaml").write_bytes(b"kind: WebFilter\nname: web\ndescription: \xff\n")
+    (message,) = problems(folder)
+    assert message.startswith("policies/a.yaml:3: ") and "UTF-8" in message, message

@@ -1,7 +1,8 @@
 """Load policy files into validated models, keeping file:line for every document and field.
 
 Every problem in a run is collected (syntax, schema, cross-references, conflicts) and raised once as a
-PolicyError, so a person fixes everything in one pass.
+PolicyError, so a person fixes everything in one pass. Bad input never crashes or hangs: files are size-
+limited, YAML is read within limits (yamlnodes), and every diagnostic is tidied to one printable line.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from orchestrator.policy.models import (
     SchoolCalendar,
     WebFilter,
 )
-from orchestrator.policy.yamlnodes import YamlDocument, read_documents
+from orchestrator.policy.yamlnodes import MAX_FILE_BYTES, YamlDocument, field_path, read_documents, tidy
 
 P = TypeVar("P", bound=PolicyDoc)
+MAX_PROBLEMS_PER_DOCUMENT = 50  # beyond this, one summary line: 100,000 bad list items are one mistake
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,8 @@ def load_policies(root: str | Path, *, display_root: Path | None = None) -> Poli
     base = display_root or Path.cwd()
     for path in policy_files(root):
         shown = _display(path, base)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Diagnostic(shown, 1, "", f"cannot read file: {exc}", "UTF-8 text"))
+        text = _read(path, shown, problems)
+        if text is None:
             continue
         for doc in read_documents(shown, text, problems):
             model = _validate(doc, problems)
@@ -105,8 +105,29 @@ def load_policies(root: str | Path, *, display_root: Path | None = None) -> Poli
     problems += check_references(result)
     problems += check_conflicts(result)
     if problems:
-        raise PolicyError(problems)
+        raise PolicyError([tidy(p) for p in problems])
     return result
+
+
+def _read(path: Path, shown: str, problems: list[Diagnostic]) -> str | None:
+    """The file's text, or None after a diagnostic: too large, unreadable or not UTF-8 (with its line)."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        problems.append(Diagnostic(shown, 1, "", f"cannot read file: {exc.strerror or exc}", "a readable file"))
+        return None
+    if len(data) > MAX_FILE_BYTES:
+        problems.append(
+            Diagnostic(shown, 1, "", f"file is larger than {MAX_FILE_BYTES} bytes", f"at most {MAX_FILE_BYTES} bytes")
+        )
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        problems.append(Diagnostic(shown, line, "", f"byte 0x{data[exc.start]:02x} is not UTF-8 text", "UTF-8 text"))
+        return None
 
 
 def _display(path: Path, base: Path) -> str:
@@ -127,28 +148,43 @@ def _validate(doc: YamlDocument, problems: list[Diagnostic]) -> PolicyDoc | None
     if model_cls is None:
         allowed = ", ".join(KINDS)
         guess = _did_you_mean(str(kind), KINDS)
+        shown = _short(kind)
         problems.append(
-            Diagnostic(doc.file, doc.line_of(("kind",)), "kind", f"unknown kind {kind!r}{guess}", f"one of {allowed}")
+            Diagnostic(doc.file, doc.line_of(("kind",)), "kind", f"unknown kind {shown}{guess}", f"one of {allowed}")
         )
         return None
     try:
         return model_cls.model_validate(doc.data)
     except ValidationError as exc:
-        for error in exc.errors():
+        errors = [
+            e for e in exc.errors() if e["type"] == "extra_forbidden" or not doc.was_refused(_plain_loc(e["loc"]))
+        ]
+        for error in errors[:MAX_PROBLEMS_PER_DOCUMENT]:
             problems.append(_diagnostic(doc, model_cls, error))
+        if len(errors) > MAX_PROBLEMS_PER_DOCUMENT:
+            more = len(errors) - MAX_PROBLEMS_PER_DOCUMENT
+            problems.append(
+                Diagnostic(
+                    doc.file, doc.line, "", f"{more} more problems in this document are not shown", "fix the above"
+                )
+            )
         return None
 
 
+def _plain_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    return tuple(p for p in loc if not (isinstance(p, str) and "[" in p))  # drop union tags
+
+
 def _diagnostic(doc: YamlDocument, model_cls: type[BaseModel], error: Any) -> Diagnostic:
-    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))  # drop union tags
-    path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+    loc = _plain_loc(error["loc"])
+    path = field_path(p if isinstance(p, int) else str(p) for p in loc)
     line = doc.line_of(loc)
     kind = error["type"]
     message = str(error["msg"]).removeprefix("Value error, ")
     allowed = ""
     if kind == "extra_forbidden":
         fields = _fields_at(model_cls, loc[:-1])
-        message = f"unknown key {loc[-1]!r}{_did_you_mean(str(loc[-1]), fields)}"
+        message = f"unknown key {_short(loc[-1])}{_did_you_mean(str(loc[-1]), fields)}"
         allowed = "allowed: " + ", ".join(sorted(fields)) if fields else ""
     elif kind == "missing":
         message = "required key is missing"
@@ -156,8 +192,16 @@ def _diagnostic(doc: YamlDocument, model_cls: type[BaseModel], error: Any) -> Di
         allowed = f"add {loc[-1]}" if fields else ""
     elif kind.endswith("_type") or kind in ("literal_error", "enum"):
         got = error.get("input")
-        message = f"{message}, got {got!r}" if not isinstance(got, dict | list) else message
+        message = f"{message}, got {_short(got)}" if not isinstance(got, dict | list) else message
     return Diagnostic(doc.file, line, path, message, allowed)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """repr() of a value, cut to `limit` characters: a 1 MB string is shown by its start."""
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + f"... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _fields_at(model_cls: type[BaseModel], loc: tuple[str | int, ...]) -> dict[str, Any]:
@@ -199,6 +243,8 @@ def _dict_value(annotation: Any) -> Any:
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    if len(word) > 100:  # no key or kind is this long; difflib would only spend time on it
+        return ""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 

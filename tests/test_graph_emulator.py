@@ -192,3 +192,54 @@ def test_device_configuration_create_assign_and_expand(emulator: GraphEmulator, 
     assert "contentFilterSettings" not in v1
     missing_type = http.post("/beta/deviceManagement/deviceConfigurations", json={"displayName": "x"})
     assert missing_type.status_code == 400
+
+
+# ---------------------------------------------------------------------------------------------- fault rules
+
+
+def _wipe_batch(emulator: GraphEmulator, n: int) -> dict:
+    ids = list(emulator.state.devices)[:n]
+    body = {"keepEnrollmentData": True, "keepUserData": False}
+    requests = [
+        {
+            "id": str(i),
+            "method": "POST",
+            "url": f"/{DEVICES}/{d}/wipe",
+            "body": body,
+            "headers": {"Content-Type": "application/json"},
+        }
+        for i, d in enumerate(ids)
+    ]
+    return {"requests": requests}
+
+
+def test_inner_wipe_fault_after_effect_runs_the_wipe_and_counts_it(emulator: GraphEmulator, http) -> None:
+    emulator.inject("POST managedDevices/wipe", 503, on_calls={2})
+    reply = http.post("/v1.0/$batch", json=_wipe_batch(emulator, 3)).json()
+    assert [r["status"] for r in reply["responses"]] == [204, 503, 204]
+    assert sorted(emulator.state.destructive_counts().values()) == [1, 1, 1], "the 503 item ran too"
+    device = emulator.state.devices[list(emulator.state.devices)[1]]
+    assert device["deviceActionResults"][-1]["actionName"] == "wipe"
+    assert device["managementState"] == "wipePending"
+
+
+def test_outer_fault_around_an_executed_batch_and_a_dropped_connection(emulator: GraphEmulator, http) -> None:
+    from orchestrator.sandbox.graph_emulator import RESET
+
+    emulator.inject("POST $batch", 502, on_calls={1})
+    emulator.inject("POST $batch", RESET, on_calls={2})
+    assert http.post("/v1.0/$batch", json=_wipe_batch(emulator, 2)).status_code == 502
+    with pytest.raises(httpx.RemoteProtocolError):
+        http.post("/v1.0/$batch", json=_wipe_batch(emulator, 2))
+    assert sorted(emulator.state.destructive_counts().values()) == [2, 2], "both batches ran"
+
+
+def test_fault_before_effect_and_rate_rules(emulator: GraphEmulator, http) -> None:
+    emulator.inject("POST managedDevices/wipe", 429, on_calls={1}, after_effect=False, retry_after=3)
+    reply = http.post("/v1.0/$batch", json=_wipe_batch(emulator, 2)).json()
+    assert [r["status"] for r in reply["responses"]] == [429, 204]
+    assert reply["responses"][0]["headers"]["Retry-After"] == "3"
+    assert sum(emulator.state.destructive_counts().values()) == 1, "a throttled wipe did not run"
+    rule = emulator.inject("POST managedDevices/wipe", 500, rate=0.5, seed=1)
+    http.post("/v1.0/$batch", json=_wipe_batch(emulator, 20))
+    assert 3 <= rule.struck <= 17 and rule.seen == 20

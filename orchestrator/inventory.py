@@ -1,13 +1,15 @@
 """The device inventory: which device is whose, where, and whether it is lost (inventory/devices.csv).
 
 Columns are GAM-compatible (`gam print cros` names) plus the district's own. Serial numbers are matched
-exactly; two rows with the same serial are an error.
+exactly; two rows with the same serial are an error. Malformed files (huge fields, NUL bytes, bad
+encodings, broken quoting) are `file:line: column: message` diagnostics, never a traceback.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -15,11 +17,14 @@ from typing import Literal, get_args
 
 from orchestrator.errors import Diagnostic, PolicyError
 from orchestrator.policy.grammar import check_asset_tag, check_mac, check_name, check_ou_path, check_serial
+from orchestrator.policy.yamlnodes import field_path, tidy
 
 InventoryStatus = Literal["active", "lost", "stolen", "found", "repair", "loaner", "retired"]
 Platform = Literal["chromeos", "windows", "ios"]
 INVENTORY_STATUSES: tuple[str, ...] = get_args(InventoryStatus)
 PLATFORMS: tuple[str, ...] = get_args(Platform)
+_BREAK = re.compile(r"\r\n|\r|\n")
+MAX_INVENTORY_BYTES = 64_000_000  # ~300,000 devices; a bigger file is a mistake, not an inventory
 
 COLUMNS = (
     "deviceId",
@@ -90,8 +95,19 @@ _CHECKS = {
 def parse_inventory(file: str, text: str) -> Inventory:
     """Parse CSV text; raise PolicyError naming file:line and column for every bad cell."""
     problems: list[Diagnostic] = []
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        raise PolicyError([tidy(_malformed(file, 1, exc))]) from None
+    devices = _rows(file, reader, header, problems)
+    if problems:
+        raise PolicyError([tidy(p) for p in problems])
+    return Inventory(file=file, devices=devices)
+
+
+def _rows(file: str, reader: csv.DictReader, header: list[str], problems: list[Diagnostic]) -> list[Device]:
+    """Every valid device; a problem per bad cell goes to `problems` (line = where the row starts)."""
     for required in ("serialNumber", "platform"):
         if required not in header:
             problems.append(
@@ -100,13 +116,22 @@ def parse_inventory(file: str, text: str) -> Inventory:
     known = {f.name for f in fields(Device)} - {"line"}
     for column in header:
         if column not in known:
-            problems.append(Diagnostic(file, 1, column, "unknown column", "columns: " + ", ".join(COLUMNS)))
+            problems.append(
+                Diagnostic(file, 1, field_path((column,)), "unknown column", "columns: " + ", ".join(COLUMNS))
+            )
     if problems:
-        raise PolicyError(problems)
+        return []
     devices: list[Device] = []
     seen: dict[str, int] = {}
-    for index, row in enumerate(reader):
-        line = index + 2
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a field over csv.field_size_limit() or broken quoting: cannot read on
+            problems.append(_malformed(file, reader.line_num, exc))
+            break
+        line = reader.line_num - _line_breaks(row)  # where the row starts, past skipped blank lines
         values = {k: (v or "").strip(" \t") for k, v in row.items() if k in known}
         ok = True
         for column, check in _CHECKS.items():
@@ -155,16 +180,41 @@ def parse_inventory(file: str, text: str) -> Inventory:
         seen.setdefault(serial, line)
         if ok:
             devices.append(Device(line=line, **values))
-    if problems:
-        raise PolicyError(problems)
-    return Inventory(file=file, devices=devices)
+    return devices
+
+
+def _line_breaks(row: dict[str | None, str | list[str] | None]) -> int:
+    """Line breaks inside the row's quoted cells: the row started this many lines before its end."""
+    cells = [c for v in row.values() for c in (v if isinstance(v, list) else [v or ""])]
+    return sum(len(_BREAK.findall(c)) for c in cells)
+
+
+def _malformed(file: str, line: int, exc: csv.Error) -> Diagnostic:
+    return Diagnostic(file, line, "", f"malformed CSV: {exc}", f"RFC 4180 CSV, fields under {csv.field_size_limit()}")
 
 
 def load_inventory(path: str | Path, display: str | None = None) -> Inventory:
+    """Read and parse the inventory; a missing file is an empty inventory, an unreadable one a diagnostic."""
     path = Path(path)
+    shown = display or str(path)
     if not path.exists():
-        return Inventory(file=display or str(path), devices=[])
-    return parse_inventory(display or str(path), path.read_text(encoding="utf-8"))
+        return Inventory(file=shown, devices=[])
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_INVENTORY_BYTES + 1)
+    except OSError as exc:
+        raise PolicyError([tidy(Diagnostic(shown, 1, "", f"cannot read file: {exc.strerror or exc}"))]) from None
+    if len(data) > MAX_INVENTORY_BYTES:
+        problem = Diagnostic(shown, 1, "", f"file is larger than {MAX_INVENTORY_BYTES} bytes", "a smaller inventory")
+        raise PolicyError([problem])
+    try:
+        text = data.decode("utf-8-sig")  # a spreadsheet's byte-order mark is not part of the first column name
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise PolicyError(
+            [Diagnostic(shown, line, "", f"byte 0x{data[exc.start]:02x} is not UTF-8 text", "UTF-8 CSV")]
+        ) from None
+    return parse_inventory(shown, text)
 
 
 def write_inventory_csv(devices: Iterable[Device]) -> str:

@@ -1,6 +1,6 @@
 """Benchmark: the nightly lockdown of N lost devices (Chromebooks + Windows + iPads) in a large district.
 
-The real engine path — make_plan(scope lockdown) → lockdown.select (cap) → Executor.apply — through the real
+The real engine path — make_plan(scope lockdown, capped by engine.caps) → Executor.apply — through the real
 GoogleBackend (googleapiclient) and IntuneBackend (msgraph-sdk) over HTTP to the in-process emulators, with a
 fixed latency on every reply. Prints wall time per phase, HTTP calls by endpoint next to the minimum the page
 and batch limits allow, the second run's state-changing calls (must be 0), and peak RSS (emulators included).
@@ -28,10 +28,11 @@ from orchestrator.backends.google import GoogleBackend  # noqa: E402
 from orchestrator.backends.intune import IntuneBackend  # noqa: E402
 from orchestrator.config import GoogleConfig, IntuneConfig  # noqa: E402
 from orchestrator.engine.apply import Executor  # noqa: E402
+from orchestrator.engine.caps import lockdown_cap  # noqa: E402
 from orchestrator.engine.journal import Journal  # noqa: E402
 from orchestrator.engine.reconcile import make_plan  # noqa: E402
 from orchestrator.inventory import Inventory  # noqa: E402
-from orchestrator.lockdown import build_report, cap_for, select  # noqa: E402
+from orchestrator.lockdown import LockdownSelection, build_report  # noqa: E402
 from orchestrator.policy.loader import load_policies  # noqa: E402
 from orchestrator.sandbox.district import generate  # noqa: E402
 from orchestrator.sandbox.google_emulator import GoogleEmulator  # noqa: E402
@@ -88,7 +89,7 @@ def one_run(backends, journal, policies, inventory, folder: Path) -> tuple[dict[
     t = time.perf_counter()
     plan = make_plan(policies=policies, inventory=inventory, backends=backends, journal=journal, scopes=("lockdown",))
     times["plan (observe + diff)"] = time.perf_counter() - t
-    selection = select(plan, inventory, cap_for(policies))
+    selection = LockdownSelection.of(plan, lockdown_cap(policies))
     report = None
     if selection.plan.changes:
         t = time.perf_counter()

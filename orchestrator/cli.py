@@ -182,7 +182,9 @@ def unchecked_resources(ws: Any, skipped: list[str], scopes: tuple[str, ...]) ->
     return counts
 
 
-def plan_in_session(ws: Any, connections: Any, journal: Any, scopes: tuple[str, ...], status: str) -> Any:
+def plan_in_session(
+    ws: Any, connections: Any, journal: Any, scopes: tuple[str, ...], status: str, *, override_caps: bool = False
+) -> Any:
     """Compile, observe and diff for `scopes` with an open session, showing `status` while observing.
 
     Every skipped backend stays visible: the plan's notes say how many desired resources it was not checked
@@ -208,6 +210,7 @@ def plan_in_session(ws: Any, connections: Any, journal: Any, scopes: tuple[str, 
             scopes=scopes,
             notes=notes,
             policy_commit=policy_commit(ws.config.path(ws.config.policies)),
+            override_caps=override_caps,
         )
 
 

@@ -36,26 +36,20 @@ def lockdown(
     Example: orchestrator lockdown --dry-run
     """
     from orchestrator.engine.apply import GateOptions
+    from orchestrator.engine.caps import lockdown_cap
     from orchestrator.engine.render import render_text
-    from orchestrator.lockdown import (
-        build_report,
-        cap_for,
-        last_applied_quarantines,
-        select,
-        with_inventory_sources,
-        write_report,
-    )
+    from orchestrator.lockdown import LockdownSelection, build_report, with_inventory_sources, write_report
 
     with _session(ctx, backends) as (ws, connections, journal):
-        plan = plan_in_session(ws, connections, journal, ("lockdown",), "Observing lost and found devices...")
-        quarantines = [str(c.id) for c in plan.changes if c.id.type == "mac_quarantine"]
-        selection = select(
-            plan,
-            ws.inventory,
-            cap_for(ws.policies),
-            override=override_blast_radius,
-            applied=last_applied_quarantines(journal, quarantines),
+        plan = plan_in_session(
+            ws,
+            connections,
+            journal,
+            ("lockdown",),
+            "Observing lost and found devices...",
+            override_caps=override_blast_radius,
         )
+        selection = LockdownSelection.of(plan, lockdown_cap(ws.policies))
         with_inventory_sources(selection.plan, ws.inventory)
         reports_dir = ws.config.path(ws.config.reports)
     render_text(selection.plan, console, show_pii)
@@ -66,7 +60,7 @@ def lockdown(
             selection.plan,
             kind="lockdown",
             backends=backends,
-            gates=GateOptions(),
+            gates=GateOptions(override_blast_radius=override_blast_radius),
             # Planned seconds ago, and the cap may have trimmed a site's quarantine list, which makes the
             # network's check-mode observation differ from the plan's; every change is still re-observed
             # before it is sent and skipped when already in place.

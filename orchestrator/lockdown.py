@@ -1,161 +1,50 @@
 """The nightly lost-device lockdown: lock what the inventory says is lost, release what was found.
 
-It is the reconcile loop with scope `lockdown`, plus what a 2 a.m. job needs: a per-run cap from the
-LostDevicePolicy, devices missing from a console reported (never guessed), every action traced to its
-inventory row, and a per-school report for the morning.
+It is the reconcile loop with scope `lockdown` (whose plan already obeys the LostDevicePolicy's per-run cap
+and holds devices missing from a console: `engine.caps`), plus what a 2 a.m. job needs: every action traced
+to its inventory row, and a per-school report for the morning.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestrator.engine.apply import ApplyReport
-from orchestrator.engine.journal import Journal
+from orchestrator.engine.caps import NOT_FOUND, OVER_CAP, serials_of
 from orchestrator.engine.plan import Plan
 from orchestrator.engine.redact import redact_text
 from orchestrator.engine.resources import Change
 from orchestrator.inventory import Device, Inventory
-from orchestrator.policy.loader import PolicySet
-from orchestrator.policy.models import LostDevicePolicy
-
-DEVICE_TYPES = {("google", "device_status"), ("intune", "device_lock")}
 
 
 @dataclass
 class LockdownSelection:
-    """The lockdown plan after the cap, and what was held back or cannot be done."""
+    """The (capped) lockdown plan, and what it holds back: devices no console has, devices over the cap."""
 
     plan: Plan
     not_found: list[Change] = field(default_factory=list)
     over_cap: list[Change] = field(default_factory=list)
     cap: int = 0
 
-
-def _quarantine_before(change: Change) -> set[str] | None:
-    """The MACs quarantined before this change: observed, or last applied (journal); None when unknown.
-
-    The network backend observes a site in check mode, so a differing site's `before` is a diff, not a set.
-    """
-    if isinstance(change.before, list):
-        return set(change.before)
-    applied = change.meta.get("applied_before")
-    return set(applied) if isinstance(applied, list) else None
-
-
-def _quarantine_moves(change: Change) -> set[str]:
-    """MACs this quarantine change adds or removes (every wanted MAC when the current set is unknown)."""
-    before = _quarantine_before(change)
-    after = set(change.after or [])
-    return after if before is None else after ^ before
-
-
-def _serials_of(change: Change) -> set[str]:
-    if (change.id.backend, change.id.type) in DEVICE_TYPES:
-        return {change.id.key}
-    if change.id.type == "mac_quarantine":
-        serial_of = change.meta.get("serials", {})
-        return {serial_of.get(mac, mac) for mac in _quarantine_moves(change)}
-    return set()
-
-
-def last_applied_quarantines(journal: Journal, resource_ids: list[str]) -> dict[str, list[str]]:
-    """resource id → the MAC list the last successful lockdown wrote there (from the journal's actions)."""
-    out: dict[str, list[str]] = {}
-    for rid in resource_ids:
-        row = journal.db.execute(
-            "SELECT request FROM actions WHERE resource=? AND state IN ('succeeded','skipped')"
-            " ORDER BY updated_at DESC LIMIT 1",
-            (rid,),
-        ).fetchone()
-        after = json.loads(row[0]).get("after") if row and row[0] else None
-        if isinstance(after, list):
-            out[rid] = sorted(after)
-    return out
-
-
-def cap_for(policies: PolicySet) -> int:
-    caps = [model.max_per_run for model, _ in policies.of_kind(LostDevicePolicy)]
-    return min(caps) if caps else 0
-
-
-def select(
-    plan: Plan,
-    inventory: Inventory,
-    cap: int,
-    override: bool = False,
-    applied: dict[str, list[str]] | None = None,
-) -> LockdownSelection:
-    """Drop changes for devices absent from a console; keep at most `cap` devices (inventory order).
-
-    `applied` holds the last quarantine list written per site (journal), so a device quarantined on an
-    earlier night neither counts against tonight's cap nor is released when tonight's list is trimmed.
-    """
-    by_serial = inventory.by_serial()
-    by_mac = {d.macAddress: d.serialNumber for d in inventory.devices if d.macAddress}
-    kept: list[Change] = []
-    result = LockdownSelection(plan=plan, cap=cap)
-    for change in plan.changes:
-        if change.id.type == "mac_quarantine":
-            meta = dict(change.meta)
-            if not isinstance(change.before, list) and (applied or {}).get(str(change.id)) is not None:
-                meta["applied_before"] = list((applied or {})[str(change.id)])
-            known = set(meta.get("applied_before") or []) | set(
-                change.before if isinstance(change.before, list) else []
-            )
-            meta["serials"] = {**{m: by_mac[m] for m in sorted(known) if m in by_mac}, **meta.get("serials", {})}
-            change = replace(change, meta=meta)
-        if (change.id.backend, change.id.type) in DEVICE_TYPES and change.before is None:
-            result.not_found.append(change)  # a console cannot lock a device it does not have
-        else:
-            kept.append(change)
-    serials = sorted(
-        {s for c in kept for s in _serials_of(c)}, key=lambda s: (by_serial[s].line if s in by_serial else 10**9, s)
-    )
-    allowed = set(serials if override or cap <= 0 else serials[:cap])
-    final: list[Change] = []
-    for change in kept:
-        touched = _serials_of(change)
-        if touched <= allowed:
-            final.append(change)
-        elif change.id.type == "mac_quarantine":
-            final.append(_trim_quarantine(change, allowed, result))
-        else:
-            result.over_cap.append(change)
-    result.plan = Plan(
-        changes=[c for c in final if c is not None],
-        observed=plan.observed,
-        backends=plan.backends,
-        scopes=plan.scopes,
-        policy_commit=plan.policy_commit,
-        created_at=plan.created_at,
-        notes=plan.notes,
-    )
-    return result
-
-
-def _trim_quarantine(change: Change, allowed: set[str], result: LockdownSelection) -> Change:
-    """Keep the quarantine set change for allowed devices only; the rest waits for the next run."""
-    before = _quarantine_before(change) or set()
-    serial_of = change.meta.get("serials", {})
-    after = set(before)
-    for mac in _quarantine_moves(change):
-        if serial_of.get(mac, mac) in allowed:
-            after ^= {mac}
-    # reported only: its moves (before → after) are exactly the devices held back
-    held = replace(change, before=sorted(after), window=None, destructive=False, summary="held back: over max_per_run")
-    result.over_cap.append(held)
-    return replace(change, after=sorted(after))
+    @classmethod
+    def of(cls, plan: Plan, cap: int) -> LockdownSelection:
+        return cls(
+            plan=plan,
+            not_found=[h.change for h in plan.held if h.reason == NOT_FOUND],
+            over_cap=[h.change for h in plan.held if h.reason == OVER_CAP],
+            cap=cap,
+        )
 
 
 def with_inventory_sources(plan: Plan, inventory: Inventory) -> None:
     """Trace every device change to the inventory row that caused it."""
     by_serial = inventory.by_serial()
     for change in plan.changes:
-        for serial in sorted(_serials_of(change)):
+        for serial in sorted(serials_of(change)):
             device = by_serial.get(serial)
             if device is not None:
                 where = f"{inventory.file}:{device.line}"
@@ -202,7 +91,7 @@ def build_report(selection: LockdownSelection, report: ApplyReport | None, inven
     totals: Counter[str] = Counter()
 
     def add(change: Change, outcome: str | None, detail: str, state: str = "") -> None:
-        for serial in sorted(_serials_of(change)) or ["-"]:
+        for serial in sorted(serials_of(change)) or ["-"]:
             outcome_here = outcome or _outcome(change, state, serial)
             school = school_of(serial, by_serial)
             device = by_serial.get(serial)

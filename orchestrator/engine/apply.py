@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.base import Backend
+from orchestrator.engine.caps import check_plan_caps
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan, observed_digests, stale_resources
 from orchestrator.engine.reconcile import observe
@@ -87,6 +88,7 @@ class Executor:
         missing = sorted({c.id.backend for c in plan.changes} - set(self.backends))
         if missing:
             raise OrchestratorError(f"the plan needs backends that are not available here: {', '.join(missing)}")
+        check_plan_caps(plan, self.policies, override=gates.override_blast_radius)
         with self.journal.exclusive():
             run_id = self.journal.start_run(
                 kind, plan_id=plan.plan_id, fingerprint=plan.fingerprint, policy_commit=plan.policy_commit

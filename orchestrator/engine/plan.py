@@ -22,6 +22,22 @@ PLAN_FORMAT = 2  # 2: plan ids are unique per plan (nonce); changes carry typed 
 
 
 @dataclass
+class HeldChange:
+    """A change a plan holds back and why (a per-run cap, a device a console does not have): shown, not applied."""
+
+    change: Change
+    reason: str
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": self.reason, "detail": self.detail, "change": self.change.to_json()}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> HeldChange:
+        return cls(change=Change.from_json(raw["change"]), reason=raw["reason"], detail=raw.get("detail", ""))
+
+
+@dataclass
 class Plan:
     changes: list[Change]
     observed: dict[str, str]  # resource id → digest of its observed value
@@ -30,6 +46,7 @@ class Plan:
     policy_commit: str | None = None
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     notes: list[str] = field(default_factory=list)
+    held: list[HeldChange] = field(default_factory=list)
     nonce: str = field(default_factory=lambda: uuid.uuid4().hex)
     """Makes every plan's id unique: resume is scoped to a plan id, and two plans made from the same state at
     different times (a device lost, found and lost again) must never share one."""
@@ -55,6 +72,7 @@ class Plan:
             "notes": self.notes,
             "nonce": self.nonce,
             "changes": [c.to_json() for c in self.changes],
+            "held": [h.to_json() for h in self.held],
         }
 
     @classmethod
@@ -73,6 +91,7 @@ class Plan:
             created_at=raw["created_at"],
             notes=list(raw.get("notes", [])),
             nonce=str(raw["nonce"]),
+            held=[HeldChange.from_json(h) for h in raw.get("held", [])],
         )
         if raw.get("plan_id") not in (None, plan.plan_id):
             raise OrchestratorError("plan file was edited after it was made (its id does not match its content)")

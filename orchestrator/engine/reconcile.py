@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.backends.base import Backend
+from orchestrator.engine.caps import cap_lockdown, lockdown_cap
 from orchestrator.engine.compile import compile_desired
 from orchestrator.engine.diff import diff
 from orchestrator.engine.journal import Journal
@@ -67,6 +68,7 @@ def make_plan(
     scopes: Sequence[str],
     notes: Sequence[str] = (),
     policy_commit: str | None = None,
+    override_caps: bool = False,
 ) -> Plan:
     """Resolve targets, expand selectors, compile, observe, diff.
 
@@ -80,7 +82,7 @@ def make_plan(
     seen = observe(backends, desired, journal, scopes)
     observed = {rid: r for rid, r in seen.observed.items() if spec_for(rid).scope in scopes}
     changes = diff(desired, observed, seen.journal_state)
-    return Plan(
+    plan = Plan(
         changes=changes,
         observed=observed_digests(observed, seen.journal_state, desired),
         backends=sorted(backends),
@@ -88,3 +90,6 @@ def make_plan(
         policy_commit=policy_commit,
         notes=list(notes),
     )
+    if "lockdown" in scopes:  # the per-run cap holds for every entry point: plan, apply, lockdown
+        plan = cap_lockdown(plan, inventory, lockdown_cap(policies), override=override_caps, journal=journal)
+    return plan

@@ -19,6 +19,9 @@ from orchestrator.cli import (
     run_apply,
     with_gate_options,
 )
+from orchestrator.engine.plan import Plan
+from orchestrator.errors import OrchestratorError
+from orchestrator.maintenance import Rehearsal
 
 
 @click.command()
@@ -91,7 +94,13 @@ def maintenance() -> None:
 
 
 @maintenance.command("run")
-@click.option("--dry-run", is_flag=True, help="Show what would run now and what waits for which window.")
+@click.option("--dry-run", is_flag=True, help="Show what would run and what waits for which window; change nothing.")
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    help="With --dry-run: rehearse at this time (YYYY-MM-DDTHH:MM; naive = the calendar's zone).",
+)
 @backend_option
 @with_gate_options
 @pii_option
@@ -100,6 +109,7 @@ def maintenance() -> None:
 def maintenance_run(
     ctx: click.Context,
     dry_run: bool,
+    at: str | None,
     backends: tuple[str, ...],
     max_destructive: int | None,
     override_blast_radius: bool,
@@ -108,20 +118,70 @@ def maintenance_run(
 ) -> None:
     """Run queued reimages in batches while their window is open; meant for a scheduler every 15 minutes.
 
-    Example: orchestrator maintenance run
+    Example: orchestrator maintenance run --dry-run --at 2027-03-14T22:00
     """
-    from orchestrator.maintenance import run_maintenance
+    from orchestrator.engine.gates import build_window_schedules
+    from orchestrator.engine.settle import unsettled_lines
+    from orchestrator.maintenance import drain, rehearse
+    from orchestrator.windows_cli import parse_at
 
-    code = run_maintenance(
-        ctx,
-        backends=backends,
-        dry_run=dry_run,
+    if at and not dry_run:
+        raise OrchestratorError("--at rehearses a time that is not now: use it with --dry-run")
+    with _session(ctx, backends) as (ws, connections, journal):
+        plan = plan_in_session(ws, connections, journal, ("maintenance",), "Observing the reimage queue...")
+        for line in unsettled_lines(journal):
+            console.print(f"[red]unknown outcome:[/] {line}", soft_wrap=True)
+        if dry_run:
+            now = parse_at(at, ws) if at else datetime.now(UTC)
+            windows = build_window_schedules(ws.policies, ws.repo_root)
+            rehearsal = rehearse(
+                plan,
+                now=now,
+                windows=windows,
+                journal=journal,
+                max_destructive=max_destructive,
+                override_blast_radius=override_blast_radius,
+                acknowledge_deprovision=acknowledge_deprovision,
+            )
+            _print_rehearsal(plan, rehearsal, now)
+            return
+    for note in plan.notes:
+        console.print(f"[dim]note:[/] {note}", soft_wrap=True)
+    if not plan.changes:
+        console.print("No reimage requests are waiting.")
+        return
+    console.print(f"{len(plan.changes)} device(s) waiting for reimage.")
+    done = drain(
+        plan,
+        lambda sub, gates: run_apply(
+            ctx, sub, kind="maintenance", backends=backends, gates=gates, check_stale=False, show_pii=show_pii
+        ),
         max_destructive=max_destructive,
         override_blast_radius=override_blast_radius,
         acknowledge_deprovision=acknowledge_deprovision,
-        show_pii=show_pii,
     )
-    sys.exit(code)
+    for policy, reason in sorted(done.waiting.items()):
+        console.print(f"Waiting: {policy}: {reason}", soft_wrap=True)
+    if done.stopped:
+        console.print(f"Stopping: {done.stopped}.")
+    sys.exit(0 if done.ok else 1)
+
+
+def _print_rehearsal(plan: Plan, rehearsal: Rehearsal, now: datetime) -> None:
+    by_key = {c.key: c for c in plan.changes}
+    if not plan.changes:
+        console.print("No reimage requests are waiting.")
+        return
+    table = Table(title=f"Reimage queue at {now:%Y-%m-%d %H:%M %Z} (dry run)", header_style="bold")
+    for column in ("device", "policy", "window", "then", "reason / next window"):
+        table.add_column(column, overflow="fold")
+    would_run = rehearsal.would_run()
+    for decision in rehearsal.decisions:
+        change = by_key[decision.change_key]
+        verdict = "[green]would run[/]" if decision.change_key in would_run else "[yellow]waits[/]"
+        table.add_row(change.id.key, change.policy or "-", change.window or "-", verdict, decision.reason)
+    console.print(table)
+    console.print(f"{len(would_run)} would run, {len(rehearsal.decisions) - len(would_run)} wait.")
 
 
 @click.command()

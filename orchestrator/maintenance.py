@@ -1,34 +1,38 @@
-"""`maintenance run`: execute queued reimages in batches while their window is open.
+"""`maintenance run`: execute queued reimages in batches while their window is open (no click, no rich).
 
-Each invocation re-plans from the current state (so a request committed while the window was closed is
-picked up when it opens), sends one batch at a time through the safety gates, and stops cleanly as soon
-as a batch is held back because the window closed or a cap was reached. The journal makes the next
-invocation continue where this one stopped, without repeating a device.
+Each invocation re-plans from the current state (so a request committed while a window was closed is picked
+up when it opens) and works through every Reimage policy: a batch goes through the safety gates just before
+it is sent, a policy whose batch is held back (its window closed, its cap reached) waits for its next window,
+and the other policies carry on. The journal makes the next invocation continue where this one stopped,
+without repeating a device.
+
+The dry run (`rehearse`) and the real run (`drain`) consider the changes in the same order (`gate_order`:
+policy, serial, key) through the same gates, so inside an open window "would run" equals "ran".
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-import click
-from rich.table import Table
-
-from orchestrator.cli import _session, console, plan_in_session, run_apply
 from orchestrator.engine.apply import ApplyReport, GateOptions
+from orchestrator.engine.gates import GateDecision, gate_destructive, gate_order
+from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan
 from orchestrator.engine.resources import Change
+from orchestrator.engine.settle import resolve_command
+from orchestrator.windows import WindowSchedule
 
 
 def batches(changes: Sequence[Change]) -> list[list[Change]]:
-    """Split per Reimage policy into chunks of its batch_size, keeping plan order."""
+    """Per Reimage policy (by name), chunks of its batch_size, each policy's devices in gate order."""
     by_policy: dict[str, list[Change]] = {}
-    for change in changes:
+    for change in sorted(changes, key=gate_order):
         by_policy.setdefault(change.policy or "-", []).append(change)
     result: list[list[Change]] = []
     for group in by_policy.values():
-        size = max(1, int(group[0].meta.get("batch_size", 20)))
+        size = max(1, group[0].gate.batch_size if group[0].gate else 20)
         result += [group[i : i + size] for i in range(0, len(group), size)]
     return result
 
@@ -36,22 +40,20 @@ def batches(changes: Sequence[Change]) -> list[list[Change]]:
 def sub_plan(plan: Plan, batch: Sequence[Change]) -> Plan:
     """The part of `plan` one batch applies (its changes and their observed digests)."""
     ids = {str(c.id) for c in batch}
-    return Plan(
-        changes=list(batch),
-        observed={k: v for k, v in plan.observed.items() if k in ids},
-        backends=plan.backends,
-        scopes=plan.scopes,
-        policy_commit=plan.policy_commit,
-        created_at=plan.created_at,
+    return replace(
+        plan, changes=list(batch), observed={k: v for k, v in plan.observed.items() if k in ids}, held=[], notes=[]
     )
 
 
 @dataclass
 class Drained:
-    """What one `maintenance run` did: one report per batch sent, and why it stopped early ("" = it did not)."""
+    """What one `maintenance run` did: one report per batch sent; which policies wait and why."""
 
     reports: list[ApplyReport] = field(default_factory=list)
+    waiting: dict[str, str] = field(default_factory=dict)
+    """policy → why its remaining batches wait (window closed, cap reached)."""
     stopped: str = ""
+    """Why the whole run stopped early ("" = it went through every policy)."""
 
     @property
     def ok(self) -> bool:
@@ -76,12 +78,15 @@ def drain(
     """Send `plan`'s reimages batch by batch (per policy, `batch_size` each) through the safety gates.
 
     The gates are evaluated at `clock()` for every batch, so a window that closes between two batches holds
-    the second one back; the run then stops cleanly (the journal lets the next run continue without
-    repeating a device). It also stops once `max_destructive` devices were acted on in this run.
+    the rest of that policy back; other policies still run. The run stops once `max_destructive` devices
+    were acted on.
     """
     done = Drained()
     remaining = max_destructive
     for batch in batches(plan.changes):
+        policy = batch[0].policy or "-"
+        if policy in done.waiting:
+            continue
         if remaining is not None and remaining <= 0:
             done.stopped = f"--max-destructive {max_destructive} reached for this run"
             break
@@ -93,77 +98,50 @@ def drain(
         )
         report = apply_batch(sub_plan(plan, batch), gates)
         done.reports.append(report)
-        counts = report.counts()
         if remaining is not None:
-            remaining -= counts["succeeded"] + counts["failed"] + counts["unknown"]
-        if counts["deferred"]:
-            done.stopped = "the rest waits for the next open window or for capacity"
-            break
+            remaining -= len(report.windows)  # the ones the gates let through (sent), not those held as unknown
+        deferred = [report.details[k] for k, s in report.states.items() if s == "deferred"]
+        if deferred:
+            done.waiting[policy] = deferred[0]
     return done
 
 
-def run_maintenance(
-    ctx: click.Context,
+@dataclass
+class Rehearsal:
+    """The dry run's answer for every queued device: would run, waits (and why), or unknown outcome."""
+
+    decisions: list[GateDecision]
+    unsettled: dict[str, str]
+    """change key → the command that settles an earlier send of unknown outcome (never re-sent until then)."""
+
+    def would_run(self) -> set[str]:
+        return {d.change_key for d in self.decisions if d.allowed and d.change_key not in self.unsettled}
+
+
+def rehearse(
+    plan: Plan,
     *,
-    backends: tuple[str, ...],
-    dry_run: bool,
-    max_destructive: int | None,
-    override_blast_radius: bool,
-    acknowledge_deprovision: bool,
-    show_pii: bool,
-) -> int:
-    with _session(ctx, backends) as (ws, connections, journal):
-        plan = plan_in_session(ws, connections, journal, ("maintenance",), "Observing the reimage queue...")
-        if dry_run:
-            _explain(plan, ws, journal, max_destructive, override_blast_radius, acknowledge_deprovision)
-            return 0
-    for note in plan.notes:
-        console.print(f"[dim]note:[/] {note}")
-    if not plan.changes:
-        console.print("No reimage requests are waiting.")
-        return 0
-    console.print(f"{len(plan.changes)} device(s) waiting for reimage.")
-    done = drain(
-        plan,
-        lambda sub, gates: run_apply(
-            ctx, sub, kind="maintenance", backends=backends, gates=gates, check_stale=False, show_pii=show_pii
-        ),
-        max_destructive=max_destructive,
-        override_blast_radius=override_blast_radius,
-        acknowledge_deprovision=acknowledge_deprovision,
-    )
-    if done.stopped:
-        console.print(f"Stopping: {done.stopped} (see reasons above).")
-    return 0 if done.ok else 1
-
-
-def _explain(plan: Plan, ws, journal, max_destructive, override_blast_radius, acknowledge_deprovision) -> None:
-    from orchestrator.engine.gates import build_window_schedules, gate_destructive
-
-    if not plan.changes:
-        console.print("No reimage requests are waiting.")
-        return
+    now: datetime,
+    windows: Mapping[str, WindowSchedule],
+    journal: Journal,
+    max_destructive: int | None = None,
+    override_blast_radius: bool = False,
+    acknowledge_deprovision: bool = False,
+) -> Rehearsal:
+    """What `drain` would do at `now`, without sending anything (any `now`: rehearse a night ahead)."""
+    unsettled_rows = {row.resource: row for row in journal.unsettled([str(c.id) for c in plan.changes])}
+    unsettled = {c.key: resolve_command(str(c.id)) for c in plan.changes if str(c.id) in unsettled_rows}
     decisions = gate_destructive(
-        plan.changes,
-        now=datetime.now(UTC),
-        windows=build_window_schedules(ws.policies, ws.repo_root),
+        [c for c in plan.changes if c.key not in unsettled],
+        now=now,
+        windows=windows,
         used_in_window=lambda policy, start: journal.destructive_in_window(policy, start.astimezone(UTC).isoformat()),
         max_destructive=max_destructive,
         override_blast_radius=override_blast_radius,
         acknowledge_deprovision=acknowledge_deprovision,
     )
-    by_key = {c.key: c for c in plan.changes}
-    table = Table(title="Reimage queue (dry run)", header_style="bold")
-    for column in ("device", "policy", "window", "now", "reason / next window"):
-        table.add_column(column, overflow="fold")
-    for decision in decisions:
-        change = by_key[decision.change_key]
-        hint = decision.reason
-        table.add_row(
-            change.id.key,
-            change.policy or "-",
-            change.window or "-",
-            "[green]would run[/]" if decision.allowed else "[yellow]waits[/]",
-            hint,
-        )
-    console.print(table)
+    unsettled_decisions = [
+        GateDecision(key, False, f"unknown outcome of an earlier send: check the device, then `{command}`")
+        for key, command in unsettled.items()
+    ]
+    return Rehearsal(decisions=decisions + unsettled_decisions, unsettled=unsettled)

@@ -31,7 +31,7 @@ def calendar_zone(ws: Workspace) -> ZoneInfo:
     return ZoneInfo(zones[0] if zones else ws.config.timezone)
 
 
-def _parse_at(text: str, ws: Workspace) -> dt.datetime:
+def parse_at(text: str, ws: Workspace) -> dt.datetime:
     """An aware time: an offset given is kept, a naive time is read in the calendars' zone."""
     try:
         when = dt.datetime.fromisoformat(text)
@@ -62,7 +62,7 @@ def print_windows(
     start: str | None = None,
 ) -> None:
     """`windows`: refresh feeds, show calendar warnings, then the state at `at` or the open windows ahead."""
-    when = _parse_at(at, ws) if at else None
+    when = parse_at(at, ws) if at else None
     refreshed = refresh_calendars(ws.policies, ws.repo_root)
     schedules = build_window_schedules(ws.policies, ws.repo_root, refresh=False)
     print_notes(console, refreshed, coverage(ws.policies, ws.repo_root))

@@ -26,11 +26,12 @@ from orchestrator.backends.google import GoogleBackend
 from orchestrator.backends.intune import IntuneBackend
 from orchestrator.config import GoogleConfig, IntuneConfig
 from orchestrator.engine.apply import ApplyReport, Executor, GateOptions
+from orchestrator.engine.gates import build_window_schedules
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan
 from orchestrator.engine.reconcile import make_plan
 from orchestrator.inventory import load_inventory
-from orchestrator.maintenance import Drained, drain
+from orchestrator.maintenance import Drained, drain, rehearse
 from orchestrator.policy.loader import load_policies
 from orchestrator.sandbox.district import generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
@@ -297,7 +298,7 @@ def test_maintenance_run_stops_when_the_window_closes_between_batches_and_resume
     assert list(tonight.reports[0].states.values()) == ["succeeded", "succeeded"]
     assert list(tonight.reports[1].states.values()) == ["deferred", "deferred"]
     assert all("next opens 2026-11-26 07:00 CST" in d for d in tonight.reports[1].details.values())
-    assert "next open window" in tonight.stopped
+    assert "next opens 2026-11-26 07:00 CST" in tonight.waiting[POLICY] and tonight.stopped == ""
     done_tonight = {s for s, st in by_serial(tonight.reports[0]).items() if st == "succeeded"}
     wiped_tonight = fleet.wipes() + sum(fleet.commands_per_serial().values())
     assert wiped_tonight == 2
@@ -341,3 +342,75 @@ def test_maintenance_run_command_plans_the_queue_and_honours_max_destructive(fle
     assert "Stopping: --max-destructive 0 reached for this run" in run.stdout
     assert fleet.google_emulator.calls["chromeosdevices.issueCommand"] == 0
     assert fleet.wipes() == 0
+
+
+NIGHT_POLICY = """\
+kind: Reimage
+name: aaa-night-reset
+window: overnight-no-students
+request: 2026-night
+devices:
+  serials: [CB0000001, CB0000002, PF0000018]
+google:
+  method: powerwash
+intune:
+  method: wipe
+batch_size: 2
+"""
+
+
+def test_a_closed_window_of_one_policy_holds_only_that_policy_and_the_dry_run_matches_the_run(
+    fleet: Fleet,
+) -> None:
+    """Issue 10 item 6: one Reimage policy whose window is closed no longer stops the whole run."""
+    fleet.add_policy("reimage-night.yaml", NIGHT_POLICY)  # sorts first; its window is closed in the morning
+    plan = fleet.plan()
+    assert {c.policy for c in plan.changes} == {"aaa-night-reset", POLICY}
+    rehearsal = rehearse(
+        plan,
+        now=BREAK_MORNING,
+        windows=build_window_schedules(load_policies(fleet.root / "policies"), fleet.root),
+        journal=fleet.journal,
+    )
+    would_run = {c.id.key for c in plan.changes if c.key in rehearsal.would_run()}
+    assert {k.split("|")[0] for k in would_run} == set(CHROMEBOOKS + LAB_PCS)
+
+    run = fleet.drain(plan, lambda: BREAK_MORNING)
+
+    ran = {
+        change.id.key
+        for report in run.reports
+        for key, state in report.states.items()
+        if state == "succeeded"
+        for change in [report.changes[key]]
+    }
+    assert ran == would_run, "inside an open window the dry run's 'would run' must equal what ran"
+    assert "aaa-night-reset" in run.waiting and "closed" in run.waiting["aaa-night-reset"]
+    assert fleet.commands_per_serial() == {s: 1 for s in CHROMEBOOKS}
+
+
+def test_maintenance_run_dry_run_rehearses_any_time_and_at_needs_dry_run(fleet: Fleet) -> None:
+    config = fleet.root / "orchestrator.yaml"
+    config.write_text(
+        f"journal: {fleet.journal.path}\n"
+        f"google:\n  directory_endpoint: {fleet.google_emulator.url}\n  policy_endpoint: {fleet.google_emulator.url}\n"
+        f"intune:\n  graph_endpoint: {fleet.graph_emulator.url}\n"
+    )
+
+    def maintenance(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "orchestrator", "--config", str(config), "maintenance", "run", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=fleet.root,
+        )
+
+    on_break = maintenance("--dry-run", "--at", "2026-11-25T09:00")
+    assert on_break.returncode == 0, on_break.stdout + on_break.stderr
+    assert "4 would run, 0 wait" in on_break.stdout and "CST" in on_break.stdout
+    class_day = maintenance("--dry-run", "--at", "2026-11-24T10:00")
+    assert "0 would run, 4 wait" in class_day.stdout and "class day" in class_day.stdout
+    refused = maintenance("--at", "2026-11-25T09:00")
+    assert refused.returncode == 1 and "--dry-run" in refused.stderr
+    assert fleet.google_emulator.calls["chromeosdevices.issueCommand"] == 0 and fleet.wipes() == 0

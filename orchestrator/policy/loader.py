@@ -157,7 +157,9 @@ def _validate(doc: YamlDocument, problems: list[Diagnostic]) -> PolicyDoc | None
         return model_cls.model_validate(doc.data)
     except ValidationError as exc:
         errors = [
-            e for e in exc.errors() if e["type"] == "extra_forbidden" or not doc.was_refused(_plain_loc(e["loc"]))
+            e
+            for e in exc.errors()
+            if e["type"] == "extra_forbidden" or not doc.was_refused(_plain_loc(e["loc"], doc.data))
         ]
         for error in errors[:MAX_PROBLEMS_PER_DOCUMENT]:
             problems.append(_diagnostic(doc, model_cls, error))
@@ -171,22 +173,39 @@ def _validate(doc: YamlDocument, problems: list[Diagnostic]) -> PolicyDoc | None
         return None
 
 
-def _plain_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
-    return tuple(p for p in loc if not (isinstance(p, str) and "[" in p))  # drop union tags
+def _plain_loc(loc: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
+    """pydantic's error location without its union tags (`function-after[...]`, `[key]`).
+
+    A part that is a key of the document is kept even if it contains `[`: a user's key `d[escription`
+    is not a tag, and dropping it left an empty location (an IndexError found by the fuzz test).
+    """
+    plain: list[str | int] = []
+    current = data
+    for part in loc:
+        in_dict = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if in_dict or in_list:
+            current = current[part]
+        elif isinstance(part, str) and "[" in part:
+            continue
+        else:
+            current = None
+        plain.append(part)
+    return tuple(plain)
 
 
 def _diagnostic(doc: YamlDocument, model_cls: type[BaseModel], error: Any) -> Diagnostic:
-    loc = _plain_loc(error["loc"])
+    loc = _plain_loc(error["loc"], doc.data)
     path = field_path(p if isinstance(p, int) else str(p) for p in loc)
     line = doc.line_of(loc)
     kind = error["type"]
     message = str(error["msg"]).removeprefix("Value error, ")
     allowed = ""
-    if kind == "extra_forbidden":
+    if kind == "extra_forbidden" and loc:
         fields = _fields_at(model_cls, loc[:-1])
         message = f"unknown key {_short(loc[-1])}{_did_you_mean(str(loc[-1]), fields)}"
         allowed = "allowed: " + ", ".join(sorted(fields)) if fields else ""
-    elif kind == "missing":
+    elif kind == "missing" and loc:
         message = "required key is missing"
         fields = _fields_at(model_cls, loc[:-1])
         allowed = f"add {loc[-1]}" if fields else ""

@@ -176,7 +176,7 @@ class WindowSchedule:
         for day in sorted(days):
             info = self.days.day(day, school)
             if not info.known:
-                return f"closed: {info.describe()}"
+                return info.describe()
         return ""
 
     def _eligible(self, night: dt.date, school: str | None) -> tuple[bool, str]:

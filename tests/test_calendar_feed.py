@@ -19,6 +19,8 @@ from pydantic import ValidationError
 from orchestrator.calendar import SchoolDays
 from orchestrator.calendar_feed import load_feed, read_record, refresh_feed
 from orchestrator.cli import main
+from orchestrator.engine.gates import gate_destructive
+from orchestrator.engine.resources import Change, GateFacts, ResourceId
 from orchestrator.policy.loader import load_policies
 from orchestrator.policy.models import IcsSource, SchoolCalendar
 from orchestrator.windows import build_window_schedules
@@ -324,3 +326,31 @@ def test_school_days_read_a_cached_feed_given_a_cache_dir(tmp_path: Path, feed: 
     )
     days = SchoolDays(model, tmp_path, cache_dir=cache)
     assert days.problem == "" and days.day(D("2026-11-26")).kind == "no_students"
+
+
+def test_the_gate_defers_every_reimage_with_the_stale_feed_reason(tmp_path: Path, feed: FeedServer) -> None:
+    repo = district(tmp_path, feed.url, staleness="12h")
+    t0 = dt.datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
+    schedules(repo, t0)
+    feed.status = 503
+    windows = schedules(repo, t0 + dt.timedelta(hours=13))
+    changes = [
+        Change(
+            id=ResourceId("google", "reimage", serial),
+            op="action",
+            before=None,
+            after="wipe_users",
+            policy="lab-reset",
+            window=window,
+            destructive=True,
+            gate=GateFacts(policy="lab-reset", window=window, serial=serial, school=None, method="wipe_users"),
+        )
+        for serial, window in (("SN1", "daytime"), ("SN2", "overnight"))
+    ]
+    # Thanksgiving: both windows would be open at these times with a fresh calendar
+    for change, when in zip(changes, (at("2026-11-26 10:00"), at("2026-11-25 23:00")), strict=True):
+        [decision] = gate_destructive(
+            [change], now=when, windows=windows, used_in_window=lambda *_: 0, max_destructive=None
+        )
+        assert not decision.allowed and decision.next_open is None
+        assert "is stale" in decision.reason and "HTTP 503" in decision.reason, decision.reason

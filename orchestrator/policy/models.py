@@ -191,7 +191,6 @@ class DayRange(Strict):
 IcsMeaning = Literal["no_students", "staff_only", "class_day", "testing", "first_day", "last_day"]
 Duration = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,4}[mhd]$")]
 """A span like `30m`, `12h` or `2d`."""
-DAY_KINDS: tuple[str, ...] = ("no_students", "staff_only", "class_day")
 
 
 def duration(value: str) -> dt.timedelta:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -158,7 +158,15 @@ class Executor:
         if not destructive:
             return {}
         rows = {row.resource: row for row in self.journal.unsettled([str(c.id) for c in destructive])}
-        waiting = [c for c in destructive if str(c.id) in rows]
+        waiting = []
+        for change in destructive:
+            if str(change.id) not in rows:
+                continue
+            # What the console needs to tell: when the earlier request left (the action row was written just
+            # before it did) and what it answered (a Google command id), from the journal.
+            earlier = self.journal.last_request(str(change.id)) or {}
+            meta = {**change.meta, "sent_at": earlier.get("created_at"), "response": earlier.get("response") or {}}
+            waiting.append(replace(change, meta=meta))
         by_backend: dict[str, list[Change]] = defaultdict(list)
         for change in waiting:
             by_backend[change.id.backend].append(change)

@@ -275,13 +275,13 @@ class Journal:
     def last_request(self, resource: str) -> dict[str, Any] | None:
         """The latest action row of `resource` with its recorded request (for rebuilding a change to settle)."""
         row = self.db.execute(
-            "SELECT change_key, op, destructive, policy, window, sources, request, response FROM actions"
+            "SELECT change_key, op, destructive, policy, window, sources, request, response, created_at FROM actions"
             " WHERE resource = ? ORDER BY seq DESC LIMIT 1",
             (resource,),
         ).fetchone()
         if row is None:
             return None
-        keys = ("change_key", "op", "destructive", "policy", "window", "sources", "request", "response")
+        keys = ("change_key", "op", "destructive", "policy", "window", "sources", "request", "response", "created_at")
         out = dict(zip(keys, row, strict=True))
         for name in ("sources", "request", "response"):
             out[name] = json.loads(out[name]) if out[name] else None

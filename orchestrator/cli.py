@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from orchestrator.calendar_checks import coverage as calendar_coverage
 from orchestrator.errors import OrchestratorError, PolicyError
 
 
@@ -146,6 +147,12 @@ def validate(ctx: click.Context) -> None:
         statuses[device.inventoryStatus] = statuses.get(device.inventoryStatus, 0) + 1
     shown = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     console.print(f"Inventory {ws.inventory.file}: {len(ws.inventory.devices)} devices ({shown or 'empty'}).")
+    # A calendar that has run out (or never had class days) would open every window: fail here, warn early.
+    coverage = calendar_coverage(ws.policies, ws.repo_root)
+    for warning in coverage.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(str(warning))}", soft_wrap=True)
+    if coverage.errors:
+        raise PolicyError(coverage.errors)
     console.print(f"[green]OK[/]: {len(ws.policies.policies)} policy documents are valid.")
 
 

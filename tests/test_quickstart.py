@@ -158,7 +158,7 @@ def test_quick_start_runs_every_step_on_a_fresh_copy_with_only_the_base_install(
     applied = step(found, "orchestrator apply")
     (summary,) = [line for line in applied.splitlines() if line.startswith("Applied:")]
     assert "succeeded" in summary and "failed" not in summary and "unknown" not in summary
-    assert "No changes. Everything is in sync." in step(found, "orchestrator plan   (a second plan")
+    assert "No changes. In sync: google, intune, network (policy)." in step(found, "orchestrator plan   (a second plan")
     lockdown = step(found, "orchestrator lockdown")
     assert "Lockdown by school" in lockdown and "Report:" in lockdown  # and it exited 0: nothing failed
     assert all("failed" not in line for line in lockdown.splitlines() if line.startswith("Applied:"))

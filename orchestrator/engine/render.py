@@ -22,8 +22,11 @@ def counts(plan: Plan) -> Counter[str]:
 
 
 def headline(plan: Plan) -> str:
+    """One sentence: what would change; with no changes, exactly what was found in sync and what is held back."""
+    held = f" {len(plan.held)} change(s) held back (listed below)." if plan.held else ""
     if not plan.changes:
-        return "No changes. Everything is in sync."
+        checked = ", ".join(plan.backends) or "no backend"
+        return f"No changes. In sync: {checked} ({', '.join(plan.scopes)}).{held}"
     c = counts(plan)
     destructive = sum(1 for ch in plan.changes if ch.destructive)
     parts = [
@@ -33,7 +36,7 @@ def headline(plan: Plan) -> str:
         f"{c['action']} device actions",
     ]
     tail = f" ({destructive} destructive, gated by maintenance windows)" if destructive else ""
-    return "Plan: " + ", ".join(parts) + tail + "."
+    return "Plan: " + ", ".join(parts) + tail + "." + held
 
 
 def _value(value: Any, show_pii: bool) -> str:
@@ -84,6 +87,8 @@ def change_detail(change: Change, show_pii: bool = False) -> str:
 def render_text(plan: Plan, console: Console, show_pii: bool = False) -> None:
     for note in plan.notes:
         console.print(f"[dim]note:[/] {note}")
+    for held in plan.held:
+        console.print(f"[yellow]held:[/] {held.change.id}: {held.detail or held.reason}", soft_wrap=True)
     if not plan.changes:
         console.print("[green]" + headline(plan) + "[/]")
         return
@@ -120,6 +125,8 @@ def render_markdown(plan: Plan, show_pii: bool = False) -> str:
         lines += [f"Policy commit `{plan.policy_commit}`, observed state `{plan.fingerprint}`.", ""]
     for note in plan.notes:
         lines.append(f"> note: {note}")
+    for held in plan.held:
+        lines.append(f"> held: `{held.change.id}`: {held.detail or held.reason}")
     if not plan.changes:
         return "\n".join(lines) + "\n"
     by_school: dict[str, Counter[str]] = defaultdict(Counter)

@@ -354,3 +354,9 @@ def test_validate_output_keeps_line_100(tmp_path: Path) -> None:
     assert result.exit_code == 1
     (line,) = [x for x in result.stderr.splitlines() if "serialNumber" in x]
     assert DIAGNOSTIC_LINE.match(line) and ":100: serialNumber:" in line, line
+
+
+def test_alias_uses_are_limited_even_when_each_is_small(policy_dir) -> None:
+    text = "kind: WebFilter\nname: web\nx: &d a.com\nblocked: [" + ", ".join(["*d"] * 1001) + "]\n"
+    found = _limit_problems(policy_dir, text)
+    assert any(m.startswith("policies/a.yaml:4: blocked[1000]: more than 1000 alias uses") for m in found), found

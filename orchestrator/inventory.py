@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -81,6 +82,10 @@ class Inventory:
 
     def with_status(self, *statuses: str) -> list[Device]:
         return [d for d in self.devices if d.inventoryStatus in statuses]
+
+    def school_sizes(self) -> Counter[str]:
+        """Devices per school (the base of a percentage budget)."""
+        return Counter(d.school for d in self.devices if d.school)
 
 
 _CHECKS = {

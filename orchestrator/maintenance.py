@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from orchestrator.engine.apply import ApplyReport, GateOptions
-from orchestrator.engine.gates import GateDecision, gate_destructive, gate_order
+from orchestrator.engine.gates import GateDecision, gate_destructive, gate_order, journal_usage
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan
 from orchestrator.engine.resources import Change
@@ -135,7 +135,7 @@ def rehearse(
         [c for c in plan.changes if c.key not in unsettled],
         now=now,
         windows=windows,
-        used_in_window=lambda policy, start: journal.destructive_in_window(policy, start.astimezone(UTC).isoformat()),
+        used_in_window=journal_usage(journal),
         max_destructive=max_destructive,
         override_blast_radius=override_blast_radius,
         acknowledge_deprovision=acknowledge_deprovision,

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from lockdown_tenant import tenant  # noqa: F401  (the lockdown tenant fixture, shared by several test files)
 
 REPO = Path(__file__).resolve().parent.parent
 

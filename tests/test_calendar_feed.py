@@ -350,7 +350,7 @@ def test_the_gate_defers_every_reimage_with_the_stale_feed_reason(tmp_path: Path
     # Thanksgiving: both windows would be open at these times with a fresh calendar
     for change, when in zip(changes, (at("2026-11-26 10:00"), at("2026-11-25 23:00")), strict=True):
         [decision] = gate_destructive(
-            [change], now=when, windows=windows, used_in_window=lambda *_: 0, max_destructive=None
+            [change], now=when, windows=windows, used_in_window=lambda usage: 0, max_destructive=None
         )
         assert not decision.allowed and decision.next_open is None
         assert "is stale" in decision.reason and "HTTP 503" in decision.reason, decision.reason

@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_lockdown_e2e import Tenant, tenant  # noqa: E402,F401  (the lockdown tenant fixture)
+from lockdown_tenant import Tenant
 
 CAP = 5
 LOST = 12

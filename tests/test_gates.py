@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from orchestrator.calendar import SchoolDays
-from orchestrator.engine.gates import build_window_schedules, gate_destructive
+from orchestrator.engine.gates import Usage, build_window_schedules, gate_destructive
 from orchestrator.engine.resources import Change, GateFacts, ResourceId
 from orchestrator.policy.loader import load_policies
 from orchestrator.policy.models import MaintenanceWindow, SchoolCalendar
@@ -52,6 +52,8 @@ def reimage(
     window: str = "overnight",
     school: str | None = None,
     method: str = "wipe_users",
+    budget: str | None = None,
+    school_devices: int = 0,
 ) -> Change:
     return Change(
         id=ResourceId("google", "reimage", serial),
@@ -69,11 +71,13 @@ def reimage(
             method=method,
             deprovision=method == "deprovision",
             max_devices_per_window=cap,
+            budget_per_school=budget,
+            school_devices=school_devices,
         ),
     )
 
 
-def never_used(policy: str, interval_start: dt.datetime) -> int:
+def never_used(usage: Usage) -> int:
     return 0
 
 
@@ -110,10 +114,10 @@ def test_unknown_or_missing_window_is_refused() -> None:
 
 
 def test_per_policy_cap_counts_devices_already_done_in_this_interval() -> None:
-    seen: list[tuple[str, dt.datetime]] = []
+    seen: list[Usage] = []
 
-    def used(policy: str, interval_start: dt.datetime) -> int:
-        seen.append((policy, interval_start))
+    def used(usage: Usage) -> int:
+        seen.append(usage)
         return 2
 
     decisions = gate([reimage("SN003"), reimage("SN001"), reimage("SN002")], used_in_window=used)
@@ -122,9 +126,10 @@ def test_per_policy_cap_counts_devices_already_done_in_this_interval() -> None:
         (reimage("SN002").key, False),
         (reimage("SN003").key, False),
     ]
-    assert "blast radius" in decisions[1].reason and "3 of max 3" in decisions[1].reason
+    assert "blast radius" in decisions[1].reason and "3 of max 3 devices" in decisions[1].reason
+    assert "the next window it fits in opens 2026-12-05 22:00" in decisions[1].reason
     assert decisions[1].next_open == dt.datetime(2026, 12, 5, 22, 0, tzinfo=TZ)  # the following night
-    assert seen == [("lab-reset", dt.datetime(2026, 12, 4, 22, 0, tzinfo=TZ))]
+    assert seen == [Usage(dt.datetime(2026, 12, 4, 22, 0, tzinfo=TZ), policy="lab-reset")]
 
 
 def test_caps_are_per_policy() -> None:
@@ -200,3 +205,61 @@ def test_an_unregistered_resource_type_is_an_error_not_a_harmless_default() -> N
 
     with pytest.raises(UnknownResourceType, match="jamf/wipe"):
         spec_for(ResourceId("jamf", "wipe", "SN001"))
+
+
+def test_a_per_school_budget_holds_per_school_and_names_itself_and_the_next_window() -> None:
+    """Issue 19 item 5: a count per school and night; other schools keep their own budget."""
+    changes = [reimage(f"J{i:03d}", cap=100, school="jefferson", budget="2") for i in range(4)] + [
+        reimage(f"L{i:03d}", cap=100, school="lincoln", budget="2") for i in range(3)
+    ]
+    school_of = {c.key: c.gate.school for c in changes}
+    decisions = gate(changes)
+    assert Counter(school_of[d.change_key] for d in decisions if d.allowed) == {"jefferson": 2, "lincoln": 2}
+    refused = next(d for d in decisions if not d.allowed)
+    assert "budget_per_school 2" in refused.reason and "at jefferson already has 2 of max 2" in refused.reason
+    assert "the next window it fits in opens 2026-12-05 22:00" in refused.reason
+
+
+def test_a_percentage_budget_is_a_share_of_the_schools_devices_and_at_least_one() -> None:
+    big = [reimage(f"J{i:03d}", cap=100, school="jefferson", budget="10%", school_devices=40) for i in range(6)]
+    assert sum(d.allowed for d in gate(big)) == 4  # 10% of 40
+    small = [reimage(f"T{i:03d}", cap=100, school="tiny", budget="10%", school_devices=5) for i in range(3)]
+    decisions = gate(small)
+    assert sum(d.allowed for d in decisions) == 1  # 10% of 5 rounds down to 0: a school still gets one device
+    assert "= 1 of 5 devices" in next(d.reason for d in decisions if not d.allowed)
+
+
+def test_the_budget_counts_what_the_journal_says_was_done_at_that_school_tonight() -> None:
+    def used(usage: Usage) -> int:
+        return 2 if usage.school == "jefferson" else 0
+
+    decisions = gate([reimage("J001", cap=100, school="jefferson", budget="2")], used_in_window=used)
+    assert not decisions[0].allowed
+
+
+def test_a_windows_district_wide_nightly_cap_spans_every_policy() -> None:
+    calendar = SchoolCalendar.model_validate(
+        {
+            "kind": "SchoolCalendar",
+            "name": "district",
+            "timezone": "America/Chicago",
+            "terms": [{"name": "Fall semester", "first_day": "2026-08-13", "last_day": "2026-12-18"}],
+        }
+    )
+    window = MaintenanceWindow.model_validate(
+        {
+            "kind": "MaintenanceWindow",
+            "name": "overnight",
+            "calendar": "district",
+            "times": ["22:00-05:00"],
+            "days": "nights_before_non_class_days",
+            "max_devices_per_night": 3,
+        }
+    )
+    schedules = {"overnight": WindowSchedule(window, SchoolDays(calendar))}
+    changes = [reimage(f"A{i:03d}", policy="a", cap=100) for i in range(2)] + [
+        reimage(f"B{i:03d}", policy="b", cap=100) for i in range(2)
+    ]
+    decisions = gate(changes, windows=schedules)
+    assert sum(d.allowed for d in decisions) == 3
+    assert "(district-wide max_devices_per_night)" in next(d.reason for d in decisions if not d.allowed)

@@ -18,14 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lockdown_tenant import Tenant, outcomes
 
 from orchestrator.engine.journal import Journal
 from orchestrator.sandbox.district import generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
 from orchestrator.sandbox.graph_emulator import GraphEmulator
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_lockdown_e2e import Tenant, outcomes, tenant  # noqa: E402,F401  (the lockdown tenant fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 CONSOLES = ("--backend", "google", "--backend", "intune")  # no network gear in these tests

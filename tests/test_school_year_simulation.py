@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from orchestrator.calendar import SchoolDays
-from orchestrator.engine.gates import gate_destructive
+from orchestrator.engine.gates import Usage, gate_destructive
 from orchestrator.engine.resources import Change, GateFacts, ResourceId
 from orchestrator.policy.models import DayRange, MaintenanceWindow, SchoolCalendar
 from orchestrator.windows import WindowSchedule
@@ -296,8 +296,9 @@ def test_a_school_year_of_reimage_requests_respects_calendar_windows_and_caps() 
     next_arrival = 0
     ticks = gate_calls = deferred = refused_cap = 0
 
-    def used_in_window(policy: str, interval_start: dt.datetime) -> int:
-        return used[(policy, interval_start.astimezone(UTC))]
+    def used_in_window(usage: Usage) -> int:
+        assert usage.school is None and usage.window is None, "the simulated policies have no budgets"
+        return used[(usage.policy, usage.start.astimezone(UTC))]
 
     now = _ceil_tick(START)
     while now < END and (pending or next_arrival < len(arrivals)):

@@ -200,7 +200,7 @@ class Executor:
     def _gate(self, changes: list[Change], report: ApplyReport, options: GateOptions) -> list[Change]:
         if not changes:
             return []
-        from orchestrator.engine.gates import build_window_schedules, gate_destructive
+        from orchestrator.engine.gates import build_window_schedules, gate_destructive, journal_usage
 
         if self.policies is None:
             raise OrchestratorError("destructive changes need the policies (maintenance windows) to be loaded")
@@ -210,9 +210,7 @@ class Executor:
             changes,
             now=now,
             windows=windows,
-            used_in_window=lambda policy, start: self.journal.destructive_in_window(
-                policy, start.astimezone(UTC).isoformat()
-            ),
+            used_in_window=journal_usage(self.journal),
             max_destructive=options.max_destructive,
             override_blast_radius=options.override_blast_radius,
             acknowledge_deprovision=options.acknowledge_deprovision,
@@ -220,9 +218,11 @@ class Executor:
         allowed = {d.change_key for d in decisions if d.allowed}
         for decision in decisions:
             if decision.allowed and decision.interval_start is not None:
+                facts = report.changes[decision.change_key].gate
                 report.windows[decision.change_key] = {
                     "window": decision.window or "",
                     "window_start": decision.interval_start.astimezone(UTC).isoformat(),
+                    "school": facts.school if facts else None,
                     "gate": decision.reason,
                 }
             if not decision.allowed:

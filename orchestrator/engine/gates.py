@@ -9,9 +9,11 @@ serial, then idempotency key):
 1. `gate.deprovision` is refused unless `acknowledge_deprovision`.
 2. `gate.window` must name a known MaintenanceWindow that is open at `now` for `gate.school`;
    otherwise the change is deferred, with the window's reason and when it next opens.
-3. Per policy and window interval at most `gate.max_devices_per_window` devices (one change = one
-   device), counting `used_in_window(policy, interval_start)` already done plus those allowed earlier in
-   this call. Over the cap: refused (next_open = the following open interval) unless `override_blast_radius`.
+3. Caps per window interval (a night, for an overnight window), each counting what the journal says was
+   already done (`used_in_window(Usage)`) plus what this call allowed before: the policy's
+   `max_devices_per_window`; its `budget_per_school` (a count, or a share of the school's devices, at least
+   1); the window's district-wide `max_devices_per_night` across every policy. Over a cap: refused, naming
+   the cap and the next open interval in which the work fits, unless `override_blast_radius`.
 4. At most `max_destructive` changes allowed per call (the global `--max-destructive`); beyond that
    refused unless `override_blast_radius`.
 
@@ -21,15 +23,25 @@ serial, then idempotency key):
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
-from orchestrator.engine.resources import Change
+from orchestrator.engine.journal import Journal
+from orchestrator.engine.resources import Change, GateFacts
 from orchestrator.windows import Interval, WindowSchedule, WindowState, build_window_schedules
 
-__all__ = ["GateDecision", "build_window_schedules", "gate_destructive", "gate_order"]
+__all__ = [
+    "GateDecision",
+    "Usage",
+    "build_window_schedules",
+    "gate_destructive",
+    "gate_order",
+    "journal_usage",
+    "school_budget",
+]
 
 
 @dataclass
@@ -60,7 +72,7 @@ def gate_destructive(
     *,
     now: dt.datetime,
     windows: Mapping[str, WindowSchedule],
-    used_in_window: Callable[[str, dt.datetime], int],
+    used_in_window: Callable[[Usage], int],
     max_destructive: int | None,
     override_blast_radius: bool = False,
     acknowledge_deprovision: bool = False,
@@ -69,8 +81,7 @@ def gate_destructive(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     decisions: list[GateDecision] = []
-    allowed_per_interval: dict[tuple[str, dt.datetime], int] = defaultdict(int)
-    used_cache: dict[tuple[str, dt.datetime], int] = {}
+    counter = _Counter(used_in_window)
     allowed_total = 0
 
     @cache
@@ -146,15 +157,23 @@ def gate_destructive(
             continue
         interval = state.interval
         overrides: list[str] = []
-        refusal = _cap_refusal(change, interval, allowed_per_interval, used_cache, used_in_window)
-        if refusal:
+        caps = _caps(change.window, facts, windows[change.window], interval)
+        over = next(((usage, limit, who, cap) for usage, limit, who, cap in caps if counter.used(usage) >= limit), None)
+        refusal = ""
+        if over is not None:
+            usage, limit, who, cap = over
+            refusal = (
+                f"refused: {who} already has {counter.used(usage)} of max {limit} devices in the window starting "
+                f"{_fmt(interval.start)} ({cap})"
+            )
             if not override_blast_radius:
                 following = following_of(change.window, school, interval)
+                fits = f"; the next window it fits in opens {_fmt(following.start)}" if following else ""
                 decisions.append(
                     GateDecision(
                         key,
                         False,
-                        refusal,
+                        refusal + fits,
                         next_open=following.start if following else None,
                         window=change.window,
                         interval_start=interval.start,
@@ -169,8 +188,8 @@ def gate_destructive(
                 continue
             overrides.append(refusal)
         allowed_total += 1
-        if change.policy:
-            allowed_per_interval[(change.policy, interval.start.astimezone(dt.UTC))] += 1
+        for usage, *_ in caps:
+            counter.allow(usage)
         note = f" (blast radius overridden: {'; '.join(overrides)})" if overrides else ""
         decisions.append(
             GateDecision(
@@ -184,24 +203,89 @@ def gate_destructive(
     return decisions
 
 
-def _cap_refusal(
-    change: Change,
-    interval: Interval,
-    allowed_per_interval: Mapping[tuple[str, dt.datetime], int],
-    used_cache: dict[tuple[str, dt.datetime], int],
-    used_in_window: Callable[[str, dt.datetime], int],
-) -> str:
-    """Why the policy's per-window device cap refuses this change, or "" when under it."""
-    cap = change.gate.max_devices_per_window if change.gate else None
-    if cap is None or not change.policy:
-        return ""
-    slot = (change.policy, interval.start.astimezone(dt.UTC))
-    if slot not in used_cache:
-        used_cache[slot] = used_in_window(change.policy, interval.start)
-    used = used_cache[slot] + allowed_per_interval.get(slot, 0)
-    if used < int(cap):
-        return ""
-    return (
-        f"refused: blast radius: policy {change.policy} already has {used} of max {cap} devices in the "
-        f"window starting {_fmt(interval.start)}"
-    )
+@dataclass(frozen=True)
+class Usage:
+    """What one cap counts: destructive actions in the window interval starting `start`, narrowed to one policy,
+    one school of a policy, or one window (district-wide). The journal answers it from the actions it recorded."""
+
+    start: dt.datetime
+    policy: str | None = None
+    school: str | None = None
+    window: str | None = None
+
+
+def journal_usage(journal: Journal) -> Callable[[Usage], int]:
+    """`used_in_window` answered from the journal's recorded actions (what the executor and the dry run use)."""
+
+    def used(usage: Usage) -> int:
+        start = usage.start.astimezone(dt.UTC).isoformat()
+        return journal.destructive_used(start, policy=usage.policy, school=usage.school, window=usage.window)
+
+    return used
+
+
+class _Counter:
+    """Actions already done per Usage (asked of the journal once) plus those allowed earlier in this call."""
+
+    def __init__(self, used_in_window: Callable[[Usage], int]):
+        self._ask = used_in_window
+        self._done: dict[Usage, int] = {}
+        self._allowed: dict[Usage, int] = defaultdict(int)
+
+    def used(self, usage: Usage) -> int:
+        if usage not in self._done:
+            self._done[usage] = self._ask(usage)
+        return self._done[usage] + self._allowed[usage]
+
+    def allow(self, usage: Usage) -> None:
+        self._allowed[usage] += 1
+
+
+def school_budget(facts: GateFacts) -> int | None:
+    """The per-school, per-interval device budget: a count, or a share of the school's devices (at least 1)."""
+    raw = facts.budget_per_school
+    if raw is None or not facts.school:
+        return None
+    if raw.endswith("%"):
+        return max(1, math.floor(float(raw[:-1]) * facts.school_devices / 100))
+    return int(raw)
+
+
+def _caps(
+    window: str, facts: GateFacts, schedule: WindowSchedule, interval: Interval
+) -> list[tuple[Usage, int, str, str]]:
+    """Every cap on one change in `interval`: (what it counts, its limit, whose count it is, which cap)."""
+    start = interval.start.astimezone(dt.UTC)
+    caps: list[tuple[Usage, int, str, str]] = []
+    if facts.max_devices_per_window is not None:
+        caps.append(
+            (
+                Usage(start, policy=facts.policy),
+                facts.max_devices_per_window,
+                f"blast radius: policy {facts.policy}",
+                "max_devices_per_window",
+            )
+        )
+    budget = school_budget(facts)
+    if budget is not None:
+        shown = str(facts.budget_per_school)
+        share = f" = {budget} of {facts.school_devices} devices" if shown.endswith("%") else ""
+        caps.append(
+            (
+                Usage(start, policy=facts.policy, school=facts.school),
+                budget,
+                f"budget: policy {facts.policy} at {facts.school}",
+                f"budget_per_school {shown}{share}",
+            )
+        )
+    nightly = schedule.window.max_devices_per_night
+    if nightly is not None:
+        caps.append(
+            (
+                Usage(start, window=window),
+                nightly,
+                f"budget: window {window} across every policy",
+                "district-wide max_devices_per_night",
+            )
+        )
+    return caps

@@ -287,19 +287,30 @@ class Journal:
             out[name] = json.loads(out[name]) if out[name] else None
         return out
 
-    def destructive_in_window(self, policy: str, window_start_iso: str) -> int:
-        """Destructive actions of `policy` counted against the window interval starting at `window_start_iso`.
+    def destructive_used(
+        self, window_start_iso: str, *, policy: str | None = None, school: str | None = None, window: str | None = None
+    ) -> int:
+        """Destructive actions counted against the window interval starting at `window_start_iso` (a cap's usage).
 
-        The executor stores the interval the gate counted an action against in its response
-        (`window_start`), so the count does not depend on the wall clock the rows were written at (a
-        rehearsal with a fixed `now`, a run that straddles midnight, a resumed run).
+        The executor stores the interval, window and school the gate counted an action against in its response,
+        so the count does not depend on the wall clock the rows were written at (a rehearsal with a fixed
+        `now`, a run that straddles midnight, a resumed run). Narrowed to a policy, a school and/or a window.
         """
-        row = self.db.execute(
-            "SELECT COUNT(DISTINCT change_key) FROM actions WHERE policy=? AND destructive=1"
-            " AND state IN ('succeeded','sent','unknown') AND json_extract(response, '$.window_start') = ?",
-            (policy, window_start_iso),
-        ).fetchone()
-        return int(row[0])
+        query = (
+            "SELECT COUNT(DISTINCT change_key) FROM actions WHERE destructive=1"
+            " AND state IN ('succeeded','sent','unknown') AND json_extract(response, '$.window_start') = ?"
+        )
+        args: list[Any] = [window_start_iso]
+        if policy is not None:
+            query += " AND policy = ?"
+            args.append(policy)
+        if school is not None:
+            query += " AND json_extract(response, '$.school') = ?"
+            args.append(school)
+        if window is not None:
+            query += " AND json_extract(response, '$.window') = ?"
+            args.append(window)
+        return int(self.db.execute(query, args).fetchone()[0])
 
     def actions(self, run_id: str | None = None, limit: int = 200) -> list[ActionRow]:
         query = "SELECT run_id, change_key, resource, op, state, policy, detail, updated_at, destructive FROM actions"

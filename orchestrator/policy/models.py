@@ -7,7 +7,16 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
 from orchestrator.policy.grammar import (
     AppName,
@@ -332,6 +341,8 @@ class MaintenanceWindow(PolicyDoc):
     dates: list[DayRange] = []
     blackouts: Blackouts = Blackouts()
     schools: list[Name] = []
+    max_devices_per_night: StrictInt | None = Field(default=None, ge=1, le=100000)
+    """District-wide: destructive actions of every policy in one interval (night) of this window."""
 
     @model_validator(mode="after")
     def _dates_when_needed(self) -> MaintenanceWindow:
@@ -352,6 +363,22 @@ class ReimageIntune(Strict):
     method: Literal["wipe", "autopilot_reset", "retire"] = "autopilot_reset"
 
 
+def _check_school_budget(value: object) -> object:
+    """A positive count, or a percentage "N%" with 0 < N <= 100 (of the school's devices in the inventory)."""
+    if isinstance(value, bool):
+        raise ValueError('a count such as 5 or a percentage such as "10%"')
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError("a count must be at least 1")
+        return value
+    if isinstance(value, str) and re.fullmatch(r"(100|[1-9][0-9]?)(\.[0-9]+)?%", value):
+        return value
+    raise ValueError('a count such as 5 or a percentage between 1% and 100% such as "10%"')
+
+
+SchoolBudget = Annotated[int | str, BeforeValidator(_check_school_budget)]
+
+
 class Reimage(PolicyDoc):
     kind: Literal["Reimage"]
     window: Name
@@ -361,6 +388,8 @@ class Reimage(PolicyDoc):
     intune: ReimageIntune | None = ReimageIntune()
     batch_size: StrictInt = Field(default=20, ge=1, le=500)
     max_devices_per_window: StrictInt = Field(default=100, ge=1, le=10000)
+    budget_per_school: SchoolBudget | None = None
+    """Per school and window interval (night): a count (5) or a share of the school's devices ("10%")."""
 
 
 KINDS: dict[str, type[PolicyDoc]] = {

@@ -172,11 +172,14 @@ def _reimages(
         if command == "DEPROVISION":
             value["deprovisionReason"] = DEPROVISION_REASON
         base_sources = [str(loaded.source_of("devices")), str(loaded.source_of("google", "method"))]
+        sizes = inventory.school_sizes() if model.budget_per_school else None
         for device in inventory.devices:
             if device.platform == "chromeos" and selects(
                 model, device, decommission=command == "DEPROVISION", group_serials=group_serials
             ):
                 out.append(
-                    reimage_resource("google", model, device, value, base_sources, model.google.method, inventory.file)
+                    reimage_resource(
+                        "google", model, device, value, base_sources, model.google.method, inventory, sizes
+                    )
                 )
     return out

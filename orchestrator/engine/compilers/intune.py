@@ -187,9 +187,10 @@ def _reimages(
         )
         method = "deprovision" if retire else model.intune.method
         sources = [str(loaded.source_of("devices"))]
+        sizes = inventory.school_sizes() if model.budget_per_school else None
         for device in inventory.devices:
             if device.platform == "windows" and selects(
                 model, device, decommission=retire, group_serials=group_serials
             ):
-                out.append(reimage_resource(BACKEND, model, device, value, sources, method, inventory.file))
+                out.append(reimage_resource(BACKEND, model, device, value, sources, method, inventory, sizes))
     return out

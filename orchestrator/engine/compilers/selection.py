@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from orchestrator.engine.resources import GateFacts, Resource, ResourceId
-from orchestrator.inventory import Device
+from orchestrator.inventory import Device, Inventory
 from orchestrator.policy.models import Reimage
 
 # a lost device is locked, not wiped; a retired one is gone. Deprovision/retire may take any of them.
@@ -43,12 +43,25 @@ def selects(
 
 
 def reimage_resource(
-    backend: str, model: Reimage, device: Device, value: dict[str, Any], sources: list[str], method: str, file: str
+    backend: str,
+    model: Reimage,
+    device: Device,
+    value: dict[str, Any],
+    sources: list[str],
+    method: str,
+    inventory: Inventory,
+    school_sizes: Mapping[str, int] | None = None,
 ) -> Resource:
+    """The reimage of one device, with the typed gate facts (window, school, caps, budget) it is judged by.
+
+    `school_sizes` (devices per school, `Inventory.school_sizes()`, computed once per compile) is the base of a
+    percentage budget; it is needed only when the policy has one.
+    """
+    budget = model.budget_per_school
     return Resource(
         ResourceId(backend, "reimage", f"{device.serialNumber}|{model.request}"),
         dict(value),
-        sources=(*sources, f"{file}:{device.line}"),
+        sources=(*sources, f"{inventory.file}:{device.line}"),
         policy=model.name,
         window=model.window,
         meta={
@@ -68,5 +81,7 @@ def reimage_resource(
             deprovision=method == "deprovision",
             max_devices_per_window=model.max_devices_per_window,
             batch_size=model.batch_size,
+            budget_per_school=None if budget is None else str(budget),
+            school_devices=school_sizes.get(device.school, 0) if school_sizes is not None else 0,
         ),
     )

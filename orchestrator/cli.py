@@ -22,9 +22,12 @@ from orchestrator.errors import OrchestratorError, PolicyError
 
 
 def _console(stderr: bool = False) -> Console:
-    """Rich console; when output is not a terminal (CI logs, cron mail) use a readable fixed width."""
+    """Rich console; when output is not a terminal (CI logs, cron mail) use a readable fixed width.
+
+    Emoji codes are off: `devices.csv:100:` is a place in a file, not the 💯 emoji.
+    """
     probe = Console(stderr=stderr)
-    return Console(stderr=stderr, highlight=False, width=None if probe.is_terminal else 160)
+    return Console(stderr=stderr, highlight=False, emoji=False, width=None if probe.is_terminal else 160)
 
 
 console = _console()

@@ -47,10 +47,6 @@ HANG_GUARD_S = 10.0  # not a performance bound: a case this slow is a hang (the 
 # A field is dotted words and [index]/["quoted"] parts: a key with spaces, colons or emoji is \u-escaped.
 DIAGNOSTIC_LINE = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+): (?:(?P<field>[\w.\[\]\"\\-]+): )?(?P<msg>\S.*)$")
 SUMMARY_LINE = re.compile(r"^\d+ problem\(s\) found\.$")
-# Known CLI defect (orchestrator/cli.py, not owned here): rich turns `:100:`/`:1234:` into emoji, so a
-# diagnostic on line 100 prints as `devices.csv💯 ...`. Counted and printed, guarded by the strict xfail
-# test_validate_output_keeps_line_100 in test_policy_validation.py; drop this once that test passes.
-RICH_EMOJI_CODES = {"💯": ":100:", "🔢": ":1234:"}
 # Each limit and error path the corpus must reach, so a change to the mutator cannot quietly stop testing it.
 LIMIT_MESSAGES = {
     "depth": "nesting is deeper than",
@@ -270,7 +266,6 @@ class Tally:
     lines: int = 0
     tracebacks: list[str] = field(default_factory=list)
     bad_lines: list[str] = field(default_factory=list)
-    emoji_mangled: int = 0
     limits_hit: set[str] = field(default_factory=set)
     slowest: tuple[float, str] = (0.0, "")
     by_mutator: dict[str, float] = field(default_factory=dict)
@@ -281,14 +276,12 @@ class Tally:
         for name in applied:
             self.by_mutator[name] = max(self.by_mutator.get(name, 0.0), seconds)
 
-    def check_lines(self, label: str, lines: list[str], *, printed: bool = False) -> None:
+    def check_lines(self, label: str, lines: list[str]) -> None:
         for line in lines:
             self.lines += 1
             if DIAGNOSTIC_LINE.match(line):
                 continue
-            if printed and DIAGNOSTIC_LINE.match(_unmangle(line)):
-                self.emoji_mangled += 1
-            elif len(self.bad_lines) < 20:
+            if len(self.bad_lines) < 20:
                 self.bad_lines.append(f"{label}: {line[:300]!r}")
 
     def report(self, title: str, total: float) -> str:
@@ -296,16 +289,9 @@ class Tally:
         worst = ", ".join(f"{k} {v * 1000:.0f}ms" for k, v in sorted(self.by_mutator.items(), key=lambda kv: -kv[1]))
         return (
             f"\n{title}: {self.cases} cases in {total:.1f}s ({self.valid} valid, {self.rejected} rejected, "
-            f"{self.lines} message lines), {len(self.tracebacks)} tracebacks, {len(self.bad_lines)} malformed lines "
-            f"(+{self.emoji_mangled} CLI lines with :100: turned into an emoji by rich, a cli.py defect); "
+            f"{self.lines} message lines), {len(self.tracebacks)} tracebacks, {len(self.bad_lines)} malformed lines; "
             f"slowest {seconds * 1000:.0f}ms: {label}\n  slowest per mutator: {worst}"
         )
-
-
-def _unmangle(line: str) -> str:
-    for emoji, code in RICH_EMOJI_CODES.items():
-        line = line.replace(emoji, code)
-    return line
 
 
 def _run(tally: Tally, label: str, applied: list[str], call: Callable[[], object]) -> None:
@@ -348,7 +334,7 @@ def _cli(tally: Tally, label: str, applied: list[str], config: Path) -> None:
         tally.tracebacks.append(f"{label} [cli]\n{result.output[-3000:]}")
     if result.exit_code == 1:
         lines = [line for line in result.stderr.split("\n") if line and not SUMMARY_LINE.match(line)]
-        tally.check_lines(label + " [cli]", lines, printed=True)
+        tally.check_lines(label + " [cli]", lines)
 
 
 def _assert_clean(tally: Tally) -> None:

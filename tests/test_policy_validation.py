@@ -339,11 +339,6 @@ def test_key_with_a_bracket_is_not_taken_for_a_union_tag(policy_dir) -> None:
     assert message.startswith('policies/a.yaml:7: ["d\\u005bescription"]: unknown key'), message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="orchestrator/cli.py prints diagnostics with rich emoji codes on: `devices.csv:100:` becomes "
-    "`devices.csv💯` (fix: emoji=False in handle_errors' err_console.print); found by test_policy_fuzz",
-)
 def test_validate_output_keeps_line_100(tmp_path: Path) -> None:
     rows = "".join(f"CB{n:07d},chromeos\n" for n in range(98)) + "CB0000001,chromeos\n"
     (tmp_path / "devices.csv").write_text("serialNumber,platform\n" + rows)

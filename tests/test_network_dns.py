@@ -22,6 +22,7 @@ from orchestrator.config import NetworkConfig
 from orchestrator.engine.compilers.network import compile_network
 from orchestrator.engine.diff import diff
 from orchestrator.engine.resources import Change, ChangeResult
+from orchestrator.errors import BackendError
 from orchestrator.inventory import Inventory
 from orchestrator.policy.loader import load_policies
 
@@ -137,11 +138,11 @@ def test_dnsmasq_blocks_domains_and_subdomains_and_unblocks(tmp_path, dnsmasq):
 
 
 def test_dnsmasq_refuses_safesearch_it_cannot_enforce(tmp_path, dnsmasq):
+    """A site whose check run refuses the policy is a plan error naming the site and the cause (fail closed)."""
     backend = _backend(tmp_path, dnsmasq)
-    changes = _plan(backend, _policy(tmp_path / "policies", ["tiktok.com"], safe_search=True))
-    [result] = _apply(backend, changes)
-    assert result.state == "failed"
-    assert "need resolver_kind unbound" in result.detail
+    with pytest.raises(BackendError, match="need resolver_kind unbound") as refused:
+        _plan(backend, _policy(tmp_path / "policies", ["tiktok.com"], safe_search=True))
+    assert "site 'test-site'" in str(refused.value)
     assert resolve(dnsmasq, "tiktok.com")[0] == "NOERROR"  # nothing was written
 
 

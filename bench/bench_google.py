@@ -22,13 +22,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator.backends.google import GoogleBackend  # noqa: E402
-from orchestrator.backends.google_policy import RESOLVE_FILTERS  # noqa: E402
+from orchestrator.backends.google.backend import GoogleBackend  # noqa: E402
+from orchestrator.backends.google.compiler import compile_google  # noqa: E402
+from orchestrator.backends.google.config import GoogleConfig  # noqa: E402
+from orchestrator.backends.google.policy import RESOLVE_FILTERS  # noqa: E402
 from orchestrator.backends.pacing import CallCounter  # noqa: E402
-from orchestrator.config import GoogleConfig  # noqa: E402
-from orchestrator.engine.compilers.google import compile_google  # noqa: E402
-from orchestrator.engine.resources import TYPE_SPECS, Change, ChangeResult, Resource  # noqa: E402
-from orchestrator.inventory import Inventory  # noqa: E402
+from orchestrator.core.resources import TYPE_SPECS, Change, ChangeResult, Resource  # noqa: E402
+from orchestrator.inventory.devices import Inventory  # noqa: E402
 from orchestrator.policy.loader import load_policies  # noqa: E402
 from orchestrator.sandbox.district import generate  # noqa: E402
 from orchestrator.sandbox.google_emulator import GoogleEmulator  # noqa: E402

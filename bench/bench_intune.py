@@ -20,12 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.backends.intune import IntuneBackend  # noqa: E402
-from orchestrator.config import IntuneConfig  # noqa: E402
-from orchestrator.engine.compilers.intune import compile_intune  # noqa: E402
+from orchestrator.backends.intune.backend import IntuneBackend  # noqa: E402
+from orchestrator.backends.intune.compiler import compile_intune  # noqa: E402
+from orchestrator.backends.intune.config import IntuneConfig  # noqa: E402
+from orchestrator.core.resources import Change, ChangeResult  # noqa: E402
 from orchestrator.engine.diff import diff  # noqa: E402
-from orchestrator.engine.resources import Change, ChangeResult  # noqa: E402
-from orchestrator.inventory import Device, Inventory  # noqa: E402
+from orchestrator.inventory.devices import Device, Inventory  # noqa: E402
 from orchestrator.policy.loader import load_policies  # noqa: E402
 from orchestrator.sandbox.district import GROUPS, INTUNE_APPS, SCHOOLS, SeedDevice  # noqa: E402
 from orchestrator.sandbox.graph_emulator import GraphEmulator  # noqa: E402

@@ -24,15 +24,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator.backends.google import GoogleBackend  # noqa: E402
-from orchestrator.backends.intune import IntuneBackend  # noqa: E402
-from orchestrator.config import GoogleConfig, IntuneConfig  # noqa: E402
+from orchestrator.backends.google.backend import GoogleBackend  # noqa: E402
+from orchestrator.backends.google.config import GoogleConfig  # noqa: E402
+from orchestrator.backends.intune.backend import IntuneBackend  # noqa: E402
+from orchestrator.backends.intune.config import IntuneConfig  # noqa: E402
+from orchestrator.backends.registry import CATALOG  # noqa: E402
 from orchestrator.engine.apply import Executor  # noqa: E402
 from orchestrator.engine.caps import lockdown_cap  # noqa: E402
 from orchestrator.engine.journal import Journal  # noqa: E402
 from orchestrator.engine.reconcile import make_plan  # noqa: E402
-from orchestrator.inventory import Inventory  # noqa: E402
-from orchestrator.lockdown import LockdownSelection, build_report  # noqa: E402
+from orchestrator.inventory.devices import Inventory  # noqa: E402
+from orchestrator.jobs.lockdown import LockdownSelection, build_report  # noqa: E402
 from orchestrator.policy.loader import load_policies  # noqa: E402
 from orchestrator.sandbox.district import generate  # noqa: E402
 from orchestrator.sandbox.google_emulator import GoogleEmulator  # noqa: E402
@@ -87,13 +89,20 @@ def inventory_with_lost(district, lost: int) -> tuple[Inventory, Counter[str]]:
 def one_run(backends, journal, policies, inventory, folder: Path) -> tuple[dict[str, float], object, object]:
     times: dict[str, float] = {}
     t = time.perf_counter()
-    plan = make_plan(policies=policies, inventory=inventory, backends=backends, journal=journal, scopes=("lockdown",))
+    plan = make_plan(
+        catalog=CATALOG,
+        policies=policies,
+        inventory=inventory,
+        backends=backends,
+        journal=journal,
+        scopes=("lockdown",),
+    )
     times["plan (observe + diff)"] = time.perf_counter() - t
-    selection = LockdownSelection.of(plan, lockdown_cap(policies))
+    selection = LockdownSelection.of(plan, lockdown_cap(policies), CATALOG.device_types())
     report = None
     if selection.plan.changes:
         t = time.perf_counter()
-        executor = Executor(backends=backends, journal=journal, policies=policies, repo_root=folder)
+        executor = Executor(catalog=CATALOG, backends=backends, journal=journal, policies=policies, repo_root=folder)
         report = executor.apply(selection.plan, kind="lockdown", check_stale=False)
         times["apply (re-observe + send)"] = time.perf_counter() - t
     return times, selection, build_report(selection, report, inventory)

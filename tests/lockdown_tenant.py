@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.inventory import Device, write_inventory_csv
+from orchestrator.inventory.devices import Device, write_inventory_csv
 from orchestrator.sandbox.district import District, generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
 from orchestrator.sandbox.graph_emulator import GraphEmulator

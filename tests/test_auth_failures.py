@@ -23,11 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.backends.google import GoogleBackend
-from orchestrator.backends.intune import IntuneBackend
+from orchestrator.backends.google.backend import GoogleBackend
+from orchestrator.backends.google.config import GoogleConfig
+from orchestrator.backends.intune.backend import IntuneBackend
+from orchestrator.backends.intune.config import IntuneConfig
 from orchestrator.backends.pacing import RetryPolicy
-from orchestrator.config import GoogleConfig, IntuneConfig
-from orchestrator.errors import AuthError
+from orchestrator.core.errors import AuthError
 from orchestrator.sandbox.google_emulator import start_emulator
 from orchestrator.sandbox.graph_emulator import GraphEmulator
 from orchestrator.sandbox.httpbase import Fault
@@ -295,7 +296,7 @@ def test_google_unreachable_token_endpoint_is_one_auth_line(directory, monkeypat
 
 def test_google_token_failure_before_a_wipe_is_failed_not_unknown(google_token, directory, monkeypatch, tmp_path):
     """The token is obtained before the command leaves: a refused grant proves the wipe was never sent."""
-    from orchestrator.engine.resources import Change, ResourceId
+    from orchestrator.core.resources import Change, ResourceId
 
     uri, _ = google_token
     backend = google(directory, monkeypatch, service_account_file(tmp_path, uri))

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.calendar import SchoolDays, match_rule
-from orchestrator.errors import PolicyError
+from orchestrator.core.errors import PolicyError
 from orchestrator.policy.loader import load_policies
 from orchestrator.policy.models import IcsRule, SchoolCalendar
+from orchestrator.schooltime.calendar import SchoolDays, match_rule
 
 REPO = Path(__file__).resolve().parent.parent
 D = dt.date.fromisoformat

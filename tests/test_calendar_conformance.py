@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.calendar import SchoolDays
 from orchestrator.policy.models import SchoolCalendar
+from orchestrator.schooltime.calendar import SchoolDays
 
 REPO = Path(__file__).resolve().parent.parent
 FOLDER = REPO / "tests" / "data" / "calendars" / "conformance"

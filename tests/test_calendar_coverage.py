@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
 
-from orchestrator.calendar import SchoolDays
-from orchestrator.calendar_checks import coverage
 from orchestrator.cli import main
 from orchestrator.policy.loader import load_policies
 from orchestrator.policy.models import MaintenanceWindow, SchoolCalendar
-from orchestrator.windows import WindowSchedule
+from orchestrator.schooltime.calendar import SchoolDays
+from orchestrator.schooltime.coverage import coverage
+from orchestrator.schooltime.windows import WindowSchedule
 
 REPO = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("America/Chicago")

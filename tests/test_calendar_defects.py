@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from orchestrator.calendar import SchoolDays, match_rule
 from orchestrator.cli import main
 from orchestrator.policy.loader import load_policies
 from orchestrator.policy.models import IcsRule, MaintenanceWindow, SchoolCalendar
-from orchestrator.windows import WindowSchedule
+from orchestrator.schooltime.calendar import SchoolDays, match_rule
+from orchestrator.schooltime.windows import WindowSchedule
 
 REPO = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("America/Chicago")

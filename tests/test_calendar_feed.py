@@ -16,14 +16,14 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from orchestrator.calendar import SchoolDays
-from orchestrator.calendar_feed import load_feed, read_record, refresh_feed
 from orchestrator.cli import main
+from orchestrator.core.resources import Change, GateFacts, ResourceId
 from orchestrator.engine.gates import gate_destructive
-from orchestrator.engine.resources import Change, GateFacts, ResourceId
 from orchestrator.policy.loader import load_policies
 from orchestrator.policy.models import IcsSource, SchoolCalendar
-from orchestrator.windows import build_window_schedules
+from orchestrator.schooltime.calendar import SchoolDays
+from orchestrator.schooltime.feeds import load_feed, read_record, refresh_feed
+from orchestrator.schooltime.windows import build_window_schedules
 
 TZ = ZoneInfo("America/Chicago")
 UTC = dt.UTC

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import is_loopback, load_config
-from orchestrator.connect import open_backends
-from orchestrator.errors import ConfigError
+from orchestrator.backends.endpoints import is_loopback
+from orchestrator.core.errors import ConfigError
+from orchestrator.jobs.config import load_config
+from orchestrator.jobs.connect import open_backends
 
 
 def write(tmp_path: Path, text: str) -> Path:

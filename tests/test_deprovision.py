@@ -15,11 +15,11 @@ import pytest
 from rich.console import Console
 from test_maintenance_e2e import BREAK_MORNING, CLASS_DAY, Fleet, make_fleet
 
-from orchestrator.engine.compilers.google import compile_google
-from orchestrator.engine.compilers.intune import compile_intune
-from orchestrator.engine.render import render_markdown, render_text
-from orchestrator.errors import PolicyError
-from orchestrator.inventory import load_inventory
+from orchestrator.backends.google.compiler import compile_google
+from orchestrator.backends.intune.compiler import compile_intune
+from orchestrator.cli.render import render_markdown, render_text
+from orchestrator.core.errors import PolicyError
+from orchestrator.inventory.devices import load_inventory
 from orchestrator.policy.loader import load_policies
 
 RETIRE = """\

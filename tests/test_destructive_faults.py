@@ -18,15 +18,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from orchestrator.backends.intune import IntuneBackend
+from orchestrator.backends.intune.backend import IntuneBackend
+from orchestrator.backends.intune.config import IntuneConfig
 from orchestrator.backends.pacing import RetryPolicy
-from orchestrator.config import IntuneConfig
+from orchestrator.backends.registry import CATALOG
+from orchestrator.core.resources import Change, ChangeResult, ResourceId
 from orchestrator.engine.apply import ApplyReport, Executor, GateOptions
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan
 from orchestrator.engine.reconcile import make_plan
-from orchestrator.engine.resources import Change, ChangeResult, ResourceId
-from orchestrator.inventory import load_inventory
+from orchestrator.inventory.devices import load_inventory
 from orchestrator.policy.loader import load_policies
 from orchestrator.sandbox.district import generate
 from orchestrator.sandbox.graph_emulator import RESET, GraphEmulator
@@ -62,6 +63,7 @@ class Fleet:
 
     def plan(self) -> Plan:
         return make_plan(
+            catalog=CATALOG,
             policies=load_policies(self.root / "policies"),
             inventory=load_inventory(self.root / "inventory" / "devices.csv"),
             backends={"intune": self.intune},
@@ -72,6 +74,7 @@ class Fleet:
     def run(self, n: int, **gates: bool) -> ApplyReport:
         """One maintenance run: re-plan, then apply inside the window (an hour later each time)."""
         executor = Executor(
+            catalog=CATALOG,
             backends={"intune": self.intune},
             journal=self.journal,
             policies=load_policies(self.root / "policies"),

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.backends.registry import CATALOG
+from orchestrator.cli.render import render_json, render_markdown
+from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.resources import Change, Resource, ResourceId, digest
 from orchestrator.engine.diff import diff
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan, observed_digests, stale_resources
-from orchestrator.engine.render import render_json, render_markdown
-from orchestrator.engine.resources import Change, Resource, ResourceId, digest
-from orchestrator.errors import OrchestratorError
 
 OU = ResourceId("google", "ou_policy", "/Students/Elementary|chrome.users.UrlBlocking")
 OTHER_OU = ResourceId("google", "ou_policy", "/Staff|chrome.users.UrlBlocking")
@@ -26,12 +27,14 @@ def resource(rid: ResourceId, value, **kw) -> Resource:
 
 def test_equal_values_make_no_change() -> None:
     wanted = resource(OU, {"urlBlocklist": ["a.com"]})
-    assert diff([wanted], {OU: resource(OU, {"urlBlocklist": ["a.com"]})}) == []
+    assert diff(CATALOG, [wanted], {OU: resource(OU, {"urlBlocklist": ["a.com"]})}) == []
 
 
 def test_missing_value_is_a_create_and_different_value_an_update() -> None:
     changes = diff(
-        [resource(OU, {"urlBlocklist": ["a.com"]}), resource(DEVICE, "DISABLED")], {DEVICE: resource(DEVICE, "ACTIVE")}
+        CATALOG,
+        [resource(OU, {"urlBlocklist": ["a.com"]}), resource(DEVICE, "DISABLED")],
+        {DEVICE: resource(DEVICE, "ACTIVE")},
     )
     assert [(c.id, c.op) for c in changes] == [(OU, "create"), (DEVICE, "update")]
     assert changes[0].sources == ("policies/a.yaml:3",)
@@ -39,28 +42,28 @@ def test_missing_value_is_a_create_and_different_value_an_update() -> None:
 
 def test_unwanted_setting_of_an_authoritative_type_is_deleted_but_devices_are_left_alone() -> None:
     observed = {OTHER_OU: resource(OTHER_OU, {"urlBlocklist": ["x.com"]}), DEVICE: resource(DEVICE, "DISABLED")}
-    changes = diff([], observed)
+    changes = diff(CATALOG, [], observed)
     assert [(c.id, c.op) for c in changes] == [(OTHER_OU, "delete")]
     assert "no policy wants it" in changes[0].summary
 
 
 def test_journal_observed_types_become_actions_once() -> None:
     wanted = resource(REIMAGE, {"command": "WIPE_USERS"}, window="break-days", policy="lab")
-    (change,) = diff([wanted], {}, {})
+    (change,) = diff(CATALOG, [wanted], {}, {})
     assert change.op == "action" and change.destructive and change.window == "break-days"
-    assert diff([wanted], {}, {REIMAGE: {"command": "WIPE_USERS"}}) == []
+    assert diff(CATALOG, [wanted], {}, {REIMAGE: {"command": "WIPE_USERS"}}) == []
 
 
 def test_change_key_is_stable_across_replans() -> None:
-    first = diff([resource(DEVICE, "DISABLED")], {DEVICE: resource(DEVICE, "ACTIVE")})[0]
-    again = diff([resource(DEVICE, "DISABLED")], {DEVICE: resource(DEVICE, "ACTIVE")})[0]
+    first = diff(CATALOG, [resource(DEVICE, "DISABLED")], {DEVICE: resource(DEVICE, "ACTIVE")})[0]
+    again = diff(CATALOG, [resource(DEVICE, "DISABLED")], {DEVICE: resource(DEVICE, "ACTIVE")})[0]
     assert first.key == again.key
 
 
 def make_plan() -> Plan:
     observed = {DEVICE: resource(DEVICE, "ACTIVE"), OTHER_OU: resource(OTHER_OU, {"urlBlocklist": ["x.com"]})}
     desired = [resource(DEVICE, "DISABLED"), resource(OTHER_OU, {"urlBlocklist": ["x.com"]})]
-    changes = diff(desired, observed)
+    changes = diff(CATALOG, desired, observed)
     return Plan(
         changes=changes,
         observed=observed_digests(observed, {}, desired),

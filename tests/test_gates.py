@@ -10,12 +10,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from orchestrator.calendar import SchoolDays
+from orchestrator.backends.registry import CATALOG
+from orchestrator.core.resources import Change, GateFacts, ResourceId
 from orchestrator.engine.gates import Usage, build_window_schedules, gate_destructive
-from orchestrator.engine.resources import Change, GateFacts, ResourceId
 from orchestrator.policy.loader import load_policies
 from orchestrator.policy.models import MaintenanceWindow, SchoolCalendar
-from orchestrator.windows import WindowSchedule
+from orchestrator.schooltime.calendar import SchoolDays
+from orchestrator.schooltime.windows import WindowSchedule
 
 REPO = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("America/Chicago")
@@ -201,10 +202,10 @@ def test_a_destructive_change_without_gate_facts_is_refused_not_waved_through() 
 
 
 def test_an_unregistered_resource_type_is_an_error_not_a_harmless_default() -> None:
-    from orchestrator.engine.resources import UnknownResourceType, spec_for
+    from orchestrator.core.errors import UnknownResourceType
 
     with pytest.raises(UnknownResourceType, match="jamf/wipe"):
-        spec_for(ResourceId("jamf", "wipe", "SN001"))
+        CATALOG.type_of(ResourceId("jamf", "wipe", "SN001"))
 
 
 def test_a_per_school_budget_holds_per_school_and_names_itself_and_the_next_window() -> None:

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.backends.google import GoogleBackend
-from orchestrator.backends.google_client import SCOPES, make_credentials
+from orchestrator.backends.google.backend import GoogleBackend
+from orchestrator.backends.google.client import SCOPES, make_credentials
+from orchestrator.backends.google.compiler import compile_google
+from orchestrator.backends.google.config import GoogleConfig
 from orchestrator.backends.pacing import CallCounter, RetryPolicy
-from orchestrator.config import GoogleConfig
-from orchestrator.engine.compilers.google import compile_google
-from orchestrator.engine.resources import TYPE_SPECS, Change, ChangeResult, Resource, ResourceId
-from orchestrator.errors import ConfigError
-from orchestrator.inventory import load_inventory
+from orchestrator.backends.registry import CATALOG
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.resources import Change, ChangeResult, Resource, ResourceId
+from orchestrator.inventory.devices import load_inventory
 from orchestrator.policy.loader import load_policies
 from orchestrator.sandbox.google_emulator import start_emulator
 from orchestrator.sandbox.httpbase import Fault
@@ -71,7 +72,7 @@ def diff(desired: list[Resource], observed: list[Resource]) -> list[Change]:
         elif seen[rid].value != want.value:
             changes.append(Change(rid, "update", seen[rid].value, want.value, want.sources, want.policy))
     for rid, have in seen.items():
-        if rid not in wanted and TYPE_SPECS[(rid.backend, rid.type)].authoritative:
+        if rid not in wanted and CATALOG.type_of(rid).authoritative:
             changes.append(Change(rid, "delete", have.value, None))
     return changes
 

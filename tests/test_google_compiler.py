@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine.compilers.google import compile_google
-from orchestrator.inventory import load_inventory, parse_inventory
+from orchestrator.backends.google.compiler import compile_google
+from orchestrator.inventory.devices import load_inventory, parse_inventory
 from orchestrator.policy.loader import load_policies
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import PolicyError
-from orchestrator.inventory import parse_inventory
+from orchestrator.core.errors import PolicyError
+from orchestrator.inventory.devices import parse_inventory
 from orchestrator.policy import grammar
 from orchestrator.policy.loader import load_policies
 

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.backends.intune import IntuneBackend
-from orchestrator.config import IntuneConfig
-from orchestrator.engine.compilers.intune import compile_intune
+from orchestrator.backends.intune.backend import IntuneBackend
+from orchestrator.backends.intune.compiler import compile_intune
+from orchestrator.backends.intune.config import IntuneConfig
+from orchestrator.backends.registry import CATALOG
+from orchestrator.core.errors import PlanError
+from orchestrator.core.resources import Change, ChangeResult, Resource, ResourceId
 from orchestrator.engine.diff import diff
-from orchestrator.engine.resources import Change, ChangeResult, Resource, ResourceId
-from orchestrator.errors import PlanError
-from orchestrator.inventory import Device, Inventory
+from orchestrator.inventory.devices import Device, Inventory
 from orchestrator.policy.loader import load_policies
 from orchestrator.sandbox.district import District, SeedDevice, generate
 from orchestrator.sandbox.graph_emulator import GraphEmulator
@@ -64,7 +65,7 @@ def write_policies(tmp_path: Path, files: dict[str, str]) -> Path:
 
 def run_once(backend: IntuneBackend, desired: list[Resource]) -> tuple[list[Change], list[ChangeResult]]:
     observed = {r.id: r for r in backend.observe(desired)}
-    changes = diff(desired, observed)
+    changes = diff(CATALOG, desired, observed)
     sent: list[Change] = []
     results: list[ChangeResult] = []
     backend.apply(changes, sent.append, results.append)
@@ -340,7 +341,7 @@ def test_assignment_order_is_not_drift(emulator: GraphEmulator, backend: IntuneB
     for assignments in emulator.state.config_assignments.values():
         assignments.reverse()
     observed = {r.id: r for r in backend.observe(desired)}
-    assert diff(desired, observed) == []
+    assert diff(CATALOG, desired, observed) == []
 
 
 def test_changed_list_updates_the_profile_in_place(

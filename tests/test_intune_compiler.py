@@ -5,9 +5,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from orchestrator.engine.compilers.intune import compile_intune
-from orchestrator.engine.resources import Resource
-from orchestrator.inventory import Inventory, parse_inventory
+from orchestrator.backends.intune.compiler import compile_intune
+from orchestrator.core.resources import Resource
+from orchestrator.inventory.devices import Inventory, parse_inventory
 from orchestrator.policy.loader import load_policies
 
 HEADER = "serialNumber,platform,inventoryStatus,school,orgUnitPath,annotatedAssetId\n"

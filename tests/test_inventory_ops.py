@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.inventory import COLUMNS, Device, load_inventory, write_inventory_csv
-from orchestrator.inventory_ops import history_path, read_history
+from orchestrator.inventory.devices import COLUMNS, Device, load_inventory, write_inventory_csv
+from orchestrator.inventory.edits import history_path, read_history
 from orchestrator.sandbox.district import District, generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
 from orchestrator.sandbox.graph_emulator import GraphEmulator

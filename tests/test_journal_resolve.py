@@ -7,8 +7,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from orchestrator.cli import main
+from orchestrator.core.resources import Change, ResourceId
 from orchestrator.engine.journal import Journal
-from orchestrator.engine.resources import Change, ResourceId
 
 WIPE = ResourceId("intune", "reimage", "PF0000123|spring-reset")
 

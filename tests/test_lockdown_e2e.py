@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from lockdown_tenant import Tenant, outcomes
 
-from orchestrator.inventory import Device
+from orchestrator.inventory.devices import Device
 from orchestrator.sandbox.httpbase import Fault
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from orchestrator.logs import ScrubbingFormatter, scrub
+from orchestrator.cli.logs import ScrubbingFormatter, scrub
 
 
 def test_tokens_secrets_and_emails_are_scrubbed() -> None:

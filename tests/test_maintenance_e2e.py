@@ -22,16 +22,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from orchestrator.backends.google import GoogleBackend
-from orchestrator.backends.intune import IntuneBackend
-from orchestrator.config import GoogleConfig, IntuneConfig
+from orchestrator.backends.google.backend import GoogleBackend
+from orchestrator.backends.google.config import GoogleConfig
+from orchestrator.backends.intune.backend import IntuneBackend
+from orchestrator.backends.intune.config import IntuneConfig
+from orchestrator.backends.registry import CATALOG
 from orchestrator.engine.apply import ApplyReport, Executor, GateOptions
 from orchestrator.engine.gates import build_window_schedules
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan
 from orchestrator.engine.reconcile import make_plan
-from orchestrator.inventory import load_inventory
-from orchestrator.maintenance import Drained, drain, rehearse
+from orchestrator.inventory.devices import load_inventory
+from orchestrator.jobs.maintenance import Drained, drain, rehearse
 from orchestrator.policy.loader import load_policies
 from orchestrator.sandbox.district import generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
@@ -72,6 +74,7 @@ class Fleet:
 
     def plan(self) -> Plan:
         return make_plan(
+            catalog=CATALOG,
             policies=load_policies(self.root / "policies"),
             inventory=load_inventory(self.root / "inventory" / "devices.csv"),
             backends={"google": self.google, "intune": self.intune},
@@ -81,6 +84,7 @@ class Fleet:
 
     def executor(self) -> Executor:
         return Executor(
+            catalog=CATALOG,
             backends={"google": self.google, "intune": self.intune},
             journal=self.journal,
             policies=load_policies(self.root / "policies"),

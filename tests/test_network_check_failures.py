@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from network_fixtures import free_port, local_host_vars, write_inventory
 
-from orchestrator.backends.network import NetworkBackend
-from orchestrator.config import NetworkConfig
-from orchestrator.engine.resources import Resource, ResourceId
-from orchestrator.errors import BackendError
+from orchestrator.backends.network.backend import NetworkBackend
+from orchestrator.backends.network.config import NetworkConfig
+from orchestrator.core.errors import BackendError
+from orchestrator.core.resources import Resource, ResourceId
 
 BLOCKLIST = {"blocked": ["tiktok.com"], "safesearch": True, "youtube": "strict"}
 

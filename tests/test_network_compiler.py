@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.engine.compilers.network import compile_network
-from orchestrator.engine.resources import ResourceId
-from orchestrator.inventory import Inventory, load_inventory, parse_inventory
+from orchestrator.backends.network.compiler import compile_network
+from orchestrator.core.resources import ResourceId
+from orchestrator.inventory.devices import Inventory, load_inventory, parse_inventory
 from orchestrator.policy.loader import load_policies
 
 REPO = Path(__file__).resolve().parent.parent

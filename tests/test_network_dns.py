@@ -17,13 +17,14 @@ from network_fixtures import (
     write_inventory,
 )
 
-from orchestrator.backends.network import NetworkBackend
-from orchestrator.config import NetworkConfig
-from orchestrator.engine.compilers.network import compile_network
+from orchestrator.backends.network.backend import NetworkBackend
+from orchestrator.backends.network.compiler import compile_network
+from orchestrator.backends.network.config import NetworkConfig
+from orchestrator.backends.registry import CATALOG
+from orchestrator.core.errors import BackendError
+from orchestrator.core.resources import Change, ChangeResult
 from orchestrator.engine.diff import diff
-from orchestrator.engine.resources import Change, ChangeResult
-from orchestrator.errors import BackendError
-from orchestrator.inventory import Inventory
+from orchestrator.inventory.devices import Inventory
 from orchestrator.policy.loader import load_policies
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,7 +59,7 @@ def _backend(tmp: Path, resolver: Resolver) -> NetworkBackend:
 def _plan(backend: NetworkBackend, policies: Path) -> list[Change]:
     desired = compile_network(load_policies(policies), Inventory("none", []))
     observed = backend.observe(desired)
-    return diff(desired, {r.id: r for r in observed})
+    return diff(CATALOG, desired, {r.id: r for r in observed})
 
 
 def _apply(backend: NetworkBackend, changes: list[Change]) -> list[ChangeResult]:

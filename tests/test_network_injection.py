@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from network_fixtures import local_host_vars, write_inventory
 
-from orchestrator.backends.network import NetworkBackend
-from orchestrator.backends.network_runner import SiteJob, run_site_job
-from orchestrator.backends.network_vars import dump_unsafe_vars
-from orchestrator.config import NetworkConfig
-from orchestrator.engine.resources import Change, ChangeResult, ResourceId
-from orchestrator.errors import PolicyError
-from orchestrator.inventory import parse_inventory
+from orchestrator.backends.network.backend import NetworkBackend
+from orchestrator.backends.network.config import NetworkConfig
+from orchestrator.backends.network.runner import SiteJob, run_site_job
+from orchestrator.backends.network.vars import dump_unsafe_vars
+from orchestrator.core.errors import PolicyError
+from orchestrator.core.resources import Change, ChangeResult, ResourceId
+from orchestrator.inventory.devices import parse_inventory
 from orchestrator.policy.loader import load_policies
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.backends.network import NetworkBackend
-from orchestrator.backends.network_events import parse_events, render_diff
-from orchestrator.backends.network_runner import SiteJob, run_site_job
-from orchestrator.config import NetworkConfig
-from orchestrator.engine.compilers.network import compile_network
+from orchestrator.backends.network.backend import NetworkBackend
+from orchestrator.backends.network.compiler import compile_network
+from orchestrator.backends.network.config import NetworkConfig
+from orchestrator.backends.network.events import parse_events, render_diff
+from orchestrator.backends.network.runner import SiteJob, run_site_job
+from orchestrator.backends.registry import CATALOG
+from orchestrator.core.resources import ChangeResult
 from orchestrator.engine.diff import diff
-from orchestrator.engine.resources import ChangeResult
-from orchestrator.inventory import load_inventory
+from orchestrator.inventory.devices import load_inventory
 from orchestrator.policy.loader import load_policies
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,7 +124,7 @@ def test_sandbox_district_plans_applies_and_settles(tmp_path, monkeypatch):
         load_policies(REPO / "policies", display_root=REPO), load_inventory(REPO / "inventory" / "devices.csv")
     )
     observed = backend.observe(desired)
-    changes = diff(desired, {r.id: r for r in observed})
+    changes = diff(CATALOG, desired, {r.id: r for r in observed})
     assert len(changes) == 5 and all(c.before["differs"] for c in changes)
     # a saved plan is re-checked before apply: observing the same state again must give the same values
     assert [r.value for r in backend.observe(desired)] == [r.value for r in observed]
@@ -138,7 +139,7 @@ def test_sandbox_district_plans_applies_and_settles(tmp_path, monkeypatch):
     nft = (tmp_path / "sandbox" / "district-core" / "k12_quarantine.nft").read_text()
     assert "type ether_addr" in nft and desired[-1].value[0] in nft
 
-    assert diff(desired, {r.id: r for r in backend.observe(desired)}) == []
+    assert diff(CATALOG, desired, {r.id: r for r in backend.observe(desired)}) == []
 
     artifacts = tmp_path / "artifacts" / "network"
     commands = list(artifacts.glob("*/command"))

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 from network_fixtures import NamespacedRouter, namespaced_router, namespaces_unavailable, write_inventory
 
-from orchestrator.backends.network import NetworkBackend
-from orchestrator.config import NetworkConfig
-from orchestrator.engine.compilers.network import compile_network
+from orchestrator.backends.network.backend import NetworkBackend
+from orchestrator.backends.network.compiler import compile_network
+from orchestrator.backends.network.config import NetworkConfig
+from orchestrator.backends.registry import CATALOG
+from orchestrator.core.errors import BackendError
+from orchestrator.core.resources import Change, ChangeResult, ResourceId
 from orchestrator.engine.diff import diff
-from orchestrator.engine.resources import Change, ChangeResult, ResourceId
-from orchestrator.errors import BackendError
-from orchestrator.inventory import parse_inventory
+from orchestrator.inventory.devices import parse_inventory
 from orchestrator.policy.loader import load_policies
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +51,7 @@ def _devices(mac: str, status: str) -> str:
 
 def _plan(backend: NetworkBackend, policies: Path, devices_csv: str) -> list[Change]:
     desired = compile_network(load_policies(policies), parse_inventory("devices.csv", devices_csv))
-    return diff(desired, {r.id: r for r in backend.observe(desired)})
+    return diff(CATALOG, desired, {r.id: r for r in backend.observe(desired)})
 
 
 def _apply(backend: NetworkBackend, changes: list[Change]) -> list[ChangeResult]:

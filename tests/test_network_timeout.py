@@ -7,9 +7,9 @@ from pathlib import Path
 
 from network_fixtures import local_host_vars, write_inventory
 
-from orchestrator.backends.network import NetworkBackend
-from orchestrator.config import NetworkConfig
-from orchestrator.engine.resources import Change, ChangeResult, ResourceId
+from orchestrator.backends.network.backend import NetworkBackend
+from orchestrator.backends.network.config import NetworkConfig
+from orchestrator.core.resources import Change, ChangeResult, ResourceId
 
 SLOW_SITE = """\
 - name: K12 mac_quarantine that hangs

@@ -6,7 +6,7 @@ characters in keys and values, truncation, byte flips, duplicate keys, tabs, wro
 long lines, stray YAML syntax) and loads the result the way the tool does:
 
 - every case through `orchestrator.policy.loader.load_policies`,
-- every 10th case through `orchestrator.workspace.open_workspace` with a mutated inventory too,
+- every 10th case through `orchestrator.jobs.workspace.open_workspace` with a mutated inventory too,
 - every 40th case through `orchestrator validate` (click's CliRunner).
 
 Asserted: no exception other than PolicyError (0 tracebacks), every message line in the
@@ -31,10 +31,10 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.errors import PolicyError
-from orchestrator.inventory import load_inventory
+from orchestrator.core.errors import PolicyError
+from orchestrator.inventory.devices import load_inventory
+from orchestrator.jobs.workspace import open_workspace
 from orchestrator.policy.loader import load_policies
-from orchestrator.workspace import open_workspace
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = int(os.environ.get("POLICY_FUZZ_SEED", "20261011"))

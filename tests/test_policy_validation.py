@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.errors import PolicyError
+from orchestrator.core.errors import PolicyError
 from orchestrator.policy.loader import load_policies
 from orchestrator.policy.schema import policy_schema
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.engine.journal import Journal
-from orchestrator.inventory import write_inventory_csv
+from orchestrator.inventory.devices import write_inventory_csv
 from orchestrator.sandbox.district import generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.inventory import load_inventory
+from orchestrator.inventory.devices import load_inventory
 from orchestrator.sandbox.district import generate
 
 

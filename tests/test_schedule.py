@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from orchestrator.jobs.schedule import BLOCK_BEGIN, BLOCK_END, emit, utc_times_for_local
 from orchestrator.sandbox.district import generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
 from orchestrator.sandbox.graph_emulator import GraphEmulator
-from orchestrator.schedule import BLOCK_BEGIN, BLOCK_END, emit, utc_times_for_local
 
 REPO = Path(__file__).resolve().parent.parent
 ORCHESTRATOR = Path(sys.executable).absolute().parent / "orchestrator"

@@ -6,7 +6,7 @@ rebuilt, as a re-deploy would). Requests arrive on school days, some days none, 
 capacity. Every 15 minutes (jumping ahead while nothing can happen) the loop calls `gate_destructive` with
 a journal of what was done and "executes" what it allows.
 
-The expectations are computed independently of orchestrator.calendar/windows, from plain date sets: when a
+The expectations are computed independently of orchestrator.schooltime.calendar/windows, from plain date sets: when a
 window is open, which interval an action falls in, and which interval each request must be finished in
 (first-come first-served: a request is done in the first open interval of its window, for its school, that
 still has capacity for it once every earlier request has been served).
@@ -20,11 +20,11 @@ from collections import Counter
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from orchestrator.calendar import SchoolDays
+from orchestrator.core.resources import Change, GateFacts, ResourceId
 from orchestrator.engine.gates import Usage, gate_destructive
-from orchestrator.engine.resources import Change, GateFacts, ResourceId
 from orchestrator.policy.models import DayRange, MaintenanceWindow, SchoolCalendar
-from orchestrator.windows import WindowSchedule
+from orchestrator.schooltime.calendar import SchoolDays
+from orchestrator.schooltime.windows import WindowSchedule
 
 TZ = ZoneInfo("America/Chicago")
 UTC = dt.UTC

@@ -14,17 +14,20 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from orchestrator.backends import intune_groups
-from orchestrator.backends.google import GoogleBackend
-from orchestrator.backends.intune import IntuneBackend
-from orchestrator.backends.network import NetworkBackend
+from orchestrator.backends.google.backend import GoogleBackend
+from orchestrator.backends.google.config import GoogleConfig
+from orchestrator.backends.intune import groups as intune_groups
+from orchestrator.backends.intune.backend import IntuneBackend
+from orchestrator.backends.intune.config import IntuneConfig
+from orchestrator.backends.network.backend import NetworkBackend
+from orchestrator.backends.network.config import NetworkConfig
+from orchestrator.backends.registry import CATALOG
 from orchestrator.cli import main
-from orchestrator.config import GoogleConfig, IntuneConfig, NetworkConfig
+from orchestrator.core.errors import PlanError
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan
 from orchestrator.engine.reconcile import make_plan
-from orchestrator.errors import PlanError
-from orchestrator.inventory import Inventory, load_inventory
+from orchestrator.inventory.devices import Inventory, load_inventory
 from orchestrator.policy.loader import PolicySet, load_policies
 from orchestrator.sandbox.district import District, generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
@@ -100,6 +103,7 @@ def policies_from(tmp_path: Path, **files: str) -> PolicySet:
 
 def plan(tmp_path: Path, policies: PolicySet, backends: dict, scopes: tuple[str, ...], inventory=None) -> Plan:
     return make_plan(
+        catalog=CATALOG,
         policies=policies,
         inventory=inventory or load_inventory(INVENTORY, "inventory/devices.csv"),
         backends=backends,

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from orchestrator.calendar import SchoolDays
 from orchestrator.policy.loader import load_policies
 from orchestrator.policy.models import MaintenanceWindow, SchoolCalendar
-from orchestrator.windows import WindowSchedule, describe_windows, explain, local_instant
+from orchestrator.schooltime.calendar import SchoolDays
+from orchestrator.schooltime.windows import WindowSchedule, describe_windows, explain, local_instant
 
 REPO = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("America/Chicago")

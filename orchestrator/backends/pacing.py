@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from orchestrator.core.errors import TransientError
+
 T = TypeVar("T")
 
 
@@ -51,15 +53,6 @@ class TokenBucket:
                 wait = (tokens - self.tokens) / self.refill_per_second
             self.waited_seconds += wait
             self.sleep(wait)
-
-
-class TransientError(Exception):
-    """A failure worth retrying (throttled, 5xx, timeout on an idempotent call), with the server's wait hint."""
-
-    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.status = status
 
 
 def parse_retry_after(value: str | None) -> float | None:

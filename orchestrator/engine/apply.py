@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.backends.base import Backend
+from orchestrator.core.backend import Backend, Catalog
+from orchestrator.core.errors import OrchestratorError, StalePlanError
+from orchestrator.core.resources import Change, ChangeResult, Resource, digest
 from orchestrator.engine.caps import check_plan_caps
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan, observed_digests, stale_resources
 from orchestrator.engine.reconcile import observe
-from orchestrator.engine.resources import Change, ChangeResult, Resource, digest, spec_for
-from orchestrator.errors import OrchestratorError, StalePlanError
 from orchestrator.policy.loader import PolicySet
 
 
@@ -69,12 +69,14 @@ class Executor:
     def __init__(
         self,
         *,
+        catalog: Catalog,
         backends: Mapping[str, Backend],
         journal: Journal,
         policies: PolicySet | None,
         repo_root: Path,
         progress: Progress | None = None,
     ):
+        self.catalog = catalog
         self.backends = backends
         self.journal = journal
         self.policies = policies
@@ -88,7 +90,7 @@ class Executor:
         missing = sorted({c.id.backend for c in plan.changes} - set(self.backends))
         if missing:
             raise OrchestratorError(f"the plan needs backends that are not available here: {', '.join(missing)}")
-        check_plan_caps(plan, self.policies, override=gates.override_blast_radius)
+        check_plan_caps(plan, self.policies, self.catalog.device_types(), override=gates.override_blast_radius)
         with self.journal.exclusive():
             run_id = self.journal.start_run(
                 kind, plan_id=plan.plan_id, fingerprint=plan.fingerprint, policy_commit=plan.policy_commit
@@ -105,7 +107,7 @@ class Executor:
     # ------------------------------------------------------------------------------------------------
     def _apply(self, plan: Plan, report: ApplyReport, gates: GateOptions, check_stale: bool) -> None:
         for change in plan.changes:
-            spec_for(change.id)  # an unregistered type fails the whole apply before anything is sent
+            self.catalog.type_of(change.id)  # an unregistered type fails the whole apply before anything is sent
         previous = self.journal.plan_states(plan.plan_id, [c.key for c in plan.changes])
         todo: list[Change] = []
         for change in plan.changes:
@@ -193,8 +195,8 @@ class Executor:
             if c.after is not None
         ]
         backends = {name: b for name, b in self.backends.items() if name in {c.id.backend for c in todo}}
-        seen = observe(backends, desired, self.journal)
-        observed = {rid: r for rid, r in seen.observed.items() if spec_for(rid).scope in plan.scopes}
+        seen = observe(self.catalog, backends, desired, self.journal)
+        observed = {rid: r for rid, r in seen.observed.items() if self.catalog.type_of(rid).scope in plan.scopes}
         return observed_digests(observed, seen.journal_state, desired)
 
     def _gate(self, changes: list[Change], report: ApplyReport, options: GateOptions) -> list[Change]:
@@ -251,7 +253,7 @@ class Executor:
             if change is None or result.change_key in reported:
                 return
             reported.add(result.change_key)
-            if result.state == "succeeded" and spec_for(change.id).observed_by == "journal":
+            if result.state == "succeeded" and self.catalog.type_of(change.id).observed_by == "journal":
                 self.journal.remember(change)
             self._final(report, change, result.state, result.detail, response=result.response)
 

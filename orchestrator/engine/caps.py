@@ -12,17 +12,19 @@ A device that a console does not have is never guessed: its change is held as "n
 from __future__ import annotations
 
 import json
+from collections.abc import Set
 from dataclasses import replace
 
+from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.resources import Change
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import HeldChange, Plan
-from orchestrator.engine.resources import Change
-from orchestrator.errors import OrchestratorError
-from orchestrator.inventory import Inventory
+from orchestrator.inventory.devices import Inventory
 from orchestrator.policy.loader import PolicySet
 from orchestrator.policy.models import LostDevicePolicy
 
-DEVICE_TYPES = {("google", "device_status"), ("intune", "device_lock")}
+DeviceTypes = Set[tuple[str, str]]
+"""(backend, type) of the lockdown types keyed by one device serial (from the catalog)."""
 NOT_FOUND = "not found"
 OVER_CAP = "over max_per_run"
 
@@ -51,9 +53,9 @@ def quarantine_moves(change: Change) -> set[str]:
     return after if before is None else after ^ before
 
 
-def serials_of(change: Change) -> set[str]:
+def serials_of(change: Change, device_types: DeviceTypes) -> set[str]:
     """The devices one lockdown change acts on (a quarantine list change may act on several)."""
-    if (change.id.backend, change.id.type) in DEVICE_TYPES:
+    if (change.id.backend, change.id.type) in device_types:
         return {change.id.key}
     if change.id.type == "mac_quarantine":
         serial_of = change.meta.get("serials", {})
@@ -77,7 +79,13 @@ def last_applied_quarantines(journal: Journal, resource_ids: list[str]) -> dict[
 
 
 def cap_lockdown(
-    plan: Plan, inventory: Inventory, cap: int, *, override: bool = False, journal: Journal | None = None
+    plan: Plan,
+    inventory: Inventory,
+    cap: int,
+    device_types: DeviceTypes,
+    *,
+    override: bool = False,
+    journal: Journal | None = None,
 ) -> Plan:
     """The lockdown part of `plan` with at most `cap` devices (inventory order); the rest in `plan.held`.
 
@@ -100,17 +108,18 @@ def cap_lockdown(
             )
             meta["serials"] = {**{m: by_mac[m] for m in sorted(known) if m in by_mac}, **meta.get("serials", {})}
             change = replace(change, meta=meta)
-        if (change.id.backend, change.id.type) in DEVICE_TYPES and change.before is None:
+        if (change.id.backend, change.id.type) in device_types and change.before is None:
             held.append(HeldChange(change, NOT_FOUND, f"serial not found in {change.id.backend}"))
         else:
             kept.append(change)
     serials = sorted(
-        {s for c in kept for s in serials_of(c)}, key=lambda s: (by_serial[s].line if s in by_serial else 10**9, s)
+        {s for c in kept for s in serials_of(c, device_types)},
+        key=lambda s: (by_serial[s].line if s in by_serial else 10**9, s),
     )
     allowed = set(serials if override or cap <= 0 else serials[:cap])
     final: list[Change] = []
     for change in kept:
-        touched = serials_of(change)
+        touched = serials_of(change, device_types)
         if touched <= allowed:
             final.append(change)
         elif change.id.type == "mac_quarantine":
@@ -135,14 +144,14 @@ def _trim_quarantine(change: Change, allowed: set[str]) -> tuple[Change, Change]
     return replace(change, after=sorted(after)), waiting
 
 
-def check_plan_caps(plan: Plan, policies: PolicySet | None, *, override: bool) -> None:
+def check_plan_caps(plan: Plan, policies: PolicySet | None, device_types: DeviceTypes, *, override: bool) -> None:
     """Refuse a plan whose lockdown part acts on more devices than `max_per_run` (unless overridden)."""
     if override or "lockdown" not in plan.scopes or policies is None:
         return
     cap = lockdown_cap(policies)
     if cap <= 0:
         return
-    devices = {s for c in plan.changes for s in serials_of(c)}
+    devices = {s for c in plan.changes for s in serials_of(c, device_types)}
     if len(devices) > cap:
         raise OrchestratorError(
             f"the plan acts on {len(devices)} lost/found devices but the LostDevicePolicy allows {cap} per run "

@@ -10,31 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from orchestrator.engine.resources import Change, Resource, ResourceId, spec_for
-
-TYPE_ORDER = [
-    "ou_policy",
-    "ou_app",
-    "config_profile",
-    "app_assignment",
-    "dns_blocklist",
-    "device_status",
-    "device_lock",
-    "mac_quarantine",
-    "reimage",
-]
-BACKEND_ORDER = ["google", "intune", "network"]
+from orchestrator.core.backend import Catalog
+from orchestrator.core.resources import Change, Resource, ResourceId
 
 
-def _order(change: Change) -> tuple[int, int, int, str]:
+def _order(change: Change, catalog: Catalog) -> tuple[int, int, int, str]:
     rid = change.id
-    backend = BACKEND_ORDER.index(rid.backend) if rid.backend in BACKEND_ORDER else 99
-    type_ = TYPE_ORDER.index(rid.type) if rid.type in TYPE_ORDER else 99
     # deletes of policy settings go after creates/updates of the same type (never a gap in coverage)
-    return backend, type_, 1 if change.op == "delete" else 0, rid.key
+    delete_last = 1 if change.op == "delete" else 0
+    return catalog.backend_order(rid.backend), catalog.type_of(rid).order, delete_last, rid.key
 
 
 def diff(
+    catalog: Catalog,
     desired: Iterable[Resource],
     observed: Mapping[ResourceId, Resource],
     journal_state: Mapping[ResourceId, Any] | None = None,
@@ -44,7 +32,7 @@ def diff(
     wanted: set[ResourceId] = set()
     for resource in desired:
         wanted.add(resource.id)
-        spec = spec_for(resource.id)
+        spec = catalog.type_of(resource.id)
         if spec.observed_by == "journal":
             before = journal_state.get(resource.id)
             if before == resource.value:
@@ -72,7 +60,7 @@ def diff(
             )
         )
     for rid, seen in observed.items():
-        if rid in wanted or not spec_for(rid).authoritative:
+        if rid in wanted or not catalog.type_of(rid).authoritative:
             continue
         changes.append(
             Change(
@@ -82,12 +70,12 @@ def diff(
                 after=None,
                 sources=(),
                 policy=None,
-                destructive=spec_for(rid).destructive,
+                destructive=catalog.type_of(rid).destructive,
                 summary=describe(rid, "delete") + " (no policy wants it)",
                 meta=dict(seen.meta),
             )
         )
-    return sorted(changes, key=_order)
+    return sorted(changes, key=lambda change: _order(change, catalog))
 
 
 _VERBS = {"create": "set", "update": "change", "delete": "remove", "action": "run"}

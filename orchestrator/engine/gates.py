@@ -29,9 +29,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
+from orchestrator.core.resources import Change, GateFacts
 from orchestrator.engine.journal import Journal
-from orchestrator.engine.resources import Change, GateFacts
-from orchestrator.windows import Interval, WindowSchedule, WindowState, build_window_schedules
+from orchestrator.schooltime.windows import Interval, WindowSchedule, WindowState, build_window_schedules
 
 __all__ = [
     "GateDecision",

@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.engine.redact import redact
-from orchestrator.engine.resources import Change, ResourceId
-from orchestrator.errors import OrchestratorError
+from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.redact import redact
+from orchestrator.core.resources import Change, ResourceId
 
 MIGRATIONS: list[str] = [
     """
@@ -164,7 +164,7 @@ class Journal:
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         cur = self.db.execute(
             "SELECT id, kind, status, actor, policy_commit, started_at, finished_at, summary"
-            " FROM runs ORDER BY started_at DESC LIMIT ?",
+            " FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?",
             (limit,),
         )
         cols = [d[0] for d in cur.description]

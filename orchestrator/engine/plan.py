@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.engine.resources import Change, Resource, ResourceId, digest
-from orchestrator.errors import OrchestratorError
+from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.resources import Change, Resource, ResourceId, digest
 
 PLAN_FORMAT = 2  # 2: plan ids are unique per plan (nonce); changes carry typed gate facts
 

@@ -7,15 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.backends.base import Backend
+from orchestrator.core.backend import Backend, Catalog
+from orchestrator.core.resources import Resource, ResourceId
 from orchestrator.engine.caps import cap_lockdown, lockdown_cap
 from orchestrator.engine.compile import compile_desired
 from orchestrator.engine.diff import diff
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan, observed_digests
-from orchestrator.engine.resources import TYPE_SPECS, Resource, ResourceId, spec_for
 from orchestrator.engine.targets import check_targets, expand_groups, selector_notes
-from orchestrator.inventory import Inventory
+from orchestrator.inventory.devices import Inventory
 from orchestrator.policy.loader import PolicySet
 
 
@@ -26,6 +26,7 @@ class Observation:
 
 
 def observe(
+    catalog: Catalog,
     backends: Mapping[str, Backend],
     desired: Sequence[Resource],
     journal: Journal,
@@ -41,12 +42,12 @@ def observe(
     for resource in desired:
         if resource.id.backend not in backends:
             continue
-        if spec_for(resource.id).observed_by == "journal":
+        if catalog.type_of(resource.id).observed_by == "journal":
             journal_ids.append(resource.id)
         else:
             by_backend[resource.id.backend].append(resource)
     observed: dict[ResourceId, Resource] = {}
-    asked = {name: wanted for name, wanted in by_backend.items() if wanted or _has_authoritative(name, scopes)}
+    asked = {name: wanted for name, wanted in by_backend.items() if wanted or _has_authoritative(catalog, name, scopes)}
     with ThreadPoolExecutor(max_workers=max(1, len(asked))) as pool:
         futures = {name: pool.submit(backends[name].observe, wanted) for name, wanted in asked.items()}
         for future in futures.values():
@@ -55,12 +56,13 @@ def observe(
     return Observation(observed=observed, journal_state=journal.resource_state(journal_ids))
 
 
-def _has_authoritative(backend: str, scopes: Sequence[str]) -> bool:
-    return any(b == backend and spec.authoritative and spec.scope in scopes for (b, _), spec in TYPE_SPECS.items())
+def _has_authoritative(catalog: Catalog, backend: str, scopes: Sequence[str]) -> bool:
+    return any(t.authoritative and t.scope in scopes for t in catalog.spec(backend).types)
 
 
 def make_plan(
     *,
+    catalog: Catalog,
     policies: PolicySet,
     inventory: Inventory,
     backends: Mapping[str, Backend],
@@ -78,10 +80,10 @@ def make_plan(
     check_targets(policies, inventory, backends, scopes)
     group_serials = expand_groups(policies, backends, scopes)
     notes = [*notes, *selector_notes(policies, inventory, group_serials, scopes, list(backends))]
-    desired = compile_desired(policies, inventory, list(backends), scopes, group_serials)
-    seen = observe(backends, desired, journal, scopes)
-    observed = {rid: r for rid, r in seen.observed.items() if spec_for(rid).scope in scopes}
-    changes = diff(desired, observed, seen.journal_state)
+    desired = compile_desired(catalog, policies, inventory, list(backends), scopes, group_serials)
+    seen = observe(catalog, backends, desired, journal, scopes)
+    observed = {rid: r for rid, r in seen.observed.items() if catalog.type_of(rid).scope in scopes}
+    changes = diff(catalog, desired, observed, seen.journal_state)
     plan = Plan(
         changes=changes,
         observed=observed_digests(observed, seen.journal_state, desired),
@@ -91,5 +93,7 @@ def make_plan(
         notes=list(notes),
     )
     if "lockdown" in scopes:  # the per-run cap holds for every entry point: plan, apply, lockdown
-        plan = cap_lockdown(plan, inventory, lockdown_cap(policies), override=override_caps, journal=journal)
+        plan = cap_lockdown(
+            plan, inventory, lockdown_cap(policies), catalog.device_types(), override=override_caps, journal=journal
+        )
     return plan

@@ -7,9 +7,9 @@ transaction whose commit acknowledgement was lost); the console settles it when 
 
 from __future__ import annotations
 
+from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.resources import Change, ResourceId
 from orchestrator.engine.journal import Journal, default_actor
-from orchestrator.engine.resources import Change, ResourceId
-from orchestrator.errors import OrchestratorError
 
 
 def resolve_command(resource: str) -> str:

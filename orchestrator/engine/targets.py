@@ -22,9 +22,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from orchestrator.engine.compilers.selection import selects
-from orchestrator.errors import PlanError
-from orchestrator.inventory import Inventory
+from orchestrator.core.errors import PlanError
+from orchestrator.inventory.devices import Inventory
+from orchestrator.inventory.selection import selects
 from orchestrator.policy.loader import LoadedPolicy, PolicySet
 from orchestrator.policy.models import (
     AppPush,

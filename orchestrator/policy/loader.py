@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.errors import Diagnostic, PolicyError
+from orchestrator.core.errors import Diagnostic, PolicyError
 from orchestrator.policy.models import (
     KINDS,
     AppPush,

@@ -23,7 +23,7 @@ from yaml.constructor import SafeConstructor
 from yaml.reader import ReaderError
 from yaml.resolver import Resolver
 
-from orchestrator.errors import Diagnostic
+from orchestrator.core.errors import Diagnostic
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _C_PARSER = _Loader is not yaml.SafeLoader  # libyaml reports reader errors as byte offsets

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from orchestrator.inventory import Device
+from orchestrator.inventory.devices import Device
 
 # (school name, OU path, grade levels, level)
 SCHOOLS = [

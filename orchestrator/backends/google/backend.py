@@ -1,0 +1,351 @@
+"""The Google backend: Chrome OS devices (Admin SDK Directory) and Chrome policies (Chrome Policy API).
+
+Resource types (keys are strings):
+    ou_policy      "{ou_path}|{schema}"      → {field: value} of the fields we manage, lists sorted
+    ou_app         "{ou_path}|{extension}"   → {"appInstallType": FORCED|FORCED_AND_PIN_TO_TOOLBAR|NORMAL|...}
+    device_status  "{serial}"                → "ACTIVE" | "DISABLED"
+    reimage        "{serial}|{request}"      → {"command": "WIPE_USERS" | "REMOTE_POWERWASH"} (journal-observed)
+
+Reading is bulk: one org-unit list, device pages of 300, one policies:resolve per OU and namespace (on a
+thread pool, under the pacer). Serials are matched by exact equality on the full device list, never with
+the partial `id:` query. Writes are grouped per OU and namespace (batchModify / batchInherit), device
+status changes go 50 ids per call with per-device results, commands one device per call and are polled.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from google.auth.credentials import Credentials
+
+from orchestrator.backends.google.client import GoogleApi
+from orchestrator.backends.google.config import GoogleConfig
+from orchestrator.backends.google.devices import ChromeDevices
+from orchestrator.backends.google.policy import (
+    APP_INSTALL,
+    MANAGED_FIELDS,
+    RESOLVE_FILTERS,
+    extension_of,
+    inherit_request,
+    modify_request,
+    namespace_of,
+    normalise,
+    split_key,
+    write_namespace,
+)
+from orchestrator.backends.google.results import Reporter
+from orchestrator.backends.pacing import CallCounter, RetryPolicy
+from orchestrator.core.backend import ResultCallback, SentCallback
+from orchestrator.core.errors import BackendError, QuotaError, TransientError
+from orchestrator.core.resources import Change, ChangeResult, Resource, ResourceId
+
+log = logging.getLogger(__name__)
+
+POLICY_TYPES = ("ou_policy", "ou_app")
+INVENTORY_FIELDS = (
+    "nextPageToken,chromeosdevices(deviceId,serialNumber,status,orgUnitPath,annotatedAssetId,lastSync,macAddress)"
+)
+
+
+class GoogleBackend:
+    """Admin SDK Directory + Chrome Policy through googleapiclient (see module docstring)."""
+
+    name = "google"
+
+    def __init__(
+        self,
+        config: GoogleConfig,
+        *,
+        counter: CallCounter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        workers: int = 8,
+        poll_interval: float = 2.0,
+        max_polls: int = 10,
+        credentials: Credentials | None = None,
+        policy_reads_per_minute: int | None = None,
+    ):
+        self.config = config
+        self.api = GoogleApi(
+            config,
+            counter=counter,
+            sleep=sleep,
+            retry=retry,
+            timeout=timeout,
+            credentials=credentials,
+            policy_reads_per_minute=policy_reads_per_minute,
+        )
+        self.counter = self.api.counter
+        self.workers = workers
+        self.devices = ChromeDevices(
+            self.api, sleep=sleep, workers=workers, poll_interval=poll_interval, max_polls=max_polls
+        )
+        self._ous: dict[str, str] | None = None  # OU path → id (without "id:")
+
+    def close(self) -> None:
+        self._ous = None
+        self.devices.forget()
+
+    def devices_by_serial(self, refresh: bool = False) -> dict[str, list[dict[str, Any]]]:
+        """Every Chrome device record by exact serial (bulk listing; cached for the run)."""
+        return self.devices.devices_by_serial(refresh=refresh)
+
+    def inventory_records(self) -> list[dict[str, Any]]:
+        """Every Chrome device for `inventory sync`: pages of 300, BASIC projection, only the synced fields.
+
+        Read-only and uncached. BASIC carries deviceId, serialNumber, status, orgUnitPath, annotatedAssetId and
+        lastSync; macAddress is kept when the console returns it (FULL-only on Google: import it with GAM).
+        """
+        devices = self.api.directory.chromeosdevices()
+        request = devices.list(
+            customerId=self._customer,
+            maxResults=300,
+            projection="BASIC",
+            fields=INVENTORY_FIELDS,
+        )
+        out: list[dict[str, Any]] = []
+        try:
+            while request is not None:
+                page = self.api.read("chromeosdevices.list", request)
+                out += page.get("chromeosdevices", [])
+                request = devices.list_next(request, page)
+        except TransientError as exc:
+            raise QuotaError(f"google: still failing after {self.api.retry.attempts} attempts: {exc}") from None
+        return out
+
+    def move_devices(self, serials: Sequence[str], ou_path: str) -> dict[str, str]:
+        """Move devices (exact serials) to `ou_path` and read back: serial → moved | not_moved | not_found."""
+        if ou_path not in self.org_units():
+            raise BackendError(f"org unit {ou_path} does not exist in the console")
+        return self.devices.move_devices(serials, ou_path)
+
+    # ---- reading ------------------------------------------------------------------------------------
+    @property
+    def _customer(self) -> str:
+        return self.config.customer_id
+
+    def org_units(self, refresh: bool = False) -> dict[str, str]:
+        """Every OU path → id, in one call (type=allIncludingParent from "/")."""
+        if self._ous is None or refresh:
+            request = self.api.directory.orgunits().list(
+                customerId=self._customer,
+                orgUnitPath="/",
+                type="allIncludingParent",
+                fields="organizationUnits(orgUnitId,orgUnitPath)",
+            )
+            reply = self.api.read("orgunits.list", request)
+            self._ous = {
+                ou["orgUnitPath"]: ou["orgUnitId"].removeprefix("id:") for ou in reply.get("organizationUnits", [])
+            }
+        return self._ous
+
+    def known_targets(self, kind: str, names: Collection[str]) -> Collection[str]:
+        """Every org unit path in the console (one orgunits.list), for the plan's target check."""
+        if kind != "google_ou":
+            return set()
+        try:
+            return set(self.org_units(refresh=True))
+        except TransientError as exc:
+            raise QuotaError(f"google: still failing after {self.api.retry.attempts} attempts: {exc}") from None
+
+    def _resolve(self, ou_id: str, pattern: str) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {
+            "policySchemaFilter": pattern,
+            "pageSize": 1000,
+            "policyTargetKey": {"targetResource": f"orgunits/{ou_id}"},
+        }
+        out: list[dict[str, Any]] = []
+        policies = self.api.policy.customers().policies()
+        while True:
+            request = policies.resolve(customer=f"customers/{self._customer}", body=body)
+            reply = self.api.call("policies.resolve", request, self.api.policy_read_bucket)
+            out += reply.get("resolvedPolicies", [])
+            token = reply.get("nextPageToken")
+            if not token:
+                return out
+            body = {**body, "pageToken": token}
+
+    def observe(self, desired: Sequence[Resource], *, types: Collection[str] | None = None) -> list[Resource]:
+        """Observed state for `desired` plus every locally set managed policy/app under managed_root_ou.
+
+        `types` names the resource types to read (e.g. {"ou_policy", "ou_app"} for a plan whose policies
+        were all removed). By default: policy types when `desired` holds any of them or holds no
+        device-level resource (device_status, reimage); device_status when desired. `reimage` is
+        journal-observed and never read here. Raises BackendError (QuotaError when still throttled).
+        """
+        mine = [r for r in desired if r.id.backend == self.name]
+        wanted = {r.id.type for r in mine}
+        if types is None:
+            types = set(wanted)
+            if wanted & set(POLICY_TYPES) or not wanted & {"device_status", "reimage"}:
+                types |= set(POLICY_TYPES)
+        out: list[Resource] = []
+        try:
+            # Device pages and policy resolves use different quotas: read both at once.
+            with ThreadPoolExecutor(max_workers=1) as side:
+                devices = None
+                if "device_status" in types:
+                    devices = side.submit(self.devices.observe, [r for r in mine if r.id.type == "device_status"])
+                if set(types) & set(POLICY_TYPES):
+                    policies = [r for r in mine if r.id.type in POLICY_TYPES and r.id.type in types]
+                    out += [r for r in self._observe_policies(policies) if r.id.type in types]
+                if devices is not None:
+                    out += devices.result()
+        except TransientError as exc:
+            raise QuotaError(f"google: still failing after {self.api.retry.attempts} attempts: {exc}") from None
+        return out
+
+    def _observe_policies(self, desired: list[Resource]) -> list[Resource]:
+        ous = self.org_units(refresh=True)
+        paths = {v: k for k, v in ous.items()}
+        root = self.config.managed_root_ou
+        wanted = {(r.id.type, *split_key(r.id.key)): r for r in desired}
+        scope = sorted({p for p in ous if _under(p, root)} | {k[1] for k in wanted if k[1] in ous})
+        jobs = [(path, pattern) for path in scope for pattern in RESOLVE_FILTERS]
+        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
+            replies = list(pool.map(lambda job: self._resolve(ous[job[0]], job[1]), jobs))
+        local: dict[tuple[str, str, str], dict[str, Any]] = {}
+        resolved: dict[tuple[str, str, str], tuple[dict[str, Any], str | None]] = {}
+        for (path, _), entries in zip(jobs, replies, strict=True):
+            for entry in entries:
+                key, value = _entry_key(path, entry)
+                if key is None:
+                    continue
+                source = paths.get(entry.get("sourceKey", {}).get("targetResource", "").removeprefix("orgunits/"))
+                resolved[key] = (value, source)
+                if source == path:
+                    local[key] = value
+        out: list[Resource] = []
+        for key, value in sorted(local.items()):
+            want = wanted.get(key)
+            if want is None and not _under(key[1], root):
+                continue
+            out.append(self._policy_resource(key, value, want))
+        for key, want in sorted(wanted.items(), key=lambda kv: kv[0]):
+            if key in local or key not in resolved:
+                continue
+            value, source = resolved[key]
+            upstream = wanted.get((key[0], source or "", key[2]))
+            # An inherited value counts only if the OU it comes from is itself kept at the same desired value.
+            if upstream is not None and upstream.value == want.value:
+                out.append(self._policy_resource(key, value, want, inherited_from=source))
+        return out
+
+    def _policy_resource(
+        self, key: tuple[str, str, str], value: dict[str, Any], want: Resource | None, inherited_from: str | None = None
+    ) -> Resource:
+        kind, ou, name = key
+        if kind == "ou_policy":
+            only = tuple(want.value) if want is not None and isinstance(want.value, dict) else None
+            value = normalise(name, value, only)
+        meta = {"inherited_from": inherited_from} if inherited_from else {}
+        return Resource(ResourceId(self.name, kind, f"{ou}|{name}"), value, meta=meta)
+
+    def settle(self, changes: Sequence[Change]) -> list[ChangeResult]:
+        """Backend.settle: whether unknown reimages/deprovisions ran, from commands.get / chromeosdevices.get."""
+        return self.devices.settle(changes)
+
+    def apply(self, changes: Sequence[Change], on_sent: SentCallback, on_result: ResultCallback) -> None:
+        reporter = Reporter(changes, on_result)
+        by_type: dict[str, list[Change]] = defaultdict(list)
+        for change in changes:
+            by_type[change.id.type].append(change)
+        steps: list[tuple[list[Change], Callable[[list[Change], SentCallback, Reporter], None]]] = [
+            (by_type.pop("ou_policy", []) + by_type.pop("ou_app", []), self._apply_policies),
+            (by_type.pop("device_status", []), self.devices.apply_status),
+            (by_type.pop("reimage", []), self.devices.apply_reimage),
+        ]
+        for kind, rest in by_type.items():
+            reporter.fail_rest(rest, f"the google backend has no resource type {kind!r}")
+        for group, step in steps:
+            if not group:
+                continue
+            try:
+                step(group, on_sent, reporter)
+            except (BackendError, TransientError) as exc:
+                reporter.fail_rest(group, str(exc))
+        reporter.fail_rest(changes, "not processed")
+
+    def _apply_policies(self, changes: list[Change], on_sent: SentCallback, reporter: Reporter) -> None:
+        ous = self.org_units()
+        writes: dict[tuple[str, str], list[tuple[Change, dict]]] = defaultdict(list)
+        inherits: dict[tuple[str, str], list[tuple[Change, dict]]] = defaultdict(list)
+        for change in changes:
+            kind = change.id.type
+            ou, name = split_key(change.id.key)
+            if ou not in ous:
+                reporter.report(change, "failed", f"org unit {ou} does not exist in the console")
+            elif change.op in ("create", "update") and isinstance(change.after, dict):
+                writes[(ou, write_namespace(kind, name))].append(
+                    (change, modify_request(kind, ous[ou], name, change.after, change.before))
+                )
+            elif change.op == "delete":
+                inherits[(ou, write_namespace(kind, name))].append((change, inherit_request(kind, ous[ou], name)))
+            else:
+                reporter.report(change, "failed", f"unsupported op {change.op!r} for {kind}")
+        orgunits = self.api.policy.customers().policies().orgunits()
+        customer = f"customers/{self._customer}"
+        for (ou, namespace), items in sorted(writes.items()):
+            self._policy_call(
+                "policies.orgunits.batchModify", orgunits.batchModify, customer, items, on_sent, reporter, ou, namespace
+            )
+        for (ou, namespace), items in sorted(inherits.items()):
+            self._policy_call(
+                "policies.orgunits.batchInherit",
+                orgunits.batchInherit,
+                customer,
+                items,
+                on_sent,
+                reporter,
+                ou,
+                namespace,
+            )
+
+    def _policy_call(
+        self,
+        endpoint: str,
+        method: Callable[..., Any],
+        customer: str,
+        items: list[tuple[Change, dict]],
+        on_sent: SentCallback,
+        reporter: Reporter,
+        ou: str,
+        namespace: str,
+    ) -> None:
+        for change, _ in items:
+            on_sent(change)
+        try:
+            request = method(customer=customer, body={"requests": [r for _, r in items]})
+            self.api.call(endpoint, request, self.api.policy_write_bucket)
+        except (BackendError, TransientError) as exc:
+            reporter.fail_rest([c for c, _ in items], str(exc))
+            return
+        for change, _ in items:
+            reporter.report(
+                change, "succeeded", "", endpoint=endpoint, orgUnit=ou, namespace=namespace, batch=len(items)
+            )
+
+
+def _under(path: str, root: str) -> bool:
+    return root == "/" or path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _entry_key(path: str, entry: dict[str, Any]) -> tuple[tuple[str, str, str] | None, dict[str, Any]]:
+    """(type, ou, name) and value of one resolved policy, or None for schemas we do not manage."""
+    schema = entry.get("value", {}).get("policySchema", "")
+    value = entry.get("value", {}).get("value", {}) or {}
+    if namespace_of(schema) == namespace_of(APP_INSTALL):
+        app = entry.get("targetKey", {}).get("additionalTargetKeys", {}).get("app_id", "")
+        extension = extension_of(app)
+        if schema != APP_INSTALL or extension is None:
+            return None, value
+        return ("ou_app", path, extension), {"appInstallType": value.get("appInstallType")}
+    if schema not in MANAGED_FIELDS:
+        return None, value
+    return ("ou_policy", path, schema), value

@@ -1,0 +1,233 @@
+"""Building and calling the Google API clients: credentials, endpoints, pacing, the one retry policy.
+
+Every HTTP call goes through `GoogleApi.call`: it takes a token from the right bucket, counts the call,
+executes with `num_retries=0` (googleapiclient's own retries are off) and maps `HttpError` at this one
+boundary: 429, 403 rate/quota reasons and 5xx become `TransientError` (retried by `RetryPolicy`, honouring
+Retry-After); anything else becomes `GoogleApiError`. Non-idempotent calls (device commands) are retried
+only when throttled (429/403 rate: not processed); a timeout, a reset connection, a 408 or any 5xx raises
+`OutcomeUnknown`. The same boundary maps authentication failures to one `AuthError` line: google-auth's
+`RefreshError` (e.g. `invalid_grant`: bad key, delegation not authorised) and `TransportError` (token endpoint
+unreachable), and HTTP 401 / non-rate 403 answers.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httplib2
+from google.auth import exceptions as auth_exceptions
+from google.auth.credentials import AnonymousCredentials, Credentials
+from google_auth_httplib2 import AuthorizedHttp
+from google_auth_httplib2 import Request as TokenRequest
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+
+from orchestrator.backends.endpoints import is_loopback
+from orchestrator.backends.google.config import GoogleConfig
+from orchestrator.backends.pacing import CallCounter, RetryPolicy, TokenBucket, parse_retry_after
+from orchestrator.core.errors import AuthError, BackendError, ConfigError, OutcomeUnknown, TransientError
+
+SCOPES = (
+    "https://www.googleapis.com/auth/admin.directory.device.chromeos",
+    "https://www.googleapis.com/auth/admin.directory.orgunit.readonly",
+    "https://www.googleapis.com/auth/chrome.management.policy",
+)
+RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
+POLICY_READS_PER_MINUTE_CAP = 1500  # Chrome Policy: 30 QPS per project; stay at 25 QPS
+
+
+class GoogleApiError(BackendError):
+    """A Google API call failed for a reason retrying cannot fix (bad request, not found, permission)."""
+
+    def __init__(self, endpoint: str, status: int, reason: str, message: str):
+        super().__init__(f"{endpoint}: HTTP {status} {reason}: {message}")
+        self.endpoint = endpoint
+        self.status = status
+        self.reason = reason
+
+
+def make_credentials(config: GoogleConfig, env: Mapping[str, str] = os.environ) -> Credentials:
+    """Service-account credentials with domain-wide delegation, or anonymous ones for a loopback emulator."""
+    path = env.get(config.credentials_file_env, "")
+    endpoints = [config.directory_endpoint, config.policy_endpoint]
+    if not path:
+        if all(is_loopback(e) for e in endpoints):
+            return AnonymousCredentials()
+        raise ConfigError(
+            f"google: no credentials: set the environment variable {config.credentials_file_env} to a "
+            "service-account key file (both endpoints must be loopback emulators to run without one)"
+        )
+    if not config.admin_subject:
+        raise ConfigError("google.admin_subject: required with a service account (domain-wide delegation)")
+    from google.oauth2 import service_account
+
+    try:
+        return service_account.Credentials.from_service_account_file(
+            path, scopes=list(SCOPES), subject=config.admin_subject
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"google: cannot read the service-account file named by {config.credentials_file_env}: {type(exc).__name__}"
+        ) from None
+
+
+def _options(endpoint: str | None) -> dict[str, str] | None:
+    return {"api_endpoint": endpoint} if endpoint else None
+
+
+class GoogleApi:
+    """The Directory and Chrome Policy clients plus pacing, counting and retries. Thread-safe calls."""
+
+    def __init__(
+        self,
+        config: GoogleConfig,
+        *,
+        counter: CallCounter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        credentials: Credentials | None = None,
+        policy_reads_per_minute: int | None = None,
+    ):
+        self.config = config
+        self.counter = counter or CallCounter()
+        self.sleep = sleep
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.credentials = credentials or make_credentials(config)
+        self.directory = build(
+            "admin",
+            "directory_v1",
+            static_discovery=True,
+            credentials=self.credentials,
+            client_options=_options(config.directory_endpoint),
+            cache_discovery=False,
+        )
+        self.policy = build(
+            "chromepolicy",
+            "v1",
+            static_discovery=True,
+            credentials=self.credentials,
+            client_options=_options(config.policy_endpoint),
+            cache_discovery=False,
+        )
+        rpm = config.requests_per_minute
+        # Per-minute quotas: a bucket of capacity c refilling r/min admits at most c + r in any minute.
+        self.directory_bucket = TokenBucket(rpm, 60.0, burst=max(1, rpm // 12), sleep=sleep)
+        reads = policy_reads_per_minute or min(rpm, POLICY_READS_PER_MINUTE_CAP)
+        self.policy_read_bucket = TokenBucket(reads, 60.0, burst=max(1, reads // 60), sleep=sleep)
+        writes = config.policy_writes_per_minute
+        self.policy_write_bucket = TokenBucket(writes, 60.0, burst=max(1, min(5, writes // 5)), sleep=sleep)
+        self._local = threading.local()
+        self._token_lock = threading.Lock()
+
+    @property
+    def customer(self) -> str:
+        return self.config.customer_id
+
+    def _ensure_token(self) -> None:
+        """Obtain or refresh the access token before a call leaves, so a token failure is an AuthError and is
+        never mistaken for a request whose answer was lost (a wipe would be held `unknown` for nothing)."""
+        credentials = self.credentials
+        if isinstance(credentials, AnonymousCredentials) or credentials.valid:
+            return
+        with self._token_lock:
+            if credentials.valid:
+                return
+            try:
+                credentials.refresh(TokenRequest(httplib2.Http(timeout=self.timeout)))
+            except auth_exceptions.GoogleAuthError as exc:
+                raise auth_error(self.config, exc) from None
+            except (OSError, httplib2.HttpLib2Error) as exc:  # refused, reset, DNS, TLS: the endpoint is unreachable
+                raise auth_error(self.config, auth_exceptions.TransportError(type(exc).__name__)) from None
+
+    def _authorized(self) -> AuthorizedHttp:
+        """An authorised connection; anonymous credentials (emulator) cannot refresh, so a 401 stays a 401."""
+        refresh = () if isinstance(self.credentials, AnonymousCredentials) else (401,)
+        return AuthorizedHttp(self.credentials, http=httplib2.Http(timeout=self.timeout), refresh_status_codes=refresh)
+
+    def _http(self) -> AuthorizedHttp:
+        http = getattr(self._local, "http", None)
+        if http is None:
+            http = self._authorized()
+            self._local.http = http
+        return http
+
+    def call(self, endpoint: str, request: Any, bucket: TokenBucket, *, idempotent: bool = True) -> Any:
+        """Execute `request` paced, counted and retried; raise GoogleApiError, TransientError or OutcomeUnknown."""
+
+        def once() -> Any:
+            self._ensure_token()
+            bucket.acquire()
+            self.counter.add(endpoint)
+            # A non-idempotent call gets a fresh connection, so httplib2 never replays it on a stale socket.
+            http = self._http() if idempotent else self._authorized()
+            try:
+                return request.execute(http=http, num_retries=0)
+            except HttpError as exc:
+                raise classify(endpoint, exc, idempotent=idempotent, config=self.config) from None
+            except auth_exceptions.GoogleAuthError as exc:  # the token was never obtained: nothing was sent
+                raise auth_error(self.config, exc) from None
+            except (TimeoutError, ConnectionError, httplib2.HttpLib2Error, OSError) as exc:
+                if idempotent:
+                    raise TransientError(f"{endpoint}: {type(exc).__name__}") from None
+                raise OutcomeUnknown(f"{endpoint}: no answer ({type(exc).__name__}); not re-sent") from None
+
+        return self.retry.call(once, sleep=self.sleep)
+
+    def read(self, endpoint: str, request: Any) -> Any:
+        return self.call(endpoint, request, self.directory_bucket)
+
+
+def auth_error(config: GoogleConfig, exc: Exception) -> AuthError:
+    """One line for a google-auth failure: which backend, the cause, what to check (never the key)."""
+    env = f"${config.credentials_file_env}"
+    if isinstance(exc, auth_exceptions.RefreshError):
+        return AuthError(
+            f"google: the token endpoint refused the service account ({_oauth_cause(exc)}): check the key file "
+            f"named by {env}, google.admin_subject, and that domain-wide delegation authorises the scopes listed "
+            "in the README"
+        )
+    if isinstance(exc, auth_exceptions.TransportError):
+        return AuthError(
+            f"google: cannot reach the token endpoint ({type(exc).__name__}): check the network and proxy, and "
+            f"the token_uri in the key file named by {env}"
+        )
+    return AuthError(f"google: authentication failed ({type(exc).__name__}): check the key file named by {env}")
+
+
+_OAUTH_ERRORS = ("invalid_grant", "unauthorized_client", "invalid_client", "invalid_scope", "access_denied")
+
+
+def _oauth_cause(exc: Exception) -> str:
+    """The OAuth error code only: google-auth's message can quote the response body."""
+    text = str(exc)
+    return next((code for code in _OAUTH_ERRORS if code in text), type(exc).__name__)
+
+
+def classify(endpoint: str, exc: HttpError, *, idempotent: bool, config: GoogleConfig | None = None) -> Exception:
+    """Map an HttpError to TransientError (retry), OutcomeUnknown, AuthError or GoogleApiError."""
+    status = int(exc.resp.status)
+    details = exc.error_details if isinstance(exc.error_details, list) else []
+    reasons = {d.get("reason", "") for d in details if isinstance(d, dict)}
+    reason = next(iter(sorted(reasons)), "")
+    message = str(exc.reason or "")[:200]
+    retry_after = parse_retry_after(exc.resp.get("retry-after"))
+    throttled = status == 429 or (status == 403 and reasons & RATE_REASONS)
+    if throttled or (idempotent and status >= 500):
+        return TransientError(f"{endpoint}: HTTP {status} {reason or message}", retry_after, status)
+    if status >= 500 or status == 408:
+        return OutcomeUnknown(f"{endpoint}: HTTP {status}: the request may have been processed; not re-sent")
+    if status in (401, 403):
+        env = f"${config.credentials_file_env}" if config else "the credentials file"
+        what = "rejected the credentials" if status == 401 else "denied the call"
+        return AuthError(
+            f"google: {endpoint} {what} (HTTP {status} {reason or 'forbidden'}): check the key file named by {env}, "
+            "that google.admin_subject is an admin with the needed privileges, that the API is enabled, and that "
+            "domain-wide delegation authorises the scopes listed in the README"
+        )
+    return GoogleApiError(endpoint, status, reason or "error", message)

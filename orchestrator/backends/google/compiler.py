@@ -1,0 +1,185 @@
+"""Compile policies + inventory into desired Google resources (pure: no I/O).
+
+    WebFilter (targets.google_ous)  → ou_policy {ou}|chrome.users.UrlBlocking and
+                                      {ou}|chrome.users.SafeSearchRestrictedMode
+    AppPush chrome apps             → ou_app {ou}|{extension id} {"appInstallType": ...}
+    LostDevicePolicy                → device_status {serial} DISABLED (lost/stolen) / ACTIVE (found), and
+                                      ou_policy /|chrome.devices.DisabledDeviceReturnInstructions
+    Reimage (google section)        → reimage {serial}|{request} {"command": WIPE_USERS|REMOTE_POWERWASH}, or
+                                      {"command": "DEPROVISION", "deprovisionReason": "RETIRING_DEVICE"}
+                                      for method deprovision (meta method "deprovision": the gate then
+                                      requires --acknowledge-deprovision)
+
+Domains become Chrome URL-filter entries: `example.com` and `*.example.com` both become `example.com`,
+which Chrome matches for the domain and all its subdomains (the same reach as the network DNS blocklist).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.core.resources import Resource, ResourceId
+from orchestrator.inventory.devices import Inventory
+from orchestrator.inventory.selection import reimage_resource, selects
+from orchestrator.policy.loader import LoadedPolicy, PolicySet
+from orchestrator.policy.models import AppPush, ChromeApp, LostDevicePolicy, Reimage, WebFilter
+
+URL_BLOCKING = "chrome.users.UrlBlocking"
+SAFE_SEARCH = "chrome.users.SafeSearchRestrictedMode"
+DISABLED_MESSAGE = "chrome.devices.DisabledDeviceReturnInstructions"
+YOUTUBE = {"off": "OFF", "moderate": "MODERATE", "strict": "STRICT"}
+REIMAGE_COMMANDS = {"wipe_users": "WIPE_USERS", "powerwash": "REMOTE_POWERWASH", "deprovision": "DEPROVISION"}
+DEPROVISION_REASON = "RETIRING_DEVICE"
+LOST = ("lost", "stolen")
+
+
+@dataclass
+class _Acc:
+    """A resource being assembled from one or more policy documents."""
+
+    value: dict[str, Any] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+    policies: list[str] = field(default_factory=list)
+
+    def add(self, policy: str, *sources: object) -> None:
+        for source in map(str, sources):
+            if source not in self.sources:
+                self.sources.append(source)
+        if policy not in self.policies:
+            self.policies.append(policy)
+
+
+def compile_google(
+    policies: PolicySet, inventory: Inventory, *, group_serials: Mapping[str, Collection[str]] | None = None
+) -> list[Resource]:
+    """Desired Google resources, sorted by id, each traced to the policy lines (and inventory rows) behind it.
+
+    `group_serials` are the members of the Intune groups Reimage selectors name, read before compiling.
+    """
+    ou_policies: dict[tuple[str, str], _Acc] = {}
+    resources: list[Resource] = []
+    for model, loaded in policies.of_kind(WebFilter):
+        _web_filter(model, loaded, ou_policies)
+    for model, loaded in policies.of_kind(LostDevicePolicy):
+        if model.google.action == "disable":
+            acc = ou_policies.setdefault(("/", DISABLED_MESSAGE), _Acc())
+            acc.value["deviceDisabledMessage"] = _disabled_message(model)
+            acc.add(model.name, loaded.source_of("message"))
+    for (ou, schema), acc in ou_policies.items():
+        resources.append(_resource("ou_policy", f"{ou}|{schema}", acc))
+    resources += _apps(policies)
+    resources += _lost_devices(policies, inventory)
+    resources += _reimages(policies, inventory, group_serials)
+    return sorted(resources, key=lambda r: r.id)
+
+
+def _resource(kind: str, key: str, acc: _Acc, **extra: Any) -> Resource:
+    return Resource(
+        ResourceId("google", kind, key), acc.value, sources=tuple(acc.sources), policy=", ".join(acc.policies), **extra
+    )
+
+
+def chrome_url_filter(domain: str) -> str:
+    """`*.example.com` and `example.com` → `example.com` (Chrome: that host and every subdomain)."""
+    return domain.removeprefix("*.").lower()
+
+
+def _web_filter(model: WebFilter, loaded: LoadedPolicy, out: dict[tuple[str, str], _Acc]) -> None:
+    for index, ou in enumerate(model.targets.google_ous):
+        target = loaded.source_of("targets", "google_ous", index)
+        if model.blocked or model.allowed:
+            acc = out.setdefault((ou, URL_BLOCKING), _Acc())
+            blocked = set(acc.value.get("urlBlocklist", [])) | {chrome_url_filter(d) for d in model.blocked}
+            allowed = set(acc.value.get("urlAllowlist", [])) | {chrome_url_filter(d) for d in model.allowed}
+            acc.value["urlBlocklist"] = sorted(blocked)
+            acc.value["urlAllowlist"] = sorted(allowed)
+            acc.add(model.name, *[loaded.source_of(f) for f in ("blocked", "allowed") if getattr(model, f)], target)
+        if model.safe_search is not None or model.youtube is not None:
+            acc = out.setdefault((ou, SAFE_SEARCH), _Acc())
+            if model.safe_search is not None:
+                acc.value["forceGoogleSafeSearch"] = model.safe_search
+                acc.add(model.name, loaded.source_of("safe_search"), target)
+            if model.youtube is not None:
+                acc.value["forceYoutubeRestrictedMode"] = YOUTUBE[model.youtube]
+                acc.add(model.name, loaded.source_of("youtube"), target)
+
+
+def install_type(app: ChromeApp) -> str:
+    """Policy install mode → chrome.users.apps.InstallType appInstallType."""
+    base = {"force": "FORCED", "normal": "NORMAL", "allowed": "ALLOWED", "blocked": "BLOCKED"}[app.install]
+    return f"{base}_AND_PIN_TO_TOOLBAR" if app.pinned else base
+
+
+def _apps(policies: PolicySet) -> list[Resource]:
+    out: list[Resource] = []
+    for model, loaded in policies.of_kind(AppPush):
+        for ou_index, ou in enumerate(model.targets.google_ous):
+            for index, app in enumerate(model.chrome):
+                acc = _Acc(value={"appInstallType": install_type(app)})
+                acc.add(
+                    model.name, loaded.source_of("chrome", index), loaded.source_of("targets", "google_ous", ou_index)
+                )
+                out.append(_resource("ou_app", f"{ou}|{app.id}", acc))
+    return out
+
+
+def _disabled_message(model: LostDevicePolicy) -> str:
+    parts = [model.message]
+    if model.phone:
+        parts.append(f"Phone: {model.phone}")
+    return " ".join(parts)
+
+
+def _lost_devices(policies: PolicySet, inventory: Inventory) -> list[Resource]:
+    """device_status per chromeos inventory row; a policy naming the device's school beats a catch-all one."""
+    chosen: dict[str, tuple[bool, Resource]] = {}
+    for model, loaded in policies.of_kind(LostDevicePolicy):
+        if model.google.action != "disable":
+            continue
+        for device in inventory.devices:
+            if device.platform != "chromeos" or (model.schools and device.school not in model.schools):
+                continue
+            if device.inventoryStatus in LOST:
+                status = "DISABLED"
+            elif device.inventoryStatus == "found" and model.on_found.reenable:
+                status = "ACTIVE"
+            else:
+                continue
+            resource = Resource(
+                ResourceId("google", "device_status", device.serialNumber),
+                status,
+                sources=(str(loaded.source_of("google", "action")), f"{inventory.file}:{device.line}"),
+                policy=model.name,
+                meta={"school": device.school, "inventory_line": device.line, "max_per_run": model.max_per_run},
+            )
+            specific = bool(model.schools)
+            if device.serialNumber not in chosen or (specific and not chosen[device.serialNumber][0]):
+                chosen[device.serialNumber] = (specific, resource)
+    return [resource for _, resource in chosen.values()]
+
+
+def _reimages(
+    policies: PolicySet, inventory: Inventory, group_serials: Mapping[str, Collection[str]] | None
+) -> list[Resource]:
+    out: list[Resource] = []
+    for model, loaded in policies.of_kind(Reimage):
+        if model.google is None:
+            continue
+        command = REIMAGE_COMMANDS[model.google.method]
+        value: dict[str, str] = {"command": command}
+        if command == "DEPROVISION":
+            value["deprovisionReason"] = DEPROVISION_REASON
+        base_sources = [str(loaded.source_of("devices")), str(loaded.source_of("google", "method"))]
+        sizes = inventory.school_sizes() if model.budget_per_school else None
+        for device in inventory.devices:
+            if device.platform == "chromeos" and selects(
+                model, device, decommission=command == "DEPROVISION", group_serials=group_serials
+            ):
+                out.append(
+                    reimage_resource(
+                        "google", model, device, value, base_sources, model.google.method, inventory, sizes
+                    )
+                )
+    return out

@@ -1,0 +1,66 @@
+"""The Google backend's registration: its resource types, config section, readiness check, opener, compiler."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from orchestrator.backends.endpoints import is_loopback
+from orchestrator.backends.google.config import GoogleConfig
+from orchestrator.core.backend import Backend, BackendSpec, CompileInput, OpenContext
+from orchestrator.core.resources import Resource
+from orchestrator.core.types import ResourceType
+
+OU_POLICY = ResourceType("google", "ou_policy", ("ou", "schema"), order=0, authoritative=True)
+OU_APP = ResourceType("google", "ou_app", ("ou", "app_id"), order=1, authoritative=True)
+DEVICE_STATUS = ResourceType("google", "device_status", ("serial",), order=5, scope="lockdown")
+REIMAGE = ResourceType(
+    "google", "reimage", ("serial", "request"), order=8, observed_by="journal", destructive=True, scope="maintenance"
+)
+
+
+def problem(section: GoogleConfig, base_dir: Path) -> str | None:
+    """Why a configured Google section cannot authenticate (never a silent skip), None when it can."""
+    if is_loopback(section.directory_endpoint) and is_loopback(section.policy_endpoint):
+        return None  # both APIs are a local emulator, which needs no credentials (an absent one is Google)
+    key_file = os.environ.get(section.credentials_file_env)
+    if not key_file:
+        return (
+            f"google: configured for a real tenant but ${section.credentials_file_env} is not set "
+            "(path of the service-account key file)"
+        )
+    if not Path(key_file).is_file():
+        return f"google: ${section.credentials_file_env} names {key_file}, which does not exist"
+    if not section.admin_subject:
+        return "google.admin_subject: required with a service account (domain-wide delegation subject)"
+    return None
+
+
+def open_backend(ctx: OpenContext) -> Backend:
+    from orchestrator.backends.google.backend import GoogleBackend
+
+    section: GoogleConfig = ctx.section
+    return GoogleBackend(section, counter=ctx.counter, policy_reads_per_minute=section.policy_reads_per_minute)
+
+
+def compile_resources(given: CompileInput) -> list[Resource]:
+    from orchestrator.backends.google.compiler import compile_google
+
+    return compile_google(given.policies, given.inventory, group_serials=given.group_serials)
+
+
+def credential_env(section: GoogleConfig) -> list[str]:
+    loopback = is_loopback(section.directory_endpoint) and is_loopback(section.policy_endpoint)
+    return [] if loopback else [section.credentials_file_env]
+
+
+SPEC = BackendSpec(
+    name="google",
+    order=0,
+    types=(OU_POLICY, OU_APP, DEVICE_STATUS, REIMAGE),
+    config_model=GoogleConfig,
+    problem=problem,
+    open=open_backend,
+    compile=compile_resources,
+    credential_env=credential_env,
+)

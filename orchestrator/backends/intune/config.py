@@ -1,0 +1,21 @@
+"""The `intune:` section of orchestrator.yaml (connection settings only; secrets come from the env vars it names)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class IntuneConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret_env: str = "AZURE_CLIENT_SECRET"
+    certificate_path_env: str | None = None
+    graph_endpoint: str | None = None
+    # Entra ID token endpoint (https): a sovereign cloud, or a loopback token endpoint in tests.
+    authority_host: str | None = None
+    # A CA bundle that signs the token endpoint's certificate (a TLS-inspecting proxy, a test authority).
+    authority_ca_file: str | None = None
+    device_writes_per_20s: int = Field(default=180, ge=1)
+    config_writes_per_20s: int = Field(default=90, ge=1)

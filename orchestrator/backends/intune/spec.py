@@ -1,0 +1,64 @@
+"""The Intune backend's registration: its resource types, config section, readiness check, opener, compiler."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from orchestrator.backends.endpoints import is_loopback
+from orchestrator.backends.intune.config import IntuneConfig
+from orchestrator.core.backend import Backend, BackendSpec, CompileInput, OpenContext
+from orchestrator.core.resources import Resource
+from orchestrator.core.types import ResourceType
+
+CONFIG_PROFILE = ResourceType("intune", "config_profile", ("platform", "name"), order=2, authoritative=True)
+APP_ASSIGNMENT = ResourceType("intune", "app_assignment", ("app",), order=3)
+DEVICE_LOCK = ResourceType("intune", "device_lock", ("serial",), order=6, scope="lockdown")
+REIMAGE = ResourceType(
+    "intune", "reimage", ("serial", "request"), order=8, observed_by="journal", destructive=True, scope="maintenance"
+)
+
+
+def problem(section: IntuneConfig, base_dir: Path) -> str | None:
+    """Why a configured Intune section cannot authenticate (never a silent skip), None when it can."""
+    if is_loopback(section.graph_endpoint):
+        return None  # the local emulator needs no credentials
+    missing = [key for key in ("tenant_id", "client_id") if not getattr(section, key)]
+    has_secret = bool(os.environ.get(section.client_secret_env))
+    has_cert = bool(section.certificate_path_env and os.environ.get(section.certificate_path_env))
+    if not (has_secret or has_cert):
+        cert = f" or ${section.certificate_path_env}" if section.certificate_path_env else ""
+        missing.append(f"${section.client_secret_env}{cert} (not set)")
+    if missing:
+        return f"intune: configured for a real tenant but {', '.join(missing)} missing"
+    return None
+
+
+def open_backend(ctx: OpenContext) -> Backend:
+    from orchestrator.backends.intune.backend import IntuneBackend
+
+    return IntuneBackend(ctx.section, counter=ctx.counter)
+
+
+def compile_resources(given: CompileInput) -> list[Resource]:
+    from orchestrator.backends.intune.compiler import compile_intune
+
+    return compile_intune(given.policies, given.inventory, group_serials=given.group_serials)
+
+
+def credential_env(section: IntuneConfig) -> list[str]:
+    if is_loopback(section.graph_endpoint):
+        return []
+    return [section.client_secret_env, *([section.certificate_path_env] if section.certificate_path_env else [])]
+
+
+SPEC = BackendSpec(
+    name="intune",
+    order=1,
+    types=(CONFIG_PROFILE, APP_ASSIGNMENT, DEVICE_LOCK, REIMAGE),
+    config_model=IntuneConfig,
+    problem=problem,
+    open=open_backend,
+    compile=compile_resources,
+    credential_env=credential_env,
+)

@@ -1,0 +1,44 @@
+"""The network backend's registration: its resource types, config section, readiness check, opener, compiler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.backends.network.config import NetworkConfig
+from orchestrator.core.backend import Backend, BackendSpec, CompileInput, OpenContext
+from orchestrator.core.resources import Resource
+from orchestrator.core.types import ResourceType
+
+DNS_BLOCKLIST = ResourceType("network", "dns_blocklist", ("site",), order=4)
+MAC_QUARANTINE = ResourceType("network", "mac_quarantine", ("site",), order=7, scope="lockdown")
+
+
+def problem(section: NetworkConfig, base_dir: Path) -> str | None:
+    """Why a configured network section cannot run (its Ansible inventory is missing), None when it can."""
+    inventory = Path(section.inventory) if Path(section.inventory).is_absolute() else base_dir / section.inventory
+    if not inventory.is_file():
+        return f"network: Ansible inventory {section.inventory} not found (looked for {inventory.resolve()})"
+    return None
+
+
+def open_backend(ctx: OpenContext) -> Backend:
+    from orchestrator.backends.network.backend import NetworkBackend
+
+    return NetworkBackend(ctx.section, base_dir=ctx.base_dir, artifacts_dir=ctx.state_dir / "artifacts")
+
+
+def compile_resources(given: CompileInput) -> list[Resource]:
+    from orchestrator.backends.network.compiler import compile_network
+
+    return compile_network(given.policies, given.inventory)
+
+
+SPEC = BackendSpec(
+    name="network",
+    order=2,
+    types=(DNS_BLOCKLIST, MAC_QUARANTINE),
+    config_model=NetworkConfig,
+    problem=problem,
+    open=open_backend,
+    compile=compile_resources,
+)

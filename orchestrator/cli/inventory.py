@@ -1,0 +1,200 @@
+"""`orchestrator inventory ...`: import from GAM, export, mark devices, show history, sync with consoles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from orchestrator.cli.app import _workspace, console, handle_errors
+from orchestrator.engine.journal import default_actor
+from orchestrator.inventory.devices import COLUMNS, parse_inventory, write_inventory_csv
+
+
+@click.group()
+def inventory() -> None:
+    """The device inventory (inventory/devices.csv): who has which device, and whether it is lost."""
+
+
+def _save(ws, devices) -> Path:
+    path = ws.config.path(ws.config.inventory)
+    text = write_inventory_csv(devices)
+    parse_inventory(str(path), text)  # never write an inventory we could not read back
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+@inventory.command("import")
+@click.option(
+    "--from-gam",
+    "gam_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="CSV from `gam print cros` (camelCase columns).",
+)
+@click.pass_context
+@handle_errors
+def import_(ctx: click.Context, gam_file: str) -> None:
+    """Merge a GAM export into the inventory (exact serials; district fields such as status are kept).
+
+    Example: orchestrator inventory import --from-gam cros.csv  (from `gam print cros > cros.csv`)
+    """
+    from orchestrator.inventory.edits import append_history, history_path, merge_gam, parse_gam_csv
+
+    ws = _workspace(ctx)
+    rows = parse_gam_csv(gam_file, Path(gam_file).read_text(encoding="utf-8"))
+    devices, history, added, updated = merge_gam(
+        ws.inventory, rows, source=f"gam:{Path(gam_file).name}", actor=default_actor()
+    )
+    path = _save(ws, devices)
+    append_history(history_path(path), history)
+    console.print(
+        f"{len(rows)} GAM rows: {added} added, {updated} updated, {len(history)} history entries. Wrote {path}."
+    )
+
+
+@inventory.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="File to write (default: stdout).")
+@click.pass_context
+@handle_errors
+def export(ctx: click.Context, fmt: str, out: str | None) -> None:
+    """Write the inventory as CSV or JSON.
+
+    Example: orchestrator inventory export --format json --out devices.json
+    """
+    ws = _workspace(ctx)
+    if fmt == "csv":
+        text = write_inventory_csv(ws.inventory.devices)
+    else:
+        text = json.dumps([{c: getattr(d, c) for c in COLUMNS} for d in ws.inventory.devices], indent=2) + "\n"
+    if out:
+        Path(out).write_text(text)
+        console.print(f"Wrote {len(ws.inventory.devices)} devices to {out}")
+    else:
+        click.echo(text, nl=False)
+
+
+@inventory.command("set")
+@click.argument("serial")
+@click.option("--status", type=click.Choice(["active", "lost", "stolen", "found", "repair", "loaner", "retired"]))
+@click.option("--student", help="Assign to this student (email).")
+@click.option("--school", help="Move to this school.")
+@click.pass_context
+@handle_errors
+def set_(ctx: click.Context, serial: str, status: str | None, student: str | None, school: str | None) -> None:
+    """Change one device by exact serial: report it lost, found, in repair, or reassign it. History is kept.
+
+    Example: orchestrator inventory set CB0000011 --status lost
+    """
+    from orchestrator.inventory.edits import append_history, history_path, set_fields
+
+    changes = {
+        k: v
+        for k, v in {"inventoryStatus": status, "assignedStudent": student, "school": school}.items()
+        if v is not None
+    }
+    if not changes:
+        raise click.UsageError("nothing to change: give --status, --student or --school")
+    ws = _workspace(ctx)
+    devices, history = set_fields(ws.inventory, serial, changes, source="cli", actor=default_actor())
+    path = _save(ws, devices)
+    append_history(history_path(path), history)
+    described = ", ".join(f"{h.field} {h.old or '-'} → {h.new}" for h in history) or "no change"
+    console.print(f"{serial}: {described}")
+
+
+@inventory.command("history")
+@click.argument("serial")
+@click.option("--show-pii", is_flag=True)
+@click.pass_context
+@handle_errors
+def history(ctx: click.Context, serial: str, show_pii: bool) -> None:
+    """Show everything that happened to one device (exact serial).
+
+    Example: orchestrator inventory history CB0000011
+    """
+    from orchestrator.core.redact import redact_text
+    from orchestrator.inventory.edits import history_path, read_history
+
+    ws = _workspace(ctx)
+    table = Table(title=f"History of {serial}", header_style="bold")
+    for column in ("at", "field", "old", "new", "source", "actor"):
+        table.add_column(column)
+    for entry in read_history(history_path(ws.config.path(ws.config.inventory)), serial):
+        old, new = (entry.old, entry.new) if show_pii else (redact_text(entry.old), redact_text(entry.new))
+        table.add_row(entry.at, entry.field, old, new, entry.source, entry.actor)
+    console.print(table)
+
+
+@inventory.command("sync")
+@click.option("--write", is_flag=True, help="Update inventory/devices.csv and append every change to history.csv.")
+@click.option(
+    "--backend",
+    "backends",
+    multiple=True,
+    type=click.Choice(["google", "intune"]),
+    help="Only these consoles (repeatable; default: every configured one).",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+@handle_errors
+def sync_(ctx: click.Context, write: bool, backends: tuple[str, ...], fmt: str) -> None:
+    """Refresh deviceId/OU/status/MAC from Google and Intune (exact serials); list what does not line up.
+
+    Without --write nothing changes. Last-seen times are shown, never stored (see orchestrator/inventory_sync.py).
+
+    Example: orchestrator inventory sync --write
+    """
+    from orchestrator.inventory.edits import append_history, history_path
+    from orchestrator.inventory.sync import sync
+    from orchestrator.jobs.connect import open_backends
+
+    ws = _workspace(ctx)
+    connections = open_backends(ws.config, backends or ("google", "intune"))
+    try:
+        records = {name: backend.inventory_records() for name, backend in connections.backends.items()}
+    finally:
+        connections.close()
+    result = sync(ws.inventory, records)
+    written = None
+    if write and result.updates:
+        written = _save(ws, result.devices)
+        append_history(history_path(written), result.history(actor=default_actor()))
+    if fmt == "json":
+        click.echo(json.dumps({**result.to_json(), "notes": connections.notes, "written": bool(written)}, indent=2))
+        return
+    for note in connections.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    table = Table(title="Inventory fields the consoles report differently", header_style="bold")
+    for column in ("serial", "field", "inventory", "console", "from"):
+        table.add_column(column)
+    for update in result.updates:
+        table.add_row(update.serial, update.field, update.old or "-", update.new, update.console)
+    console.print(table)
+    for title, rows in (
+        ("In a console, missing from the inventory", result.not_in_inventory),
+        ("In the inventory, missing from its console", result.not_in_console),
+        ("Serial matches several console records (left alone)", result.ambiguous),
+    ):
+        if rows:
+            listing = Table(title=f"{title} ({len(rows)})", header_style="bold")
+            for column in rows[0]:
+                listing.add_column(column)
+            for row in rows:
+                listing.add_row(*row.values())
+            console.print(listing)
+    console.print(
+        f"{len(result.updates)} field change(s) on {len({u.serial for u in result.updates})} device(s); "
+        f"{len(result.last_seen)} last-seen times read; {len(result.not_in_inventory)} console devices not in the "
+        f"inventory; {len(result.not_in_console)} inventory rows not in their console."
+    )
+    if written:
+        console.print(f"Wrote {written} and {history_path(written)}.")
+    elif result.updates:
+        console.print("Nothing written: run with --write to apply these changes.")

@@ -1,0 +1,330 @@
+"""Operational commands: lockdown, maintenance, windows, schedule and inventory (registered on `main`)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import click
+from rich.table import Table
+
+from orchestrator.cli.app import (
+    _session,
+    _workspace,
+    backend_option,
+    console,
+    handle_errors,
+    pii_option,
+    plan_in_session,
+    run_apply,
+    with_gate_options,
+)
+from orchestrator.core.errors import OrchestratorError
+from orchestrator.engine.plan import Plan
+from orchestrator.jobs.maintenance import Rehearsal
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Print the lockdown plan and report; change nothing.")
+@click.option("--override-blast-radius", is_flag=True, help="Ignore the policy's max_per_run cap.")
+@backend_option
+@pii_option
+@click.pass_context
+@handle_errors
+def lockdown(
+    ctx: click.Context, dry_run: bool, override_blast_radius: bool, backends: tuple[str, ...], show_pii: bool
+) -> None:
+    """Nightly: lock every lost/stolen device on every platform, release the found ones, report per school.
+
+    Example: orchestrator lockdown --dry-run
+    """
+    from orchestrator.backends.registry import CATALOG
+    from orchestrator.cli.render import render_text
+    from orchestrator.engine.apply import GateOptions
+    from orchestrator.engine.caps import lockdown_cap
+    from orchestrator.jobs.lockdown import LockdownSelection, build_report, with_inventory_sources, write_report
+
+    with _session(ctx, backends) as (ws, connections, journal):
+        plan = plan_in_session(
+            ws,
+            connections,
+            journal,
+            ("lockdown",),
+            "Observing lost and found devices...",
+            override_caps=override_blast_radius,
+        )
+        selection = LockdownSelection.of(plan, lockdown_cap(ws.policies), CATALOG.device_types())
+        with_inventory_sources(selection, ws.inventory)
+        reports_dir = ws.config.path(ws.config.reports)
+    render_text(selection.plan, console, show_pii)
+    report = None
+    if not dry_run and selection.plan.changes:
+        report = run_apply(
+            ctx,
+            selection.plan,
+            kind="lockdown",
+            backends=backends,
+            gates=GateOptions(override_blast_radius=override_blast_radius),
+            # Planned seconds ago, and the cap may have trimmed a site's quarantine list, which makes the
+            # network's check-mode observation differ from the plan's; every change is still re-observed
+            # before it is sent and skipped when already in place.
+            check_stale=False,
+            show_pii=show_pii,
+        )
+    summary = build_report(selection, report, ws.inventory)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    table = Table(title="Lockdown by school", header_style="bold")
+    outcomes = ["planned", "locked", "released", "quarantine", "already in place", "not found", "held", "failed"]
+    table.add_column("school")
+    for outcome in outcomes:
+        table.add_column(outcome, justify="right")
+    for school, counts in sorted(summary.per_school.items()):
+        table.add_row(school, *(str(counts[o]) for o in outcomes))
+    console.print(table)
+    md, js = write_report(
+        summary, reports_dir, stamp + ("-dry-run" if dry_run else ""), report.run_id if report else None
+    )
+    console.print(f"Report: {md} and {js}")
+    if not dry_run and (summary.failed or (report is not None and not report.ok)):
+        sys.exit(1)
+
+
+@click.group()
+def maintenance() -> None:
+    """Disruptive work (reimaging) that only runs inside maintenance windows."""
+
+
+@maintenance.command("run")
+@click.option("--dry-run", is_flag=True, help="Show what would run and what waits for which window; change nothing.")
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    help="With --dry-run: rehearse at this time (YYYY-MM-DDTHH:MM; naive = the calendar's zone).",
+)
+@backend_option
+@with_gate_options
+@pii_option
+@click.pass_context
+@handle_errors
+def maintenance_run(
+    ctx: click.Context,
+    dry_run: bool,
+    at: str | None,
+    backends: tuple[str, ...],
+    max_destructive: int | None,
+    override_blast_radius: bool,
+    acknowledge_deprovision: bool,
+    show_pii: bool,
+) -> None:
+    """Run queued reimages in batches while their window is open; meant for a scheduler every 15 minutes.
+
+    Example: orchestrator maintenance run --dry-run --at 2027-03-14T22:00
+    """
+    from orchestrator.cli.windows import parse_at
+    from orchestrator.engine.gates import build_window_schedules
+    from orchestrator.engine.settle import unsettled_lines
+    from orchestrator.jobs.maintenance import drain, rehearse
+
+    if at and not dry_run:
+        raise OrchestratorError("--at rehearses a time that is not now: use it with --dry-run")
+    with _session(ctx, backends) as (ws, connections, journal):
+        plan = plan_in_session(ws, connections, journal, ("maintenance",), "Observing the reimage queue...")
+        for line in unsettled_lines(journal):
+            console.print(f"[red]unknown outcome:[/] {line}", soft_wrap=True)
+        if dry_run:
+            now = parse_at(at, ws) if at else datetime.now(UTC)
+            windows = build_window_schedules(ws.policies, ws.repo_root)
+            rehearsal = rehearse(
+                plan,
+                now=now,
+                windows=windows,
+                journal=journal,
+                max_destructive=max_destructive,
+                override_blast_radius=override_blast_radius,
+                acknowledge_deprovision=acknowledge_deprovision,
+            )
+            _print_rehearsal(plan, rehearsal, now)
+            return
+    for note in plan.notes:
+        console.print(f"[dim]note:[/] {note}", soft_wrap=True)
+    if not plan.changes:
+        console.print("No reimage requests are waiting.")
+        return
+    console.print(f"{len(plan.changes)} device(s) waiting for reimage.")
+    done = drain(
+        plan,
+        lambda sub, gates: run_apply(
+            ctx, sub, kind="maintenance", backends=backends, gates=gates, check_stale=False, show_pii=show_pii
+        ),
+        max_destructive=max_destructive,
+        override_blast_radius=override_blast_radius,
+        acknowledge_deprovision=acknowledge_deprovision,
+    )
+    for policy, reason in sorted(done.waiting.items()):
+        console.print(f"Waiting: {policy}: {reason}", soft_wrap=True)
+    if done.stopped:
+        console.print(f"Stopping: {done.stopped}.")
+    sys.exit(0 if done.ok else 1)
+
+
+def _print_rehearsal(plan: Plan, rehearsal: Rehearsal, now: datetime) -> None:
+    by_key = {c.key: c for c in plan.changes}
+    if not plan.changes:
+        console.print("No reimage requests are waiting.")
+        return
+    table = Table(title=f"Reimage queue at {now:%Y-%m-%d %H:%M %Z} (dry run)", header_style="bold")
+    for column in ("device", "policy", "window", "then", "reason / next window"):
+        table.add_column(column, overflow="fold")
+    would_run = rehearsal.would_run()
+    for decision in rehearsal.decisions:
+        change = by_key[decision.change_key]
+        verdict = "[green]would run[/]" if decision.change_key in would_run else "[yellow]waits[/]"
+        table.add_row(change.id.key, change.policy or "-", change.window or "-", verdict, decision.reason)
+    console.print(table)
+    console.print(f"{len(would_run)} would run, {len(rehearsal.decisions) - len(would_run)} wait.")
+
+
+@click.command()
+@click.option("--days", type=int, default=30, show_default=True, help="How many days of windows to list.")
+@click.option("--from", "start", default=None, help="List from this date (YYYY-MM-DD, calendar zone) instead of now.")
+@click.option("--school", default=None, help="Use this school's calendar overrides.")
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    help="Explain whether windows are open at this time (YYYY-MM-DDTHH:MM; naive = the calendar's zone).",
+)
+@click.pass_context
+@handle_errors
+def windows(ctx: click.Context, days: int, start: str | None, school: str | None, at: str | None) -> None:
+    """List open maintenance windows, or explain why each window is open or closed at any given time.
+
+    Calendar feeds are refreshed first; calendar warnings (stale feed, coverage ending) come before the table.
+
+    Example: orchestrator windows --at 2027-03-14T22:00 --school jefferson-high
+    """
+    from orchestrator.cli.windows import print_windows
+
+    ws = _workspace(ctx)
+    print_windows(ws, console=console, days=days, school=school, at=at, start=start)
+
+
+@click.group("calendar")
+def calendar_group() -> None:
+    """School calendars: fetch published iCalendar feeds, check that they cover the year ahead."""
+
+
+@calendar_group.command("refresh")
+@click.option(
+    "--accept-fewer-events",
+    is_flag=True,
+    help="Take a feed even if it lost most of the cached copy's events (after checking it by hand).",
+)
+@click.pass_context
+@handle_errors
+def calendar_refresh(ctx: click.Context, accept_fewer_events: bool) -> None:
+    """Fetch every SchoolCalendar ics.url feed now (conditional requests); exit 1 if one failed.
+
+    Example: orchestrator calendar refresh
+    """
+    from orchestrator.cli.windows import print_refresh
+
+    ok = print_refresh(_workspace(ctx), console=console, accept_fewer_events=accept_fewer_events)
+    sys.exit(0 if ok else 1)
+
+
+@calendar_group.command("check")
+@click.option("--today", default=None, help="Check as if today were this date (YYYY-MM-DD).")
+@click.pass_context
+@handle_errors
+def calendar_check(ctx: click.Context, today: str | None) -> None:
+    """Fail when a calendar has no class days in the next 365 days; warn 30 days before one ends.
+
+    Example: orchestrator calendar check --today 2027-05-01
+    """
+    from orchestrator.cli.windows import print_check
+
+    ok = print_check(_workspace(ctx), console=console, today=today)
+    sys.exit(0 if ok else 1)
+
+
+@click.command()
+@click.option("--emit", "kind", type=click.Choice(["cron", "systemd", "github-actions"]), required=True)
+@click.option("--workdir", default=None, help="Directory the jobs run in (default: the folder of the config file).")
+@click.option(
+    "--executable",
+    default=None,
+    help="Absolute command that runs the orchestrator (default: the one running now, e.g. .venv/bin/orchestrator).",
+)
+@click.option(
+    "--env-file",
+    default=None,
+    help="KEY=value file with the credentials' environment variables (default: /etc/orchestrator/orchestrator.env).",
+)
+@click.option("--no-env-file", is_flag=True, help="Emulators only: load no credentials file.")
+@click.option("--user", "user", default=None, help="systemd User= (default: the current user).")
+@click.option("--on-failure", default=None, help="Shell command run when a job fails ($K12_FAILED_JOB names it).")
+@click.option("--mail-to", default=None, help="cron: MAILTO address for failure reports.")
+@click.pass_context
+@handle_errors
+def schedule(
+    ctx: click.Context,
+    kind: str,
+    workdir: str | None,
+    executable: str | None,
+    env_file: str | None,
+    no_env_file: bool,
+    user: str | None,
+    on_failure: str | None,
+    mail_to: str | None,
+) -> None:
+    """Print scheduler entries for the nightly lockdown and the 15-minute maintenance run.
+
+    The entries name the installed executable and the config by absolute path and read credentials from an
+    environment file, so they run under cron's or systemd's bare PATH from any directory.
+
+    Example: orchestrator schedule --emit systemd
+    """
+    import getpass
+    import os
+
+    from orchestrator.backends.registry import CATALOG
+    from orchestrator.core.errors import ConfigError
+    from orchestrator.jobs.config import config_path, load_config
+    from orchestrator.jobs.schedule import DEFAULT_ENV_FILE, emit, installed_command
+
+    config = load_config(ctx.obj["config"])
+    credential_vars = [
+        var
+        for name in CATALOG.names()
+        if config.section(name) is not None
+        for var in CATALOG.spec(name).credential_env(config.section(name))
+    ]
+    try:
+        text = emit(
+            kind,  # type: ignore[arg-type]
+            workdir=os.path.abspath(workdir) if workdir else str(config.base_dir),
+            timezone=config.timezone,
+            python=executable or installed_command(),
+            config=str(config_path(ctx.obj["config"]).resolve()),
+            env_file=None if no_env_file else os.path.abspath(env_file or DEFAULT_ENV_FILE),
+            user=user or getpass.getuser(),
+            on_failure=on_failure,
+            mail_to=mail_to,
+            credential_vars=credential_vars,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"schedule: {exc}") from None
+    click.echo(text, nl=False)
+
+
+def register(main: click.Group) -> None:
+    from orchestrator.cli.inventory import inventory
+
+    main.add_command(lockdown)
+    main.add_command(maintenance)
+    main.add_command(windows)
+    main.add_command(calendar_group)
+    main.add_command(schedule)
+    main.add_command(inventory)

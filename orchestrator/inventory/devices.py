@@ -1,0 +1,231 @@
+"""The device inventory: which device is whose, where, and whether it is lost (inventory/devices.csv).
+
+Columns are GAM-compatible (`gam print cros` names) plus the district's own. Serial numbers are matched
+exactly; two rows with the same serial are an error. Malformed files (huge fields, NUL bytes, bad
+encodings, broken quoting) are `file:line: column: message` diagnostics, never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Literal, get_args
+
+from orchestrator.core.errors import Diagnostic, PolicyError
+from orchestrator.policy.grammar import check_asset_tag, check_mac, check_name, check_ou_path, check_serial
+from orchestrator.policy.yamlnodes import field_path, tidy
+
+InventoryStatus = Literal["active", "lost", "stolen", "found", "repair", "loaner", "retired"]
+Platform = Literal["chromeos", "windows", "ios"]
+INVENTORY_STATUSES: tuple[str, ...] = get_args(InventoryStatus)
+PLATFORMS: tuple[str, ...] = get_args(Platform)
+_BREAK = re.compile(r"\r\n|\r|\n")
+MAX_INVENTORY_BYTES = 64_000_000  # ~300,000 devices; a bigger file is a mistake, not an inventory
+
+COLUMNS = (
+    "deviceId",
+    "serialNumber",
+    "annotatedAssetId",
+    "annotatedUser",
+    "orgUnitPath",
+    "status",
+    "macAddress",
+    "platform",
+    "school",
+    "imei",
+    "simIccid",
+    "mdn",
+    "assignedStudent",
+    "inventoryStatus",
+)
+
+
+@dataclass
+class Device:
+    serialNumber: str
+    platform: str
+    inventoryStatus: str = "active"
+    deviceId: str = ""
+    annotatedAssetId: str = ""
+    annotatedUser: str = ""
+    orgUnitPath: str = ""
+    status: str = ""
+    macAddress: str = ""
+    school: str = ""
+    imei: str = ""
+    simIccid: str = ""
+    mdn: str = ""
+    assignedStudent: str = ""
+    line: int = 0
+
+    @property
+    def serial(self) -> str:
+        return self.serialNumber
+
+    def row(self) -> dict[str, str]:
+        data = asdict(self)
+        return {c: data.get(c, "") for c in COLUMNS}
+
+
+@dataclass
+class Inventory:
+    file: str
+    devices: list[Device]
+
+    def by_serial(self) -> dict[str, Device]:
+        return {d.serialNumber: d for d in self.devices}
+
+    def with_status(self, *statuses: str) -> list[Device]:
+        return [d for d in self.devices if d.inventoryStatus in statuses]
+
+    def school_sizes(self) -> Counter[str]:
+        """Devices per school (the base of a percentage budget)."""
+        return Counter(d.school for d in self.devices if d.school)
+
+
+_CHECKS = {
+    "serialNumber": check_serial,
+    "annotatedAssetId": check_asset_tag,
+    "orgUnitPath": check_ou_path,
+    "macAddress": check_mac,
+    "school": check_name,
+}
+
+
+def parse_inventory(file: str, text: str) -> Inventory:
+    """Parse CSV text; raise PolicyError naming file:line and column for every bad cell."""
+    problems: list[Diagnostic] = []
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        raise PolicyError([tidy(_malformed(file, 1, exc))]) from None
+    devices = _rows(file, reader, header, problems)
+    if problems:
+        raise PolicyError([tidy(p) for p in problems])
+    return Inventory(file=file, devices=devices)
+
+
+def _rows(file: str, reader: csv.DictReader, header: list[str], problems: list[Diagnostic]) -> list[Device]:
+    """Every valid device; a problem per bad cell goes to `problems` (line = where the row starts)."""
+    for required in ("serialNumber", "platform"):
+        if required not in header:
+            problems.append(
+                Diagnostic(file, 1, required, "required column is missing", "columns: " + ", ".join(COLUMNS))
+            )
+    known = {f.name for f in fields(Device)} - {"line"}
+    for column in header:
+        if column not in known:
+            problems.append(
+                Diagnostic(file, 1, field_path((column,)), "unknown column", "columns: " + ", ".join(COLUMNS))
+            )
+    if problems:
+        return []
+    devices: list[Device] = []
+    seen: dict[str, int] = {}
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a field over csv.field_size_limit() or broken quoting: cannot read on
+            problems.append(_malformed(file, reader.line_num, exc))
+            break
+        line = reader.line_num - _line_breaks(row)  # where the row starts, past skipped blank lines
+        values = {k: (v or "").strip(" \t") for k, v in row.items() if k in known}
+        ok = True
+        for column, check in _CHECKS.items():
+            if values.get(column):
+                try:
+                    values[column] = check(values[column])
+                except ValueError as exc:
+                    problems.append(Diagnostic(file, line, column, str(exc)))
+                    ok = False
+        if values.get("platform") not in PLATFORMS:
+            problems.append(
+                Diagnostic(
+                    file,
+                    line,
+                    "platform",
+                    f"unknown platform {values.get('platform')!r}",
+                    "one of " + ", ".join(PLATFORMS),
+                )
+            )
+            ok = False
+        status = values.get("inventoryStatus") or "active"
+        if status not in INVENTORY_STATUSES:
+            problems.append(
+                Diagnostic(
+                    file,
+                    line,
+                    "inventoryStatus",
+                    f"unknown status {status!r}",
+                    "one of " + ", ".join(INVENTORY_STATUSES),
+                )
+            )
+            ok = False
+        values["inventoryStatus"] = status
+        serial = values.get("serialNumber", "")
+        if serial in seen:
+            problems.append(
+                Diagnostic(
+                    file,
+                    line,
+                    "serialNumber",
+                    f"serial {serial!r} already on line {seen[serial]}",
+                    "one row per device",
+                )
+            )
+            ok = False
+        seen.setdefault(serial, line)
+        if ok:
+            devices.append(Device(line=line, **values))
+    return devices
+
+
+def _line_breaks(row: dict[str | None, str | list[str] | None]) -> int:
+    """Line breaks inside the row's quoted cells: the row started this many lines before its end."""
+    cells = [c for v in row.values() for c in (v if isinstance(v, list) else [v or ""])]
+    return sum(len(_BREAK.findall(c)) for c in cells)
+
+
+def _malformed(file: str, line: int, exc: csv.Error) -> Diagnostic:
+    return Diagnostic(file, line, "", f"malformed CSV: {exc}", f"RFC 4180 CSV, fields under {csv.field_size_limit()}")
+
+
+def load_inventory(path: str | Path, display: str | None = None) -> Inventory:
+    """Read and parse the inventory; a missing file is an empty inventory, an unreadable one a diagnostic."""
+    path = Path(path)
+    shown = display or str(path)
+    if not path.exists():
+        return Inventory(file=shown, devices=[])
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_INVENTORY_BYTES + 1)
+    except OSError as exc:
+        raise PolicyError([tidy(Diagnostic(shown, 1, "", f"cannot read file: {exc.strerror or exc}"))]) from None
+    if len(data) > MAX_INVENTORY_BYTES:
+        problem = Diagnostic(shown, 1, "", f"file is larger than {MAX_INVENTORY_BYTES} bytes", "a smaller inventory")
+        raise PolicyError([problem])
+    try:
+        text = data.decode("utf-8-sig")  # a spreadsheet's byte-order mark is not part of the first column name
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise PolicyError(
+            [Diagnostic(shown, line, "", f"byte 0x{data[exc.start]:02x} is not UTF-8 text", "UTF-8 CSV")]
+        ) from None
+    return parse_inventory(shown, text)
+
+
+def write_inventory_csv(devices: Iterable[Device]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for device in devices:
+        writer.writerow(device.row())
+    return out.getvalue()

@@ -1,0 +1,171 @@
+"""Changing the inventory: GAM imports, status changes, and the append-only device history.
+
+Every change to a tracked field (student, user, status, OU, MAC, asset tag) is appended to
+`inventory/history.csv`, so who had a device and when it was lost, repaired or swapped survives any
+later reassignment.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from orchestrator.core.errors import Diagnostic, PolicyError
+from orchestrator.inventory.devices import INVENTORY_STATUSES, Device, Inventory
+from orchestrator.policy.grammar import check_mac, check_ou_path, check_serial
+
+TRACKED = (
+    "assignedStudent",
+    "annotatedUser",
+    "inventoryStatus",
+    "orgUnitPath",
+    "macAddress",
+    "annotatedAssetId",
+    "school",
+    "status",
+)
+HISTORY_COLUMNS = ("at", "serialNumber", "field", "old", "new", "source", "actor")
+GAM_COLUMNS = ("deviceId", "serialNumber", "annotatedAssetId", "annotatedUser", "orgUnitPath", "status", "macAddress")
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: str
+    serialNumber: str
+    field: str
+    old: str
+    new: str
+    source: str
+    actor: str
+
+
+def history_path(inventory_path: Path) -> Path:
+    return inventory_path.with_name("history.csv")
+
+
+def append_history(path: Path, entries: list[HistoryEntry]) -> None:
+    if not entries:
+        return
+    new_file = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+        if new_file:
+            writer.writeheader()
+        for entry in entries:
+            writer.writerow(entry.__dict__)
+
+
+def read_history(path: Path, serial: str | None = None) -> list[HistoryEntry]:
+    if not path.exists():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = [HistoryEntry(**{c: row.get(c, "") for c in HISTORY_COLUMNS}) for row in csv.DictReader(handle)]
+    return [r for r in rows if serial is None or r.serialNumber == serial]
+
+
+def _diff_fields(old: Device, new: Device, source: str, actor: str, at: str) -> list[HistoryEntry]:
+    return [
+        HistoryEntry(at, old.serialNumber, f, getattr(old, f), getattr(new, f), source, actor)
+        for f in TRACKED
+        if getattr(old, f) != getattr(new, f)
+    ]
+
+
+def parse_gam_csv(file: str, text: str) -> list[dict[str, str]]:
+    """Rows of a `gam print cros` CSV (camelCase columns; extra columns ignored; orgUnitId as id:...)."""
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    if "serialNumber" not in header:
+        raise PolicyError(
+            [
+                Diagnostic(
+                    file,
+                    1,
+                    "serialNumber",
+                    "column missing from the GAM export",
+                    "`gam print cros fields serialnumber,...`",
+                )
+            ]
+        )
+    problems: list[Diagnostic] = []
+    rows: list[dict[str, str]] = []
+    for index, row in enumerate(reader):
+        line = index + 2
+        values = {c: (row.get(c) or "").strip() for c in GAM_COLUMNS}
+        try:
+            values["serialNumber"] = check_serial(values["serialNumber"])
+            if values["orgUnitPath"]:
+                values["orgUnitPath"] = check_ou_path(values["orgUnitPath"])
+            if values["macAddress"]:
+                mac = values["macAddress"].lower()
+                if ":" not in mac and "-" not in mac and len(mac) == 12:  # GAM prints bare hex
+                    mac = ":".join(mac[i : i + 2] for i in range(0, 12, 2))
+                values["macAddress"] = check_mac(mac)
+        except ValueError as exc:
+            problems.append(Diagnostic(file, line, "row", str(exc)))
+            continue
+        rows.append(values)
+    if problems:
+        raise PolicyError(problems)
+    return rows
+
+
+def merge_gam(
+    inventory: Inventory, rows: list[dict[str, str]], *, source: str, actor: str
+) -> tuple[list[Device], list[HistoryEntry], int, int]:
+    """Update matching serials (exactly) and append new Chromebooks; keep district-only fields."""
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    by_serial = {d.serialNumber: d for d in inventory.devices}
+    devices = list(inventory.devices)
+    history: list[HistoryEntry] = []
+    added = updated = 0
+    for row in rows:
+        current = by_serial.get(row["serialNumber"])
+        if current is None:
+            device = Device(platform="chromeos", **{k: v for k, v in row.items() if v})
+            devices.append(device)
+            history.append(HistoryEntry(at, device.serialNumber, "created", "", "from GAM", source, actor))
+            added += 1
+            continue
+        changed = Device(**{**current.__dict__, **{k: v for k, v in row.items() if v}})
+        entries = _diff_fields(current, changed, source, actor, at)
+        if entries:
+            devices[devices.index(current)] = changed
+            history += entries
+            updated += 1
+    return devices, history, added, updated
+
+
+def set_fields(
+    inventory: Inventory, serial: str, changes: dict[str, str], *, source: str, actor: str
+) -> tuple[list[Device], list[HistoryEntry]]:
+    """Change one device (exact serial), e.g. mark it lost or assign it to another student."""
+    if "inventoryStatus" in changes and changes["inventoryStatus"] not in INVENTORY_STATUSES:
+        raise PolicyError(
+            [
+                Diagnostic(
+                    inventory.file,
+                    0,
+                    "inventoryStatus",
+                    f"unknown status {changes['inventoryStatus']!r}",
+                    "one of " + ", ".join(INVENTORY_STATUSES),
+                )
+            ]
+        )
+    by_serial = inventory.by_serial()
+    if serial not in by_serial:
+        raise PolicyError(
+            [
+                Diagnostic(
+                    inventory.file, 0, "serialNumber", f"no device with serial {serial!r}", "serials match exactly"
+                )
+            ]
+        )
+    current = by_serial[serial]
+    changed = Device(**{**current.__dict__, **changes})
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    devices = [changed if d is current else d for d in inventory.devices]
+    return devices, _diff_fields(current, changed, source, actor, at)

@@ -1,0 +1,111 @@
+"""orchestrator.yaml: connection settings only. Secrets come from environment variables it names.
+
+General settings are fields of `Config`; each backend's section (`google:`, `intune:`, `network:`, ...) is
+validated by the config model its BackendSpec registers, so a new backend needs no change here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.backends.registry import CATALOG
+from orchestrator.core.backend import Catalog
+from orchestrator.core.errors import ConfigError
+from orchestrator.policy.grammar import TimeZoneName
+
+DEFAULT_CONFIG = "orchestrator.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Config(_Section):
+    timezone: TimeZoneName = "America/Chicago"
+    journal: str = ".orchestrator/journal.db"
+    policies: str = "policies/"
+    inventory: str = "inventory/devices.csv"
+    reports: str = ".orchestrator/reports"
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    sections: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    """backend name → its validated config section (only the backends the file configures)."""
+
+    def path(self, relative: str) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else self.base_dir / p
+
+    def section(self, backend: str) -> Any | None:
+        """The backend's section, or None when orchestrator.yaml does not configure it."""
+        return self.sections.get(backend)
+
+
+def config_path(path: str | Path | None = None) -> Path:
+    """The config file a command uses: `--config`, else $ORCHESTRATOR_CONFIG, else ./orchestrator.yaml."""
+    return Path(path or os.environ.get("ORCHESTRATOR_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_config(path: str | Path | None = None, catalog: Catalog = CATALOG) -> Config:
+    """Read the config file; a missing one is an error naming where it was looked for.
+
+    Never fall back to defaults: with no file every backend would be "not configured" and plan/drift would
+    report an empty, in-sync fleet (issue 10, item 4).
+    """
+    cfg_path = config_path(path)
+    if not cfg_path.is_file():
+        if path is not None:
+            how = "given with --config"
+        elif os.environ.get("ORCHESTRATOR_CONFIG"):
+            how = "named by $ORCHESTRATOR_CONFIG"
+        else:
+            how = "the default in the current directory"
+        raise ConfigError(
+            f"{cfg_path.resolve()}: config file not found ({how}); run from the repository that holds "
+            f"{DEFAULT_CONFIG}, or pass --config PATH or set ORCHESTRATOR_CONFIG"
+        )
+    try:
+        raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{cfg_path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{cfg_path}: must be a mapping of settings")
+    _refuse_inline_secrets(cfg_path, raw)
+    general = {k: v for k, v in raw.items() if k not in catalog.specs}
+    allowed = sorted(set(Config.model_fields) - {"base_dir", "sections"}) + list(catalog.names())
+    unknown = sorted(str(k) for k in general if k not in Config.model_fields or k in ("base_dir", "sections"))
+    if unknown:
+        raise ConfigError(f"{cfg_path}: unknown setting(s) {', '.join(unknown)} (allowed: {', '.join(allowed)})")
+    lines: list[str] = []
+    sections: dict[str, Any] = {}
+    for name in catalog.names():
+        if name not in raw:
+            continue
+        try:
+            sections[name] = catalog.spec(name).config_model.model_validate(raw[name] or {})
+        except ValidationError as exc:
+            lines += [f"{cfg_path}: {name}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    try:
+        config = Config.model_validate({**general, "base_dir": cfg_path.resolve().parent})
+    except ValidationError as exc:
+        lines += [f"{cfg_path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    if lines:
+        raise ConfigError("\n".join(lines))
+    return config.model_copy(update={"sections": sections})
+
+
+_SECRET_KEYS = ("secret", "password", "private_key", "token")
+
+
+def _refuse_inline_secrets(cfg_path: Path, raw: dict, prefix: str = "") -> None:
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            _refuse_inline_secrets(cfg_path, value, f"{prefix}{key}.")
+        elif any(s in str(key).lower() for s in _SECRET_KEYS) and not str(key).endswith("_env"):
+            raise ConfigError(
+                f"{cfg_path}: {prefix}{key}: secrets are not allowed in the config file "
+                "(name an environment variable with a *_env key instead)"
+            )

@@ -1,0 +1,170 @@
+"""The nightly lost-device lockdown: lock what the inventory says is lost, release what was found.
+
+It is the reconcile loop with scope `lockdown` (whose plan already obeys the LostDevicePolicy's per-run cap
+and holds devices missing from a console: `engine.caps`), plus what a 2 a.m. job needs: every action traced
+to its inventory row, and a per-school report for the morning.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.core.redact import redact_text
+from orchestrator.core.resources import Change
+from orchestrator.engine.apply import ApplyReport
+from orchestrator.engine.caps import NOT_FOUND, OVER_CAP, DeviceTypes, serials_of
+from orchestrator.engine.plan import Plan
+from orchestrator.inventory.devices import Device, Inventory
+
+
+@dataclass
+class LockdownSelection:
+    """The (capped) lockdown plan, and what it holds back: devices no console has, devices over the cap."""
+
+    plan: Plan
+    device_types: DeviceTypes
+    not_found: list[Change] = field(default_factory=list)
+    over_cap: list[Change] = field(default_factory=list)
+    cap: int = 0
+
+    @classmethod
+    def of(cls, plan: Plan, cap: int, device_types: DeviceTypes) -> LockdownSelection:
+        return cls(
+            plan=plan,
+            device_types=device_types,
+            not_found=[h.change for h in plan.held if h.reason == NOT_FOUND],
+            over_cap=[h.change for h in plan.held if h.reason == OVER_CAP],
+            cap=cap,
+        )
+
+
+def with_inventory_sources(selection: LockdownSelection, inventory: Inventory) -> None:
+    """Trace every device change to the inventory row that caused it."""
+    by_serial = inventory.by_serial()
+    for change in selection.plan.changes:
+        for serial in sorted(serials_of(change, selection.device_types)):
+            device = by_serial.get(serial)
+            if device is not None:
+                where = f"{inventory.file}:{device.line}"
+                if where not in change.sources:
+                    change.sources = (*change.sources, where)
+
+
+def _outcome(change: Change, state: str, serial: str) -> str:
+    """The report's word for one device: only what this run did counts as locked, released or quarantined."""
+    if state in ("failed", "unknown"):
+        return "failed"
+    if state == "deferred":
+        return "held"
+    if state == "skipped":
+        return "already in place"  # someone (or an earlier run of this plan) did it: not counted as done now
+    after = change.after
+    if change.id.type == "mac_quarantine":
+        macs = {m for m, s in change.meta.get("serials", {}).items() if s == serial} or {serial}
+        return "quarantine" if macs & set(after or []) else "released"
+    locked = after == "DISABLED" or (isinstance(after, dict) and after.get("lost"))
+    return "locked" if locked else "released"
+
+
+def school_of(serial: str, inventory: dict[str, Device]) -> str:
+    device = inventory.get(serial)
+    return device.school or "unassigned" if device else "unknown"
+
+
+@dataclass
+class LockdownReport:
+    rows: list[dict[str, Any]]
+    totals: Counter[str]
+    per_school: dict[str, Counter[str]]
+
+    @property
+    def failed(self) -> bool:
+        return self.totals["failed"] > 0
+
+
+def build_report(selection: LockdownSelection, report: ApplyReport | None, inventory: Inventory) -> LockdownReport:
+    by_serial = inventory.by_serial()
+    rows: list[dict[str, Any]] = []
+    per_school: dict[str, Counter[str]] = defaultdict(Counter)
+    totals: Counter[str] = Counter()
+
+    def add(change: Change, outcome: str | None, detail: str, state: str = "") -> None:
+        for serial in sorted(serials_of(change, selection.device_types)) or ["-"]:
+            outcome_here = outcome or _outcome(change, state, serial)
+            school = school_of(serial, by_serial)
+            device = by_serial.get(serial)
+            rows.append(
+                {
+                    "school": school,
+                    "serial": serial,
+                    "asset": device.annotatedAssetId if device else "",
+                    "backend": change.id.backend,
+                    "outcome": outcome_here,
+                    "detail": redact_text(detail),
+                    "inventory": f"{inventory.file}:{device.line}" if device else "",
+                }
+            )
+            per_school[school][outcome_here] += 1
+            totals[outcome_here] += 1
+
+    for change in selection.plan.changes:
+        state = report.states.get(change.key, "planned") if report else "planned"
+        detail = report.details.get(change.key, "") if report else change.summary
+        add(change, None if report else "planned", detail, state)
+    for change in selection.not_found:
+        add(change, "not found", f"serial not found in {change.id.backend}")
+    for change in selection.over_cap:
+        add(change, "held", f"over max_per_run ({selection.cap}); next run")
+    return LockdownReport(rows=rows, totals=totals, per_school=dict(per_school))
+
+
+def write_report(lockdown: LockdownReport, folder: Path, stamp: str, run_id: str | None) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    md = folder / f"lockdown-{stamp}.md"
+    js = folder / f"lockdown-{stamp}.json"
+    outcomes = ["locked", "released", "quarantine", "already in place", "not found", "held", "failed"]
+    if lockdown.totals["planned"]:
+        outcomes.insert(0, "planned")
+    lines = [
+        f"# Lost-device lockdown {stamp}",
+        "",
+        f"Journal run: `{run_id or 'dry run'}`",
+        "",
+        "| school | " + " | ".join(outcomes) + " |",
+        "|---|" + "---:|" * len(outcomes),
+    ]
+    for school, counts in sorted(lockdown.per_school.items()):
+        lines.append(f"| {school} | " + " | ".join(str(counts[o]) for o in outcomes) + " |")
+    lines.append("| **total** | " + " | ".join(str(lockdown.totals[o]) for o in outcomes) + " |")
+    problems = [r for r in lockdown.rows if r["outcome"] in ("failed", "not found", "held")]
+    if problems:
+        lines += [
+            "",
+            "## Needs attention",
+            "",
+            "| school | serial | asset | backend | outcome | detail |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['school']} | {r['serial']} | {r['asset']} | {r['backend']} | {r['outcome']} | {r['detail']} |"
+            for r in problems
+        ]
+    md.write_text("\n".join(lines) + "\n")
+    js.write_text(
+        json.dumps(
+            {
+                "run": run_id,
+                "totals": dict(lockdown.totals),
+                "per_school": {k: dict(v) for k, v in lockdown.per_school.items()},
+                "devices": lockdown.rows,
+            },
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
+    return md, js

@@ -90,6 +90,7 @@ class BackendSpec:
     credentials, a missing inventory), None when it can: checked before anything is opened, never a skip.
     open(ctx): a connected Backend. compile(input): its desired resources, pure. credential_env(section): the
     names of the environment variables holding its secrets (for scheduler environment files; never values).
+    target_kinds: the kinds of policy target names it resolves at plan time (e.g. "google_ou").
     """
 
     name: str
@@ -100,6 +101,8 @@ class BackendSpec:
     open: Callable[[OpenContext], Backend]
     compile: Callable[[CompileInput], list[Resource]]
     credential_env: Callable[[Any], list[str]] = lambda section: []
+    target_kinds: tuple[str, ...] = ()
+    """Kinds of target names policies use that this backend can look up (`known_targets(kind, names)`)."""
 
     def device_types(self) -> set[str]:
         """Lockdown types keyed by one device serial (a console's lock/disable of one device)."""

@@ -77,8 +77,8 @@ def make_plan(
     Every target a policy in scope names must exist before anything is compiled (PlanError otherwise, and
     no plan); Intune group selectors are expanded through the backend here so compile stays pure.
     """
-    check_targets(policies, inventory, backends, scopes)
-    group_serials = expand_groups(policies, backends, scopes)
+    check_targets(catalog, policies, inventory, backends, scopes)
+    group_serials = expand_groups(catalog, policies, backends, scopes)
     notes = [*notes, *selector_notes(policies, inventory, group_serials, scopes, list(backends))]
     desired = compile_desired(catalog, policies, inventory, list(backends), scopes, group_serials)
     seen = observe(catalog, backends, desired, journal, scopes)

@@ -22,6 +22,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from orchestrator.core.backend import Catalog
 from orchestrator.core.errors import PlanError
 from orchestrator.inventory.devices import Inventory
 from orchestrator.inventory.selection import selects
@@ -36,17 +37,9 @@ from orchestrator.policy.models import (
     WebFilter,
 )
 
-# which backend knows each kind of target; None = the policy repository itself (inventory, calendars)
-OWNER: dict[str, str | None] = {
-    "google_ou": "google",
-    "intune_group": "intune",
-    "intune_app": "intune",
-    "network_site": "network",
-    "school": None,
-    "serial": None,
-    "asset_tag": None,
-    "selector_ou": None,
-}
+# target kinds the policy repository itself knows (inventory, calendars); the others belong to the backend
+# whose spec lists them in `target_kinds`
+LOCAL_KINDS = ("school", "serial", "asset_tag", "selector_ou")
 WHAT = {
     "google_ou": ("Google org unit", "in the Google console"),
     "selector_ou": ("org unit", "in the Google console or the device inventory"),
@@ -162,7 +155,11 @@ def inventory_targets(policies: PolicySet, inventory: Inventory) -> dict[str, se
 
 
 def check_targets(
-    policies: PolicySet, inventory: Inventory, backends: Mapping[str, object], scopes: Sequence[str]
+    catalog: Catalog,
+    policies: PolicySet,
+    inventory: Inventory,
+    backends: Mapping[str, object],
+    scopes: Sequence[str],
 ) -> None:
     """Raise PlanError listing every target name that does not exist (file:line, did-you-mean).
 
@@ -173,11 +170,12 @@ def check_targets(
     by_kind: dict[str, set[str]] = {}
     for named in wanted:
         by_kind.setdefault(named.kind, set()).add(named.name)
-    if "selector_ou" in by_kind and isinstance(backends.get("google"), KnowsTargets):
+    owner_of = {kind: spec.name for spec in catalog.specs.values() for kind in spec.target_kinds}
+    if "selector_ou" in by_kind and isinstance(backends.get(owner_of.get("google_ou", "")), KnowsTargets):
         # Reimage OUs may be console OUs or only inventory labels; one orgunits.list serves both kinds
         by_kind.setdefault("google_ou", set())
     for kind, names in by_kind.items():
-        owner = OWNER[kind]
+        owner = None if kind in LOCAL_KINDS else owner_of.get(kind)
         backend = backends.get(owner) if owner else None
         if isinstance(backend, KnowsTargets):
             asked = names | by_kind.get("selector_ou", set()) if kind == "google_ou" else names
@@ -204,7 +202,7 @@ def _problem(named: Named, known: Iterable[str]) -> str:
 
 
 def expand_groups(
-    policies: PolicySet, backends: Mapping[str, object], scopes: Sequence[str]
+    catalog: Catalog, policies: PolicySet, backends: Mapping[str, object], scopes: Sequence[str]
 ) -> dict[str, frozenset[str]]:
     """Serials of the members of every Intune group a Reimage selects by, read through the Intune backend.
 
@@ -214,11 +212,12 @@ def expand_groups(
     if "maintenance" not in scopes:
         return {}
     names = sorted({g for model, _ in policies.of_kind(Reimage) for g in model.devices.intune_groups})
-    backend = backends.get("intune")
+    owner = next((spec.name for spec in catalog.specs.values() if "intune_group" in spec.target_kinds), "")
+    backend = backends.get(owner)
     if not names or backend is None:
         return {}
     if not isinstance(backend, ExpandsGroups):
-        raise PlanError(f"the intune backend cannot read group members; Reimage selectors name {', '.join(names)}")
+        raise PlanError(f"the {owner} backend cannot read group members; Reimage selectors name {', '.join(names)}")
     members = backend.group_device_serials(names)
     return {name: frozenset(members.get(name, set())) for name in names}
 

@@ -62,5 +62,6 @@ SPEC = BackendSpec(
     problem=problem,
     open=open_backend,
     compile=compile_resources,
+    target_kinds=("google_ou",),
     credential_env=credential_env,
 )

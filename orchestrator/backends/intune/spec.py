@@ -60,5 +60,6 @@ SPEC = BackendSpec(
     problem=problem,
     open=open_backend,
     compile=compile_resources,
+    target_kinds=("intune_group", "intune_app"),
     credential_env=credential_env,
 )

@@ -41,4 +41,5 @@ SPEC = BackendSpec(
     problem=problem,
     open=open_backend,
     compile=compile_resources,
+    target_kinds=("network_site",),
 )

@@ -24,7 +24,7 @@ OPEN_NOW = dt.datetime(2026, 12, 4, 23, 0, tzinfo=TZ)  # a Friday night
 CLOSED_NOW = dt.datetime(2026, 12, 3, 23, 0, tzinfo=TZ)  # a Thursday night
 
 
-def windows() -> dict[str, WindowSchedule]:
+def windows(**window_settings: Any) -> dict[str, WindowSchedule]:
     calendar = SchoolCalendar.model_validate(
         {
             "kind": "SchoolCalendar",
@@ -40,6 +40,7 @@ def windows() -> dict[str, WindowSchedule]:
             "calendar": "district",
             "times": ["22:00-05:00"],
             "days": "nights_before_non_class_days",
+            **window_settings,
         }
     )
     return {"overnight": WindowSchedule(window, SchoolDays(calendar))}
@@ -239,25 +240,7 @@ def test_the_budget_counts_what_the_journal_says_was_done_at_that_school_tonight
 
 
 def test_a_windows_district_wide_nightly_cap_spans_every_policy() -> None:
-    calendar = SchoolCalendar.model_validate(
-        {
-            "kind": "SchoolCalendar",
-            "name": "district",
-            "timezone": "America/Chicago",
-            "terms": [{"name": "Fall semester", "first_day": "2026-08-13", "last_day": "2026-12-18"}],
-        }
-    )
-    window = MaintenanceWindow.model_validate(
-        {
-            "kind": "MaintenanceWindow",
-            "name": "overnight",
-            "calendar": "district",
-            "times": ["22:00-05:00"],
-            "days": "nights_before_non_class_days",
-            "max_devices_per_night": 3,
-        }
-    )
-    schedules = {"overnight": WindowSchedule(window, SchoolDays(calendar))}
+    schedules = windows(max_devices_per_night=3)
     changes = [reimage(f"A{i:03d}", policy="a", cap=100) for i in range(2)] + [
         reimage(f"B{i:03d}", policy="b", cap=100) for i in range(2)
     ]

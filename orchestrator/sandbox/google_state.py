@@ -1,5 +1,9 @@
 """In-memory state of the emulated Google tenant: org units, Chrome devices, commands and Chrome policies.
 
+Over 400 lines: `GoogleState` mirrors the published Directory and Chrome Policy rules one method per API
+call, all under the server's one state lock; splitting it would split that lock (field parsing is in
+google_fields.py, HTTP in google_emulator.py).
+
 Pure logic with no HTTP: the emulator's handlers call these methods under the server's state lock.
 Rules follow the published APIs: device status transitions, `id:` partial serial matching, policy
 inheritance with `sourceKey`/`addedSourceKey`, batchModify validation.

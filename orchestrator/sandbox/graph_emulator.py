@@ -1,5 +1,8 @@
 """A local Microsoft Graph (Intune) emulator: a real HTTP server for the SDK, the tests and the sandbox.
 
+Over 400 lines: an emulator is a route table; every route the Intune backend calls is handled here so the
+file reads like the list below (tenant state is in graph_state.py, groups and members in graph_directory.py).
+
 Routes (under both /v1.0 and /beta; beta-only fields and actions are refused or hidden on /v1.0):
 
   GET    deviceManagement/managedDevices            $select, $top (≤1000, default 100), $skiptoken, $filter

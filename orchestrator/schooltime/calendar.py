@@ -1,5 +1,9 @@
 """School days: what kind of day a date is for the district or one school, from a SchoolCalendar policy.
 
+Over 400 lines: the layered resolution below is one algorithm (`SchoolDays`) together with the iCalendar
+parsing that feeds its layers; fetching and caching feeds already live in feeds.py, coverage checks in
+coverage.py.
+
 A date resolves in layers; a later layer wins over an earlier one:
 
 1. terms and class weekdays: inside a term, a class weekday is a class day and any other day has no

@@ -1,5 +1,9 @@
 """Maintenance windows: when a MaintenanceWindow is open, and why it is closed.
 
+Over 400 lines: the window rules below are one class (`WindowSchedule`: eligibility, blackouts, DST-safe
+intervals, next and following open interval) plus the two read-only views over it that the CLI shows
+(`describe_windows`, `explain`); the views are the part to move out if it grows.
+
 Semantics (all in the calendar's time zone):
 
 - Each `times` range on day D gives one interval, the "night of D". A range that crosses midnight

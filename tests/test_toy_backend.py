@@ -95,8 +95,7 @@ journal: .orchestrator/journal.db
 policies: policies/
 inventory: inventory/devices.csv
 toy:
-  seed:
-    /Staff: [old.example]
+  seed: {}
 """
 
 
@@ -171,7 +170,6 @@ def district(tmp_path: Path) -> Iterator[District]:
 
 
 def test_toy_backend_plans_applies_and_converges_through_the_engine(district: District) -> None:
-    assert district.toy.blocklists == {"/Staff": ["old.example"]}
     # the product backends are registered too; orchestrator.yaml configures only the toy, so they are skipped
     assert district.connections.skipped == ["google", "intune", "network"]
 
@@ -180,7 +178,6 @@ def test_toy_backend_plans_applies_and_converges_through_the_engine(district: Di
         ("create", "toy/blocklist//Students/Elementary"),
         ("create", "toy/blocklist//Students/High"),
         ("create", "toy/blocklist//Students/Middle"),
-        ("delete", "toy/blocklist//Staff"),  # authoritative: a list no policy wants is removed, after the sets
     ]
     middle = plan.changes[2]
     assert middle.after == ["games.example", "social.example"]  # `*.social.example` → `social.example`
@@ -188,17 +185,35 @@ def test_toy_backend_plans_applies_and_converges_through_the_engine(district: Di
     assert "google: not configured in orchestrator.yaml, skipped" in plan.notes
 
     report = district.executor().apply(plan)
-    assert report.ok and report.counts() == {"succeeded": 4}
+    assert report.ok and report.counts() == {"succeeded": 3}
     assert district.toy.blocklists == {
         "/Students/Elementary": ["games.example", "social.example"],
         "/Students/High": ["chat.example"],
         "/Students/Middle": ["games.example", "social.example"],
     }
-    assert [row.state for row in district.journal.actions(report.run_id)].count("succeeded") == 4
+    assert [row.state for row in district.journal.actions(report.run_id)].count("succeeded") == 3
+    assert district.plan("policy").changes == []
+
+    # edit the policies: one list changes, and the list no policy wants any more (authoritative type, applied
+    # by this tool) is removed, after the sets
+    webfilter = district.config.path(district.config.policies) / "webfilter.yaml"
+    text = webfilter.read_text()
+    text = text.replace("[/Students/Elementary, /Students/Middle]", "[/Students/Elementary]")
+    webfilter.write_text(text.replace("blocked: [chat.example]", "blocked: [chat.example, video.example]"))
+    district.policies = load_policies(webfilter.parent)
+    edited = district.plan("policy")
+    assert [(c.op, str(c.id)) for c in edited.changes] == [
+        ("update", "toy/blocklist//Students/High"),
+        ("delete", "toy/blocklist//Students/Middle"),
+    ]
+    assert district.executor().apply(edited).ok
+    assert district.toy.blocklists == {
+        "/Students/Elementary": ["games.example", "social.example"],
+        "/Students/High": ["chat.example", "video.example"],
+    }
 
     again = district.plan("policy")
     assert again.changes == [] and again.held == []
-
     district.connections.close()
     assert district.toy.closed
 
@@ -274,7 +289,7 @@ def test_a_type_nobody_registered_fails_closed(tmp_path: Path, district: Distric
     )
     with pytest.raises(UnknownResourceType, match="toy/blocklist"):
         product_only.apply(plan)
-    assert district.toy.blocklists == {"/Staff": ["old.example"]}
+    assert district.toy.blocklists == {} and district.toy.calls == ["observe 3"]
     with pytest.raises(UnknownResourceType):
         CATALOG.type_of(BLOCKLIST.id("/Staff"))  # the global catalog never learned the toy's types
 

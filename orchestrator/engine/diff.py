@@ -12,6 +12,7 @@ from typing import Any
 
 from orchestrator.core.backend import Catalog
 from orchestrator.core.resources import Change, Resource, ResourceId
+from orchestrator.engine.prune import PRUNE_EVERYTHING, Pruning
 
 
 def _order(change: Change, catalog: Catalog) -> tuple[int, int, int, str]:
@@ -26,7 +27,16 @@ def diff(
     desired: Iterable[Resource],
     observed: Mapping[ResourceId, Resource],
     journal_state: Mapping[ResourceId, Any] | None = None,
+    *,
+    pruning: Pruning = PRUNE_EVERYTHING,
+    unmanaged: list[ResourceId] | None = None,
 ) -> list[Change]:
+    """Changes that make `observed` equal `desired`, in plan order.
+
+    An observed setting of an authoritative type that no policy wants is deleted only where `pruning` allows
+    (make_plan passes the declared pruning; this pure function defaults to deleting it); otherwise its id is
+    appended to `unmanaged` and nothing changes.
+    """
     journal_state = journal_state or {}
     changes: list[Change] = []
     wanted: set[ResourceId] = set()
@@ -62,6 +72,11 @@ def diff(
     for rid, seen in observed.items():
         if rid in wanted or not catalog.type_of(rid).authoritative:
             continue
+        why = pruning.reason(rid)
+        if why is None:
+            if unmanaged is not None:
+                unmanaged.append(rid)
+            continue
         changes.append(
             Change(
                 id=rid,
@@ -71,7 +86,7 @@ def diff(
                 sources=(),
                 policy=None,
                 destructive=catalog.type_of(rid).destructive,
-                summary=describe(rid, "delete") + " (no policy wants it)",
+                summary=describe(rid, "delete") + f" (no policy wants it; {why})",
                 meta=dict(seen.meta),
             )
         )

@@ -287,6 +287,22 @@ class Journal:
             out[name] = json.loads(out[name]) if out[name] else None
         return out
 
+    def applied_among(self, resource_ids: list[str]) -> set[str]:
+        """Which of `resource_ids` this tool set (a create/update that succeeded): what removing a policy removes."""
+        found: set[str] = set()
+        for i in range(0, len(resource_ids), 500):
+            chunk = resource_ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self.db.execute(
+                    f"SELECT DISTINCT resource FROM actions WHERE resource IN ({marks})"
+                    " AND state = 'succeeded' AND op IN ('create', 'update')",
+                    chunk,
+                )
+            )
+        return found
+
     def destructive_used(
         self, window_start_iso: str, *, policy: str | None = None, school: str | None = None, window: str | None = None
     ) -> int:

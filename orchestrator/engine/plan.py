@@ -47,6 +47,8 @@ class Plan:
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     notes: list[str] = field(default_factory=list)
     held: list[HeldChange] = field(default_factory=list)
+    unmanaged: list[str] = field(default_factory=list)
+    """Settings in the consoles that no policy mentions and nothing allows pruning: shown, never changed."""
     nonce: str = field(default_factory=lambda: uuid.uuid4().hex)
     """Makes every plan's id unique: resume is scoped to a plan id, and two plans made from the same state at
     different times (a device lost, found and lost again) must never share one."""
@@ -73,6 +75,7 @@ class Plan:
             "nonce": self.nonce,
             "changes": [c.to_json() for c in self.changes],
             "held": [h.to_json() for h in self.held],
+            "unmanaged": self.unmanaged,
         }
 
     @classmethod
@@ -92,6 +95,7 @@ class Plan:
             notes=list(raw.get("notes", [])),
             nonce=str(raw["nonce"]),
             held=[HeldChange.from_json(h) for h in raw.get("held", [])],
+            unmanaged=list(raw.get("unmanaged", [])),
         )
         if raw.get("plan_id") not in (None, plan.plan_id):
             raise OrchestratorError("plan file was edited after it was made (its id does not match its content)")

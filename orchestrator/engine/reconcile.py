@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from orchestrator.core.backend import Backend, Catalog
@@ -14,6 +14,7 @@ from orchestrator.engine.compile import compile_desired
 from orchestrator.engine.diff import diff
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan, observed_digests
+from orchestrator.engine.prune import Pruning
 from orchestrator.engine.targets import check_targets, expand_groups, selector_notes
 from orchestrator.inventory.devices import Inventory
 from orchestrator.policy.loader import PolicySet
@@ -71,8 +72,12 @@ def make_plan(
     notes: Sequence[str] = (),
     policy_commit: str | None = None,
     override_caps: bool = False,
+    pruning: Pruning | None = None,
 ) -> Plan:
     """Resolve targets, expand selectors, compile, observe, diff.
+
+    Settings no policy wants are deleted only where `pruning` allows or this tool applied them (journal);
+    the rest are listed in `plan.unmanaged` (see engine/prune.py). Default: nothing declared, no --prune.
 
     Every target a policy in scope names must exist before anything is compiled (PlanError otherwise, and
     no plan); Intune group selectors are expanded through the backend here so compile stays pure.
@@ -83,7 +88,11 @@ def make_plan(
     desired = compile_desired(catalog, policies, inventory, list(backends), scopes, group_serials)
     seen = observe(catalog, backends, desired, journal, scopes)
     observed = {rid: r for rid, r in seen.observed.items() if catalog.type_of(rid).scope in scopes}
-    changes = diff(catalog, desired, observed, seen.journal_state)
+    wanted = {r.id for r in desired}
+    candidates = [str(rid) for rid in observed if rid not in wanted and catalog.type_of(rid).authoritative]
+    pruning = replace(pruning or Pruning(), applied=frozenset(journal.applied_among(candidates)))
+    unmanaged: list[ResourceId] = []
+    changes = diff(catalog, desired, observed, seen.journal_state, pruning=pruning, unmanaged=unmanaged)
     plan = Plan(
         changes=changes,
         observed=observed_digests(observed, seen.journal_state, desired),
@@ -91,6 +100,7 @@ def make_plan(
         scopes=list(scopes),
         policy_commit=policy_commit,
         notes=list(notes),
+        unmanaged=sorted(str(rid) for rid in unmanaged),
     )
     if "lockdown" in scopes:  # the per-run cap holds for every entry point: plan, apply, lockdown
         plan = cap_lockdown(

@@ -103,6 +103,8 @@ class BackendSpec:
     credential_env: Callable[[Any], list[str]] = lambda section: []
     target_kinds: tuple[str, ...] = ()
     """Kinds of target names policies use that this backend can look up (`known_targets(kind, names)`)."""
+    prunes: Callable[[Any, ResourceId], bool] = lambda section, rid: False
+    """Whether the section's `manage:` declares `rid`'s scope pruned (settings no policy wants are deleted)."""
 
     def device_types(self) -> set[str]:
         """Lockdown types keyed by one device serial (a console's lock/disable of one device)."""
@@ -146,3 +148,12 @@ class Catalog:
     def device_types(self) -> set[tuple[str, str]]:
         """(backend, type) of every lockdown type keyed by one device serial."""
         return {(spec.name, t) for spec in self.specs.values() for t in spec.device_types()}
+
+    def declared_pruning(self, sections: Mapping[str, Any]) -> Callable[[ResourceId], bool]:
+        """Where the configured sections (backend name → section) declare pruning, as one predicate."""
+
+        def declared(rid: ResourceId) -> bool:
+            section = sections.get(rid.backend)
+            return section is not None and rid.backend in self.specs and self.specs[rid.backend].prunes(section, rid)
+
+        return declared

@@ -5,6 +5,15 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class ManagedOu(BaseModel):
+    """An OU subtree whose Chrome settings no policy mentions may be deleted (`prune: true`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ou: str = Field(pattern=r"\A/[^|\n]*\Z")
+    prune: bool = False
+
+
 class GoogleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -19,3 +28,6 @@ class GoogleConfig(BaseModel):
     # Chrome Policy reads: 30 QPS per project but 5 QPS per user; None = min(requests_per_minute, 1500).
     # Set 300 to stay under the per-user limit on a tenant shared with other tools.
     policy_reads_per_minute: int | None = Field(default=None, ge=1)
+    # Where pruning is declared: settings at these OUs (and below) that no policy mentions are deleted.
+    # Absent: nothing is pruned; such settings are listed in the plan as unmanaged.
+    manage: list[ManagedOu] = []

@@ -8,8 +8,8 @@ from pathlib import Path
 from orchestrator.backends.endpoints import is_loopback
 from orchestrator.backends.google.config import GoogleConfig
 from orchestrator.core.backend import Backend, BackendSpec, CompileInput, OpenContext
-from orchestrator.core.resources import Resource
-from orchestrator.core.types import ResourceType
+from orchestrator.core.resources import Resource, ResourceId
+from orchestrator.core.types import KEY_SEPARATOR, ResourceType
 
 OU_POLICY = ResourceType("google", "ou_policy", ("ou", "schema"), order=0, authoritative=True)
 OU_APP = ResourceType("google", "ou_app", ("ou", "app_id"), order=1, authoritative=True)
@@ -49,6 +49,15 @@ def compile_resources(given: CompileInput) -> list[Resource]:
     return compile_google(given.policies, given.inventory, group_serials=given.group_serials)
 
 
+def prunes(section: GoogleConfig, rid: ResourceId) -> bool:
+    """The nearest `manage:` entry at or above the setting's OU decides; no entry: not pruned."""
+    if rid.type not in (OU_POLICY.name, OU_APP.name):
+        return False
+    ou = rid.key.split(KEY_SEPARATOR, 1)[0]
+    covering = [m for m in section.manage if ou == m.ou or ou.startswith(m.ou.rstrip("/") + "/")]
+    return max(covering, key=lambda m: len(m.ou)).prune if covering else False
+
+
 def credential_env(section: GoogleConfig) -> list[str]:
     loopback = is_loopback(section.directory_endpoint) and is_loopback(section.policy_endpoint)
     return [] if loopback else [section.credentials_file_env]
@@ -63,5 +72,6 @@ SPEC = BackendSpec(
     open=open_backend,
     compile=compile_resources,
     target_kinds=("google_ou",),
+    prunes=prunes,
     credential_env=credential_env,
 )

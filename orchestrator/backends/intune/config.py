@@ -5,6 +5,14 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class Managed(BaseModel):
+    """Whether settings of this backend that no policy mentions may be deleted (`prune: true`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prune: bool = False
+
+
 class IntuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -19,3 +27,5 @@ class IntuneConfig(BaseModel):
     authority_ca_file: str | None = None
     device_writes_per_20s: int = Field(default=180, ge=1)
     config_writes_per_20s: int = Field(default=90, ge=1)
+    # Absent or prune: false: settings no policy mentions are listed in the plan as unmanaged, never deleted.
+    manage: Managed = Managed()

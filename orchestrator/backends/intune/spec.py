@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from orchestrator.backends.endpoints import is_loopback
 from orchestrator.backends.intune.config import IntuneConfig
 from orchestrator.core.backend import Backend, BackendSpec, CompileInput, OpenContext
-from orchestrator.core.resources import Resource
+from orchestrator.core.resources import Resource, ResourceId
 from orchestrator.core.types import ResourceType
 
 CONFIG_PROFILE = ResourceType("intune", "config_profile", ("platform", "name"), order=2, authoritative=True)
@@ -52,6 +53,11 @@ def credential_env(section: IntuneConfig) -> list[str]:
     return [section.client_secret_env, *([section.certificate_path_env] if section.certificate_path_env else [])]
 
 
+def prunes(section: Any, rid: ResourceId) -> bool:
+    """`manage: {prune: true}` covers every setting of this backend that no policy mentions."""
+    return bool(section.manage.prune)
+
+
 SPEC = BackendSpec(
     name="intune",
     order=1,
@@ -60,6 +66,7 @@ SPEC = BackendSpec(
     problem=problem,
     open=open_backend,
     compile=compile_resources,
+    prunes=prunes,
     target_kinds=("intune_group", "intune_app"),
     credential_env=credential_env,
 )

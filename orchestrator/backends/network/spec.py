@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from orchestrator.backends.network.config import NetworkConfig
 from orchestrator.core.backend import Backend, BackendSpec, CompileInput, OpenContext
-from orchestrator.core.resources import Resource
+from orchestrator.core.resources import Resource, ResourceId
 from orchestrator.core.types import ResourceType
 
 DNS_BLOCKLIST = ResourceType("network", "dns_blocklist", ("site",), order=4)
@@ -33,6 +34,11 @@ def compile_resources(given: CompileInput) -> list[Resource]:
     return compile_network(given.policies, given.inventory)
 
 
+def prunes(section: Any, rid: ResourceId) -> bool:
+    """`manage: {prune: true}` covers every setting of this backend that no policy mentions."""
+    return bool(section.manage.prune)
+
+
 SPEC = BackendSpec(
     name="network",
     order=2,
@@ -41,5 +47,6 @@ SPEC = BackendSpec(
     problem=problem,
     open=open_backend,
     compile=compile_resources,
+    prunes=prunes,
     target_kinds=("network_site",),
 )

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.policy.grammar import OrgUnitPath
+
 
 class ManagedOu(BaseModel):
     """An OU subtree whose Chrome settings no policy mentions may be deleted (`prune: true`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    ou: str = Field(pattern=r"\A/[^|\n]*\Z")
+    ou: OrgUnitPath
     prune: bool = False
 
 

@@ -317,3 +317,30 @@ def test_no_product_file_names_the_toy_backend() -> None:
     named = [str(p.relative_to(REPO)) for p in (REPO / "orchestrator").rglob("*.py") if pattern.search(p.read_text())]
     assert named == []
     assert "toy" not in CATALOG.names() and ERASE not in list(CATALOG.types)
+
+
+def test_the_walkthrough_quotes_the_toy_backend_as_it_is() -> None:
+    """docs/adding-a-backend.md shows these lines; they must still be the toy's code."""
+    doc = (REPO / "docs" / "adding-a-backend.md").read_text()
+    toy = REPO / "tests" / "toy_backend"
+    quoted = {
+        "spec.py": [
+            'BLOCKLIST = ResourceType("toy", "blocklist", ("ou",), order=0, authoritative=True)',
+            '"toy", "erase", ("serial", "request"), order=5, observed_by="journal", destructive=True,',
+            'return f"toy: ${section.token_env} is not set (the console\'s API token)"',
+            "return ToyBackend(section.seed)",
+        ],
+        "compiler.py": [
+            'sorted({domain.removeprefix("*.").lower() for domain in model.blocked}),',
+            "if not selects(model, device, group_serials=given.group_serials):",
+            "ERASE.id(device.serialNumber, model.request),",
+        ],
+        "config.py": ["token_env: str | None = None", "seed: dict[str, list[str]] = {}"],
+    }
+    stale = [
+        f"{name}: {line}"
+        for name, lines in quoted.items()
+        for line in lines
+        if line not in doc or line not in (toy / name).read_text()
+    ]
+    assert stale == []

@@ -33,6 +33,7 @@ from orchestrator.core.resources import Resource, ResourceId
 from orchestrator.engine.apply import Executor, GateOptions
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan
+from orchestrator.engine.prune import Pruning
 from orchestrator.engine.reconcile import make_plan
 from orchestrator.inventory.devices import load_inventory
 from orchestrator.jobs.config import Config, load_config
@@ -127,6 +128,7 @@ class District:
             journal=self.journal,
             scopes=scopes,
             notes=self.connections.notes,
+            pruning=Pruning(declared=self.catalog.declared_pruning(self.config.sections)),
         )
 
     def executor(self) -> Executor:
@@ -216,6 +218,26 @@ def test_toy_backend_plans_applies_and_converges_through_the_engine(district: Di
     assert again.changes == [] and again.held == []
     district.connections.close()
     assert district.toy.closed
+
+
+@pytest.mark.parametrize("prune", [False, True])
+def test_a_setting_no_policy_made_is_pruned_only_where_the_toy_section_declares_it(tmp_path: Path, prune: bool) -> None:
+    config = CONFIG.replace(
+        "  seed: {}\n", f"  seed:\n    /Staff: [old.example]\n  manage:\n    prune: {str(prune).lower()}\n"
+    )
+    opened = open_district(write_district(tmp_path, config), toy_catalog())
+    try:
+        plan = opened.plan("policy")
+        deletes = [str(c.id) for c in plan.changes if c.op == "delete"]
+        if prune:
+            assert deletes == ["toy/blocklist//Staff"] and plan.unmanaged == []
+        else:  # adoption: what the console already had is shown, never deleted
+            assert deletes == [] and plan.unmanaged == ["toy/blocklist//Staff"]
+        assert opened.executor().apply(plan).ok
+        assert ("/Staff" in opened.toy.blocklists) is not prune
+    finally:
+        opened.connections.close()
+        opened.journal.close()
 
 
 def test_a_destructive_toy_type_carries_gate_facts_and_passes_the_gates(district: District) -> None:

@@ -5,6 +5,14 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 
+class Managed(BaseModel):
+    """Whether toy settings that no policy mentions may be deleted (`manage: {prune: true}`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prune: bool = False
+
+
 class ToyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a typo in the section is an error naming `toy.<key>`
 
@@ -12,3 +20,5 @@ class ToyConfig(BaseModel):
     """The environment variable holding the console's API token; None = a local console that needs none."""
     seed: dict[str, list[str]] = {}
     """What the in-memory console holds when it is opened: org unit → blocked domains (settings no policy made)."""
+    manage: Managed = Managed()
+    """Absent or `prune: false`: settings no policy mentions are listed in the plan as unmanaged, never deleted."""

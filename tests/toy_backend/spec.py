@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from orchestrator.core.backend import Backend, BackendSpec, CompileInput, OpenContext
-from orchestrator.core.resources import Resource
+from orchestrator.core.resources import Resource, ResourceId
 from orchestrator.core.types import ResourceType
 from toy_backend.config import ToyConfig
 
@@ -44,6 +44,12 @@ def compile_resources(given: CompileInput) -> list[Resource]:
     return compile_toy(given)
 
 
+def prunes(section: ToyConfig, rid: ResourceId) -> bool:
+    """`manage: {prune: true}` covers every toy setting no policy mentions (a scope could be narrower: Google's
+    `manage:` names OU subtrees)."""
+    return section.manage.prune
+
+
 def credential_env(section: ToyConfig) -> list[str]:
     return [section.token_env] if section.token_env else []
 
@@ -57,4 +63,5 @@ SPEC = BackendSpec(
     open=open_backend,
     compile=compile_resources,
     credential_env=credential_env,
+    prunes=prunes,
 )

@@ -7,15 +7,25 @@ are injectable so tests never wait for real.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from tenacity.wait import wait_base
 
-from orchestrator.core.errors import TransientError
+from orchestrator.core.errors import BackendError, QuotaError, TransientError
 
 T = TypeVar("T")
 
@@ -64,8 +74,6 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
-    from email.utils import parsedate_to_datetime
-
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -73,42 +81,100 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+THROTTLED_STATUS = frozenset({429, 403})  # a TransientError with 403 is a rate-limit reason (Google's quotaExceeded)
+
+
+class wait_retry_after(wait_base):  # lower case like tenacity's own strategies
+    """Wait the server's Retry-After (capped) when the TransientError carries one, else `fallback`.
+
+    A tenacity wait strategy: a callable of the RetryCallState tenacity builds, like `wait_exception`.
+    """
+
+    def __init__(self, fallback: wait_base, cap: float):
+        self.fallback = fallback
+        self.cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            return min(exc.retry_after, self.cap)
+        return self.fallback(retry_state)
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, TransientError)
+
+
+def _give_up_quietly(retry_state: RetryCallState) -> None:
+    """retry_error_callback of `rounds`: running out is not an error there (the caller reports what is left)."""
+    return None
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
+    """The one retry policy, composed from tenacity parts.
+
+    retry: only `TransientError` (raised at a client's error-mapping point); stop: after `attempts` tries;
+    wait: the server's Retry-After capped at `max_retry_after`, else full-jitter exponential backoff
+    (`wait_random_exponential`: uniform in [0, min(max_wait, initial_wait * 2**n)]). When attempts run out,
+    `call` turns the last TransientError into the error tree with `give_up`: throttling becomes QuotaError,
+    anything else (5xx, timeout) a BackendError naming the status.
+    """
+
     attempts: int = 6
     initial_wait: float = 0.5
     max_wait: float = 60.0
     max_retry_after: float = 120.0
 
-    def wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, TransientError) and exc.retry_after is not None:
-            return min(exc.retry_after, self.max_retry_after)
-        return wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait)(state)
+    @property
+    def wait(self) -> wait_base:
+        backoff = wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait)
+        return wait_retry_after(backoff, cap=self.max_retry_after)
 
-    def call(
-        self,
-        fn: Callable[[], T],
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        on_retry: Callable[[TransientError], None] | None = None,
+    def _parts(self) -> dict[str, Any]:
+        return {"retry": retry_if_exception(_transient), "stop": stop_after_attempt(self.attempts), "wait": self.wait}
+
+    def retrying(self, *, sleep: Callable[[float], None] = time.sleep) -> Retrying:
+        """A tenacity `Retrying` with this policy; the last TransientError is re-raised when attempts run out."""
+        return Retrying(**self._parts(), sleep=sleep, reraise=True)
+
+    def async_retrying(self, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> AsyncRetrying:
+        return AsyncRetrying(**self._parts(), sleep=sleep, reraise=True)
+
+    def give_up(self, exc: TransientError) -> BackendError:
+        """The error for a call whose retries ran out: QuotaError when throttled, else BackendError (5xx, timeout)."""
+        if exc.status in THROTTLED_STATUS:
+            return QuotaError(f"{exc}: still throttled after {self.attempts} attempts")
+        status = f"HTTP {exc.status}" if exc.status is not None else "no answer"
+        return BackendError(f"{exc}: still failing ({status}) after {self.attempts} attempts")
+
+    def call(self, fn: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> T:
+        """Run `fn`, retrying TransientError; when attempts run out, raise `give_up(last error)`."""
+        try:
+            return self.retrying(sleep=sleep)(fn)
+        except TransientError as exc:
+            raise self.give_up(exc) from exc
+
+    async def acall(
+        self, fn: Callable[[], Awaitable[T]], *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     ) -> T:
-        """Run `fn`, retrying TransientError; the last error is re-raised when attempts run out."""
+        """`call` for a coroutine function."""
+        try:
+            return await self.async_retrying(sleep=sleep)(fn)
+        except TransientError as exc:
+            raise self.give_up(exc) from exc
 
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            if on_retry is not None and isinstance(exc, TransientError):
-                on_retry(exc)
+    def rounds(self, send_round: Callable[[], None], *, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Re-run `send_round` while it raises TransientError (items of a batch still to re-send), up to
+        `attempts` rounds with this policy's waits. Running out is not an error: the round records each
+        item's last answer and the caller reports what is left, item by item."""
+        Retrying(**self._parts(), sleep=sleep, retry_error_callback=_give_up_quietly)(send_round)
 
-        retrying = Retrying(
-            retry=retry_if_exception(lambda e: isinstance(e, TransientError)),
-            stop=stop_after_attempt(self.attempts),
-            wait=self.wait,
-            sleep=sleep,
-            reraise=True,
-            before_sleep=before_sleep,
-        )
-        return retrying(fn)
+    async def arounds(
+        self, send_round: Callable[[], Awaitable[None]], *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
+        """`rounds` for a coroutine function."""
+        await AsyncRetrying(**self._parts(), sleep=sleep, retry_error_callback=_give_up_quietly)(send_round)
 
 
 @dataclass

@@ -1,10 +1,10 @@
 """The Google backend: Chrome OS devices (Admin SDK Directory) and Chrome policies (Chrome Policy API).
 
-Resource types (keys are strings):
-    ou_policy      "{ou_path}|{schema}"      → {field: value} of the fields we manage, lists sorted
-    ou_app         "{ou_path}|{extension}"   → {"appInstallType": FORCED|FORCED_AND_PIN_TO_TOOLBAR|NORMAL|...}
-    device_status  "{serial}"                → "ACTIVE" | "DISABLED"
-    reimage        "{serial}|{request}"      → {"command": "WIPE_USERS" | "REMOTE_POWERWASH"} (journal-observed)
+Resource types (keys built and split by the codecs in spec.py; strings in names.py):
+    ou_policy      (ou, schema)         → {field: value} of the fields we manage, lists sorted
+    ou_app         (ou, app_id)         → {"appInstallType": FORCED|FORCED_AND_PIN_TO_TOOLBAR|NORMAL|...}
+    device_status  (serial,)            → "ACTIVE" | "DISABLED"
+    reimage        (serial, request)    → {"command": "WIPE_USERS" | "REMOTE_POWERWASH"} (journal-observed)
 
 Reading is bulk: one org-unit list, device pages of 300, one policies:resolve per OU and namespace (on a
 thread pool, under the pacer). Serials are matched by exact equality on the full device list, never with
@@ -26,8 +26,8 @@ from google.auth.credentials import Credentials
 from orchestrator.backends.google.client import GoogleApi
 from orchestrator.backends.google.config import GoogleConfig
 from orchestrator.backends.google.devices import ChromeDevices
+from orchestrator.backends.google.names import APP_INSTALL, APP_INSTALL_TYPE
 from orchestrator.backends.google.policy import (
-    APP_INSTALL,
     MANAGED_FIELDS,
     RESOLVE_FILTERS,
     extension_of,
@@ -35,13 +35,15 @@ from orchestrator.backends.google.policy import (
     modify_request,
     namespace_of,
     normalise,
+    policy_key,
     split_key,
     write_namespace,
 )
+from orchestrator.backends.google.reimage import ChromeReimages
 from orchestrator.backends.google.results import Reporter
 from orchestrator.backends.pacing import CallCounter, RetryPolicy
 from orchestrator.core.backend import ResultCallback, SentCallback
-from orchestrator.core.errors import BackendError, QuotaError, TransientError
+from orchestrator.core.errors import BackendError
 from orchestrator.core.resources import Change, ChangeResult, Resource, ResourceId
 
 log = logging.getLogger(__name__)
@@ -83,8 +85,9 @@ class GoogleBackend:
         )
         self.counter = self.api.counter
         self.workers = workers
-        self.devices = ChromeDevices(
-            self.api, sleep=sleep, workers=workers, poll_interval=poll_interval, max_polls=max_polls
+        self.devices = ChromeDevices(self.api, sleep=sleep, workers=workers)
+        self.reimages = ChromeReimages(
+            self.devices, sleep=sleep, workers=workers, poll_interval=poll_interval, max_polls=max_polls
         )
         self._ous: dict[str, str] | None = None  # OU path → id (without "id:")
 
@@ -110,13 +113,10 @@ class GoogleBackend:
             fields=INVENTORY_FIELDS,
         )
         out: list[dict[str, Any]] = []
-        try:
-            while request is not None:
-                page = self.api.read("chromeosdevices.list", request)
-                out += page.get("chromeosdevices", [])
-                request = devices.list_next(request, page)
-        except TransientError as exc:
-            raise QuotaError(f"google: still failing after {self.api.retry.attempts} attempts: {exc}") from None
+        while request is not None:
+            page = self.api.read("chromeosdevices.list", request)
+            out += page.get("chromeosdevices", [])
+            request = devices.list_next(request, page)
         return out
 
     def move_devices(self, serials: Sequence[str], ou_path: str) -> dict[str, str]:
@@ -149,10 +149,7 @@ class GoogleBackend:
         """Every org unit path in the console (one orgunits.list), for the plan's target check."""
         if kind != "google_ou":
             return set()
-        try:
-            return set(self.org_units(refresh=True))
-        except TransientError as exc:
-            raise QuotaError(f"google: still failing after {self.api.retry.attempts} attempts: {exc}") from None
+        return set(self.org_units(refresh=True))
 
     def _resolve(self, ou_id: str, pattern: str) -> list[dict[str, Any]]:
         body: dict[str, Any] = {
@@ -186,26 +183,23 @@ class GoogleBackend:
             if wanted & set(POLICY_TYPES) or not wanted & {"device_status", "reimage"}:
                 types |= set(POLICY_TYPES)
         out: list[Resource] = []
-        try:
-            # Device pages and policy resolves use different quotas: read both at once.
-            with ThreadPoolExecutor(max_workers=1) as side:
-                devices = None
-                if "device_status" in types:
-                    devices = side.submit(self.devices.observe, [r for r in mine if r.id.type == "device_status"])
-                if set(types) & set(POLICY_TYPES):
-                    policies = [r for r in mine if r.id.type in POLICY_TYPES and r.id.type in types]
-                    out += [r for r in self._observe_policies(policies) if r.id.type in types]
-                if devices is not None:
-                    out += devices.result()
-        except TransientError as exc:
-            raise QuotaError(f"google: still failing after {self.api.retry.attempts} attempts: {exc}") from None
+        # Device pages and policy resolves use different quotas: read both at once.
+        with ThreadPoolExecutor(max_workers=1) as side:
+            devices = None
+            if "device_status" in types:
+                devices = side.submit(self.devices.observe, [r for r in mine if r.id.type == "device_status"])
+            if set(types) & set(POLICY_TYPES):
+                policies = [r for r in mine if r.id.type in POLICY_TYPES and r.id.type in types]
+                out += [r for r in self._observe_policies(policies) if r.id.type in types]
+            if devices is not None:
+                out += devices.result()
         return out
 
     def _observe_policies(self, desired: list[Resource]) -> list[Resource]:
         ous = self.org_units(refresh=True)
         paths = {v: k for k, v in ous.items()}
         root = self.config.managed_root_ou
-        wanted = {(r.id.type, *split_key(r.id.key)): r for r in desired}
+        wanted = {(r.id.type, *split_key(r.id.type, r.id.key)): r for r in desired}
         scope = sorted({p for p in ous if _under(p, root)} | {k[1] for k in wanted if k[1] in ous})
         jobs = [(path, pattern) for path in scope for pattern in RESOLVE_FILTERS]
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
@@ -245,11 +239,11 @@ class GoogleBackend:
             only = tuple(want.value) if want is not None and isinstance(want.value, dict) else None
             value = normalise(name, value, only)
         meta = {"inherited_from": inherited_from} if inherited_from else {}
-        return Resource(ResourceId(self.name, kind, f"{ou}|{name}"), value, meta=meta)
+        return Resource(ResourceId(self.name, kind, policy_key(kind, ou, name)), value, meta=meta)
 
     def settle(self, changes: Sequence[Change]) -> list[ChangeResult]:
         """Backend.settle: whether unknown reimages/deprovisions ran, from commands.get / chromeosdevices.get."""
-        return self.devices.settle(changes)
+        return self.reimages.settle(changes)
 
     def apply(self, changes: Sequence[Change], on_sent: SentCallback, on_result: ResultCallback) -> None:
         reporter = Reporter(changes, on_result)
@@ -259,7 +253,7 @@ class GoogleBackend:
         steps: list[tuple[list[Change], Callable[[list[Change], SentCallback, Reporter], None]]] = [
             (by_type.pop("ou_policy", []) + by_type.pop("ou_app", []), self._apply_policies),
             (by_type.pop("device_status", []), self.devices.apply_status),
-            (by_type.pop("reimage", []), self.devices.apply_reimage),
+            (by_type.pop("reimage", []), self.reimages.apply),
         ]
         for kind, rest in by_type.items():
             reporter.fail_rest(rest, f"the google backend has no resource type {kind!r}")
@@ -268,7 +262,7 @@ class GoogleBackend:
                 continue
             try:
                 step(group, on_sent, reporter)
-            except (BackendError, TransientError) as exc:
+            except BackendError as exc:
                 reporter.fail_rest(group, str(exc))
         reporter.fail_rest(changes, "not processed")
 
@@ -278,7 +272,7 @@ class GoogleBackend:
         inherits: dict[tuple[str, str], list[tuple[Change, dict]]] = defaultdict(list)
         for change in changes:
             kind = change.id.type
-            ou, name = split_key(change.id.key)
+            ou, name = split_key(kind, change.id.key)
             if ou not in ous:
                 reporter.report(change, "failed", f"org unit {ou} does not exist in the console")
             elif change.op in ("create", "update") and isinstance(change.after, dict):
@@ -323,7 +317,7 @@ class GoogleBackend:
         try:
             request = method(customer=customer, body={"requests": [r for _, r in items]})
             self.api.call(endpoint, request, self.api.policy_write_bucket)
-        except (BackendError, TransientError) as exc:
+        except BackendError as exc:
             reporter.fail_rest([c for c, _ in items], str(exc))
             return
         for change, _ in items:
@@ -345,7 +339,7 @@ def _entry_key(path: str, entry: dict[str, Any]) -> tuple[tuple[str, str, str] |
         extension = extension_of(app)
         if schema != APP_INSTALL or extension is None:
             return None, value
-        return ("ou_app", path, extension), {"appInstallType": value.get("appInstallType")}
+        return ("ou_app", path, extension), {APP_INSTALL_TYPE: value.get(APP_INSTALL_TYPE)}
     if schema not in MANAGED_FIELDS:
         return None, value
     return ("ou_policy", path, schema), value

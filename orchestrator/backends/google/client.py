@@ -1,13 +1,15 @@
 """Building and calling the Google API clients: credentials, endpoints, pacing, the one retry policy.
 
 Every HTTP call goes through `GoogleApi.call`: it takes a token from the right bucket, counts the call,
-executes with `num_retries=0` (googleapiclient's own retries are off) and maps `HttpError` at this one
-boundary: 429, 403 rate/quota reasons and 5xx become `TransientError` (retried by `RetryPolicy`, honouring
-Retry-After); anything else becomes `GoogleApiError`. Non-idempotent calls (device commands) are retried
-only when throttled (429/403 rate: not processed); a timeout, a reset connection, a 408 or any 5xx raises
-`OutcomeUnknown`. The same boundary maps authentication failures to one `AuthError` line: google-auth's
-`RefreshError` (e.g. `invalid_grant`: bad key, delegation not authorised) and `TransportError` (token endpoint
-unreachable), and HTTP 401 / non-rate 403 answers.
+executes with `num_retries=0` (googleapiclient's own retries are off) and maps exceptions at this one
+boundary (`map_exceptions`): 429, 403 rate/quota reasons and 5xx become `TransientError` (retried by
+`RetryPolicy`, honouring Retry-After; when attempts run out a throttled call is a `QuotaError`, a 5xx or an
+unreachable API a `BackendError` naming the status); anything else becomes `GoogleApiError`. Non-idempotent
+calls (device commands) are retried only when throttled (429/403 rate: not processed); a timeout, a reset
+connection, a 408 or any 5xx raises `OutcomeUnknown`. The same boundary maps authentication failures to one
+`AuthError` line: google-auth's `RefreshError` (e.g. `invalid_grant`: bad key, delegation not authorised) and
+`TransportError` (token endpoint unreachable), and HTTP 401 / non-rate 403 answers. No TransientError leaves
+this module.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import httplib2
 from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials, Credentials
+from google.oauth2 import service_account
 from google_auth_httplib2 import AuthorizedHttp
 from google_auth_httplib2 import Request as TokenRequest
 from googleapiclient.discovery import build
@@ -63,8 +67,6 @@ def make_credentials(config: GoogleConfig, env: Mapping[str, str] = os.environ) 
         )
     if not config.admin_subject:
         raise ConfigError("google.admin_subject: required with a service account (domain-wide delegation)")
-    from google.oauth2 import service_account
-
     try:
         return service_account.Credentials.from_service_account_file(
             path, scopes=list(SCOPES), subject=config.admin_subject
@@ -138,12 +140,8 @@ class GoogleApi:
         with self._token_lock:
             if credentials.valid:
                 return
-            try:
+            with map_exceptions(self.config, "token", token=True):
                 credentials.refresh(TokenRequest(httplib2.Http(timeout=self.timeout)))
-            except auth_exceptions.GoogleAuthError as exc:
-                raise auth_error(self.config, exc) from None
-            except (OSError, httplib2.HttpLib2Error) as exc:  # refused, reset, DNS, TLS: the endpoint is unreachable
-                raise auth_error(self.config, auth_exceptions.TransportError(type(exc).__name__)) from None
 
     def _authorized(self) -> AuthorizedHttp:
         """An authorised connection; anonymous credentials (emulator) cannot refresh, so a 401 stays a 401."""
@@ -158,7 +156,11 @@ class GoogleApi:
         return http
 
     def call(self, endpoint: str, request: Any, bucket: TokenBucket, *, idempotent: bool = True) -> Any:
-        """Execute `request` paced, counted and retried; raise GoogleApiError, TransientError or OutcomeUnknown."""
+        """Execute `request` paced, counted and retried by the one policy.
+
+        Raises only the error tree: GoogleApiError/AuthError, OutcomeUnknown (not idempotent, answer lost),
+        QuotaError (still throttled when attempts ran out) or BackendError (still 5xx/unreachable).
+        """
 
         def once() -> Any:
             self._ensure_token()
@@ -166,21 +168,35 @@ class GoogleApi:
             self.counter.add(endpoint)
             # A non-idempotent call gets a fresh connection, so httplib2 never replays it on a stale socket.
             http = self._http() if idempotent else self._authorized()
-            try:
+            with map_exceptions(self.config, endpoint, idempotent=idempotent):
                 return request.execute(http=http, num_retries=0)
-            except HttpError as exc:
-                raise classify(endpoint, exc, idempotent=idempotent, config=self.config) from None
-            except auth_exceptions.GoogleAuthError as exc:  # the token was never obtained: nothing was sent
-                raise auth_error(self.config, exc) from None
-            except (TimeoutError, ConnectionError, httplib2.HttpLib2Error, OSError) as exc:
-                if idempotent:
-                    raise TransientError(f"{endpoint}: {type(exc).__name__}") from None
-                raise OutcomeUnknown(f"{endpoint}: no answer ({type(exc).__name__}); not re-sent") from None
 
         return self.retry.call(once, sleep=self.sleep)
 
     def read(self, endpoint: str, request: Any) -> Any:
         return self.call(endpoint, request, self.directory_bucket)
+
+
+@contextmanager
+def map_exceptions(
+    config: GoogleConfig, endpoint: str, *, idempotent: bool = True, token: bool = False
+) -> Iterator[None]:
+    """The one place googleapiclient, google-auth and httplib2 exceptions become the error tree (like httpx's
+    `map_exceptions`): HttpError by `classify`; a google-auth failure is an AuthError (the token was never
+    obtained, so nothing was sent); a transport failure is an AuthError while fetching a token (`token=True`),
+    else a TransientError (idempotent: retried) or OutcomeUnknown (the request may have arrived)."""
+    try:
+        yield
+    except HttpError as exc:
+        raise classify(endpoint, exc, idempotent=idempotent, config=config) from None
+    except auth_exceptions.GoogleAuthError as exc:
+        raise auth_error(config, exc) from None
+    except (OSError, httplib2.HttpLib2Error) as exc:  # timeout, refused, reset, DNS, TLS (TimeoutError is an OSError)
+        if token:
+            raise auth_error(config, auth_exceptions.TransportError(type(exc).__name__)) from None
+        if idempotent:
+            raise TransientError(f"{endpoint}: {type(exc).__name__}") from None
+        raise OutcomeUnknown(f"{endpoint}: no answer ({type(exc).__name__}); not re-sent") from None
 
 
 def auth_error(config: GoogleConfig, exc: Exception) -> AuthError:

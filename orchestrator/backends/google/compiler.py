@@ -20,18 +20,33 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.backends.google.names import (
+    ACTIVE,
+    APP_INSTALL_TYPE,
+    DEPROVISION,
+    DISABLED,
+    DISABLED_MESSAGE,
+    DISABLED_TEXT,
+    FORCE_SAFE_SEARCH,
+    FORCE_YOUTUBE,
+    REMOTE_POWERWASH,
+    RETIRING_DEVICE,
+    SAFE_SEARCH,
+    URL_ALLOWLIST,
+    URL_BLOCKING,
+    URL_BLOCKLIST,
+    WIPE_USERS,
+)
+from orchestrator.backends.google.spec import DEVICE_STATUS, OU_APP, OU_POLICY, REIMAGE
 from orchestrator.core.resources import Resource, ResourceId
 from orchestrator.inventory.devices import Inventory
 from orchestrator.inventory.selection import reimage_resource, selects
 from orchestrator.policy.loader import LoadedPolicy, PolicySet
 from orchestrator.policy.models import AppPush, ChromeApp, LostDevicePolicy, Reimage, WebFilter
 
-URL_BLOCKING = "chrome.users.UrlBlocking"
-SAFE_SEARCH = "chrome.users.SafeSearchRestrictedMode"
-DISABLED_MESSAGE = "chrome.devices.DisabledDeviceReturnInstructions"
 YOUTUBE = {"off": "OFF", "moderate": "MODERATE", "strict": "STRICT"}
-REIMAGE_COMMANDS = {"wipe_users": "WIPE_USERS", "powerwash": "REMOTE_POWERWASH", "deprovision": "DEPROVISION"}
-DEPROVISION_REASON = "RETIRING_DEVICE"
+REIMAGE_COMMANDS = {"wipe_users": WIPE_USERS, "powerwash": REMOTE_POWERWASH, "deprovision": DEPROVISION}
+DEPROVISION_REASON = RETIRING_DEVICE
 LOST = ("lost", "stolen")
 
 
@@ -65,20 +80,18 @@ def compile_google(
     for model, loaded in policies.of_kind(LostDevicePolicy):
         if model.google.action == "disable":
             acc = ou_policies.setdefault(("/", DISABLED_MESSAGE), _Acc())
-            acc.value["deviceDisabledMessage"] = _disabled_message(model)
+            acc.value[DISABLED_TEXT] = _disabled_message(model)
             acc.add(model.name, loaded.source_of("message"))
     for (ou, schema), acc in ou_policies.items():
-        resources.append(_resource("ou_policy", f"{ou}|{schema}", acc))
+        resources.append(_resource(OU_POLICY.id(ou, schema), acc))
     resources += _apps(policies)
     resources += _lost_devices(policies, inventory)
     resources += _reimages(policies, inventory, group_serials)
     return sorted(resources, key=lambda r: r.id)
 
 
-def _resource(kind: str, key: str, acc: _Acc, **extra: Any) -> Resource:
-    return Resource(
-        ResourceId("google", kind, key), acc.value, sources=tuple(acc.sources), policy=", ".join(acc.policies), **extra
-    )
+def _resource(rid: ResourceId, acc: _Acc, **extra: Any) -> Resource:
+    return Resource(rid, acc.value, sources=tuple(acc.sources), policy=", ".join(acc.policies), **extra)
 
 
 def chrome_url_filter(domain: str) -> str:
@@ -91,18 +104,18 @@ def _web_filter(model: WebFilter, loaded: LoadedPolicy, out: dict[tuple[str, str
         target = loaded.source_of("targets", "google_ous", index)
         if model.blocked or model.allowed:
             acc = out.setdefault((ou, URL_BLOCKING), _Acc())
-            blocked = set(acc.value.get("urlBlocklist", [])) | {chrome_url_filter(d) for d in model.blocked}
-            allowed = set(acc.value.get("urlAllowlist", [])) | {chrome_url_filter(d) for d in model.allowed}
-            acc.value["urlBlocklist"] = sorted(blocked)
-            acc.value["urlAllowlist"] = sorted(allowed)
+            blocked = set(acc.value.get(URL_BLOCKLIST, [])) | {chrome_url_filter(d) for d in model.blocked}
+            allowed = set(acc.value.get(URL_ALLOWLIST, [])) | {chrome_url_filter(d) for d in model.allowed}
+            acc.value[URL_BLOCKLIST] = sorted(blocked)
+            acc.value[URL_ALLOWLIST] = sorted(allowed)
             acc.add(model.name, *[loaded.source_of(f) for f in ("blocked", "allowed") if getattr(model, f)], target)
         if model.safe_search is not None or model.youtube is not None:
             acc = out.setdefault((ou, SAFE_SEARCH), _Acc())
             if model.safe_search is not None:
-                acc.value["forceGoogleSafeSearch"] = model.safe_search
+                acc.value[FORCE_SAFE_SEARCH] = model.safe_search
                 acc.add(model.name, loaded.source_of("safe_search"), target)
             if model.youtube is not None:
-                acc.value["forceYoutubeRestrictedMode"] = YOUTUBE[model.youtube]
+                acc.value[FORCE_YOUTUBE] = YOUTUBE[model.youtube]
                 acc.add(model.name, loaded.source_of("youtube"), target)
 
 
@@ -117,11 +130,11 @@ def _apps(policies: PolicySet) -> list[Resource]:
     for model, loaded in policies.of_kind(AppPush):
         for ou_index, ou in enumerate(model.targets.google_ous):
             for index, app in enumerate(model.chrome):
-                acc = _Acc(value={"appInstallType": install_type(app)})
+                acc = _Acc(value={APP_INSTALL_TYPE: install_type(app)})
                 acc.add(
                     model.name, loaded.source_of("chrome", index), loaded.source_of("targets", "google_ous", ou_index)
                 )
-                out.append(_resource("ou_app", f"{ou}|{app.id}", acc))
+                out.append(_resource(OU_APP.id(ou, app.id), acc))
     return out
 
 
@@ -142,13 +155,13 @@ def _lost_devices(policies: PolicySet, inventory: Inventory) -> list[Resource]:
             if device.platform != "chromeos" or (model.schools and device.school not in model.schools):
                 continue
             if device.inventoryStatus in LOST:
-                status = "DISABLED"
+                status = DISABLED
             elif device.inventoryStatus == "found" and model.on_found.reenable:
-                status = "ACTIVE"
+                status = ACTIVE
             else:
                 continue
             resource = Resource(
-                ResourceId("google", "device_status", device.serialNumber),
+                DEVICE_STATUS.id(device.serialNumber),
                 status,
                 sources=(str(loaded.source_of("google", "action")), f"{inventory.file}:{device.line}"),
                 policy=model.name,
@@ -169,17 +182,17 @@ def _reimages(
             continue
         command = REIMAGE_COMMANDS[model.google.method]
         value: dict[str, str] = {"command": command}
-        if command == "DEPROVISION":
+        if command == DEPROVISION:
             value["deprovisionReason"] = DEPROVISION_REASON
         base_sources = [str(loaded.source_of("devices")), str(loaded.source_of("google", "method"))]
         sizes = inventory.school_sizes() if model.budget_per_school else None
         for device in inventory.devices:
             if device.platform == "chromeos" and selects(
-                model, device, decommission=command == "DEPROVISION", group_serials=group_serials
+                model, device, decommission=command == DEPROVISION, group_serials=group_serials
             ):
                 out.append(
                     reimage_resource(
-                        "google", model, device, value, base_sources, model.google.method, inventory, sizes
+                        REIMAGE.backend, model, device, value, base_sources, model.google.method, inventory, sizes
                     )
                 )
     return out

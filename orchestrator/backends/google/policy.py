@@ -1,26 +1,38 @@
 """Chrome Policy values: which schemas and fields we manage, how values are normalised, how writes are built.
 
 Values are plain dicts of the fields we manage, lists sorted, so the engine's equality check is the diff.
-Keys: ou_policy "{ou_path}|{schema}", ou_app "{ou_path}|{extension_id}" (app_id "chrome:{extension_id}").
+Keys (codec in spec.py): ou_policy ("ou", "schema"), ou_app ("ou", "app_id" = the extension id; the Chrome
+Policy app_id is "chrome:{extension_id}").
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-URL_BLOCKING = "chrome.users.UrlBlocking"
-SAFE_SEARCH = "chrome.users.SafeSearchRestrictedMode"
-DISABLED_MESSAGE = "chrome.devices.DisabledDeviceReturnInstructions"
-APP_INSTALL = "chrome.users.apps.InstallType"
-APPS_WILDCARD = "chrome.users.apps.*"
+from orchestrator.backends.google.names import (
+    APP_INSTALL,
+    APP_INSTALL_TYPE,
+    APPS_WILDCARD,
+    DISABLED_MESSAGE,
+    DISABLED_TEXT,
+    FORCE_SAFE_SEARCH,
+    FORCE_YOUTUBE,
+    SAFE_SEARCH,
+    URL_ALLOWLIST,
+    URL_BLOCKING,
+    URL_BLOCKLIST,
+)
+from orchestrator.backends.google.spec import OU_APP, OU_POLICY
+from orchestrator.core.types import ResourceType
 
 # schema → managed fields; list-valued fields are written whole and compared sorted.
 MANAGED_FIELDS: dict[str, tuple[str, ...]] = {
-    URL_BLOCKING: ("urlBlocklist", "urlAllowlist"),
-    SAFE_SEARCH: ("forceGoogleSafeSearch", "forceYoutubeRestrictedMode"),
-    DISABLED_MESSAGE: ("deviceDisabledMessage",),
+    URL_BLOCKING: (URL_BLOCKLIST, URL_ALLOWLIST),
+    SAFE_SEARCH: (FORCE_SAFE_SEARCH, FORCE_YOUTUBE),
+    DISABLED_MESSAGE: (DISABLED_TEXT,),
 }
-LIST_FIELDS = frozenset({"urlBlocklist", "urlAllowlist"})
+LIST_FIELDS = frozenset({URL_BLOCKLIST, URL_ALLOWLIST})
+POLICY_TYPES: dict[str, ResourceType] = {OU_POLICY.name: OU_POLICY, OU_APP.name: OU_APP}
 # One policies:resolve filter per namespace we read (leaf wildcard or an exact schema).
 RESOLVE_FILTERS = ("chrome.users.*", DISABLED_MESSAGE, APPS_WILDCARD)
 
@@ -29,9 +41,14 @@ def namespace_of(schema: str) -> str:
     return schema.rsplit(".", 1)[0]
 
 
-def split_key(key: str) -> tuple[str, str]:
-    ou, _, rest = key.rpartition("|")
-    return ou, rest
+def split_key(kind: str, key: str) -> tuple[str, str]:
+    """(ou, schema) of an ou_policy key, (ou, extension id) of an ou_app key."""
+    ou, name = POLICY_TYPES[kind].split(key).values()
+    return ou, name
+
+
+def policy_key(kind: str, ou: str, name: str) -> str:
+    return POLICY_TYPES[kind].key(ou, name)
 
 
 def normalise(schema: str, value: dict[str, Any], only: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -70,8 +87,8 @@ def modify_request(kind: str, ou_id: str, name: str, value: dict[str, Any], befo
     if kind == "ou_app":
         return {
             "policyTargetKey": target_key(ou_id, name),
-            "policyValue": {"policySchema": APP_INSTALL, "value": {"appInstallType": value["appInstallType"]}},
-            "updateMask": "appInstallType",
+            "policyValue": {"policySchema": APP_INSTALL, "value": {APP_INSTALL_TYPE: value[APP_INSTALL_TYPE]}},
+            "updateMask": APP_INSTALL_TYPE,
         }
     return {
         "policyTargetKey": target_key(ou_id),

@@ -2,7 +2,9 @@
 
 Resource types (backend "intune"; keys are strings):
 
-- config_profile, key "{platform}|K12 WebFilter {policy}" (platform windows|ios), value
+Keys are built with the types in spec.py and the strings come from names.py (shared with the backend).
+
+- config_profile, key (platform, "K12 WebFilter {policy}") (platform windows|ios), value
   {"blocked": [...], "allowed": [...], "assignments": [group display names]} (all sorted). One profile per
   WebFilter with intune_groups and platform: Windows = Edge URLBlocklist/URLAllowlist (OMA-URI custom
   profile), iOS = web content filter (auto filter with blocked/allowed URLs). `*.example.com` becomes
@@ -13,7 +15,7 @@ Resource types (backend "intune"; keys are strings):
   {"lost": false} for found ones (when on_found.disable_lost_mode). How the lock is done is in meta:
   lost_mode (supervised iOS: enableLostMode with message/phone/footer), remote_lock (otherwise), plus
   school, inventory_line, platform, max_per_run.
-- reimage, key "{serial}|{request}", value {"action": "wipe", "keepEnrollmentData": bool,
+- reimage, key (serial, request), value {"action": "wipe", "keepEnrollmentData": bool,
   "keepUserData": false} (autopilot_reset keeps enrollment data), or {"action": "retire"} for method
   retire. meta: school, batch_size, max_devices_per_window, method (retire is compiled as "deprovision",
   so the gate requires --acknowledge-deprovision), inventory_line.
@@ -29,20 +31,15 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from orchestrator.core.resources import Resource, ResourceId
+from orchestrator.backends.intune.names import PROFILE_PLATFORMS, RETIRE, WIPE, profile_name
+from orchestrator.backends.intune.spec import APP_ASSIGNMENT, CONFIG_PROFILE, DEVICE_LOCK, REIMAGE
+from orchestrator.core.resources import Resource
 from orchestrator.inventory.devices import Device, Inventory
 from orchestrator.inventory.selection import reimage_resource, selects
 from orchestrator.policy.loader import PolicySet
 from orchestrator.policy.models import AppPush, LostDevicePolicy, Reimage, WebFilter
 
-BACKEND = "intune"
-MANAGED_PREFIX = "K12 "
-PROFILE_PLATFORMS = ("windows", "ios")
 INTUNE_PLATFORMS = ("windows", "ios")
-
-
-def profile_name(policy_name: str) -> str:
-    return f"{MANAGED_PREFIX}WebFilter {policy_name}"
 
 
 def profile_domains(domains: list[str]) -> list[str]:
@@ -78,7 +75,7 @@ def _profiles(policies: PolicySet) -> list[Resource]:
         for platform in PROFILE_PLATFORMS:
             out.append(
                 Resource(
-                    id=ResourceId(BACKEND, "config_profile", f"{platform}|{profile_name(model.name)}"),
+                    id=CONFIG_PROFILE.id(platform, profile_name(model.name)),
                     value={**value},
                     sources=sources,
                     policy=model.name,
@@ -113,7 +110,7 @@ def _app_assignments(policies: PolicySet) -> list[Resource]:
         value = [{"group": g, "intent": intent} for g, intent in sorted(entries[app_name])]
         out.append(
             Resource(
-                id=ResourceId(BACKEND, "app_assignment", app_name),
+                id=APP_ASSIGNMENT.id(app_name),
                 value=value,
                 sources=tuple(sources[app_name]),
                 policy=", ".join(names[app_name]),
@@ -161,7 +158,7 @@ def _device_locks(policies: PolicySet, inventory: Inventory) -> list[Resource]:
         section = ("on_found",) if found else ("intune",)
         out.append(
             Resource(
-                id=ResourceId(BACKEND, "device_lock", device.serialNumber),
+                id=DEVICE_LOCK.id(device.serialNumber),
                 value={"lost": not found},
                 sources=(str(loaded.source_of(*section)), f"{inventory.file}:{device.line}"),
                 policy=model.name,
@@ -181,9 +178,7 @@ def _reimages(
         autopilot = model.intune.method == "autopilot_reset"
         retire = model.intune.method == "retire"
         value: dict[str, Any] = (
-            {"action": "retire"}
-            if retire
-            else {"action": "wipe", "keepEnrollmentData": autopilot, "keepUserData": False}
+            {"action": RETIRE} if retire else {"action": WIPE, "keepEnrollmentData": autopilot, "keepUserData": False}
         )
         method = "deprovision" if retire else model.intune.method
         sources = [str(loaded.source_of("devices"))]
@@ -192,5 +187,5 @@ def _reimages(
             if device.platform == "windows" and selects(
                 model, device, decommission=retire, group_serials=group_serials
             ):
-                out.append(reimage_resource(BACKEND, model, device, value, sources, method, inventory, sizes))
+                out.append(reimage_resource(REIMAGE.backend, model, device, value, sources, method, inventory, sizes))
     return out

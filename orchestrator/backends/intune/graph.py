@@ -10,8 +10,10 @@
   connection or ANY 5xx (outer, or inner of a `$batch`) means "it may have run": `OutcomeUnknown`, never
   re-sent. Only a 429 (the service did not perform it) is re-sent. Per-item results of a `$batch` are kept
   whatever happens to the re-send of its throttled items.
-- Authentication and authorisation failures (azure-identity `ClientAuthenticationError`/`ServiceRequestError`,
-  Graph 401/403) become one `AuthError` line at one mapping point, `GraphSession.call`.
+- Every exception of httpx, kiota and azure-identity becomes the error tree at one mapping point,
+  `GraphSession.map_exceptions`; authentication and authorisation failures (`ClientAuthenticationError`,
+  `ServiceRequestError`, Graph 401/403) become one `AuthError` line. When the policy's attempts run out, a
+  throttled call is a `QuotaError` and a 5xx or timeout a `BackendError` naming it; no TransientError leaves.
 - asyncio runs on a private loop thread; callers use the synchronous `run()`.
 """
 
@@ -24,18 +26,28 @@ import os
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlparse
 
 import httpx
-from tenacity import AsyncRetrying, Future, RetryCallState, retry_if_exception_type, stop_after_attempt
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+from azure.identity.aio import CertificateCredential, ClientSecretCredential
+from kiota_abstractions.authentication import AnonymousAuthenticationProvider
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph_core import GraphClientFactory
 
 from orchestrator.backends.endpoints import is_loopback
 from orchestrator.backends.intune.config import IntuneConfig
 from orchestrator.backends.pacing import CallCounter, RetryPolicy, parse_retry_after
-from orchestrator.core.errors import AuthError, BackendError, ConfigError, OutcomeUnknown, QuotaError, TransientError
+from orchestrator.core.errors import AuthError, BackendError, ConfigError, OutcomeUnknown, TransientError
 
 T = TypeVar("T")
 GRAPH_ROOT = "https://graph.microsoft.com"
@@ -76,20 +88,13 @@ class BatchResult:
         return f"HTTP {self.status} {error.get('code', '')}: {error.get('message', '')}".strip()
 
 
-def policy_wait(policy: RetryPolicy, attempt: int, retry_after: float | None) -> float:
-    """The retry policy's wait for attempt `attempt` (Retry-After when given, else jittered backoff)."""
-    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-    state.attempt_number = attempt
-    outcome = Future(attempt)
-    outcome.set_exception(TransientError("throttled", retry_after=retry_after, status=429))
-    state.outcome = outcome
-    return policy.wait(state)
+def odata_quote(value: str) -> str:
+    """A string literal inside an OData $filter: single quotes doubled."""
+    return value.replace("'", "''")
 
 
 def _auth_provider(config: IntuneConfig, root: str) -> tuple[Any, Any]:
     """The kiota auth provider and the azure-identity credential behind it (None: anonymous, for emulators)."""
-    from kiota_abstractions.authentication import AnonymousAuthenticationProvider
-
     secret = os.environ.get(config.client_secret_env or "") if config.client_secret_env else None
     cert_path = os.environ.get(config.certificate_path_env or "") if config.certificate_path_env else None
     has_credentials = bool(config.tenant_id and config.client_id and (secret or cert_path))
@@ -100,11 +105,6 @@ def _auth_provider(config: IntuneConfig, root: str) -> tuple[Any, Any]:
             "intune: no credentials: set tenant_id and client_id in orchestrator.yaml and the "
             f"client secret in ${config.client_secret_env} (or a certificate via certificate_path_env)"
         )
-    from azure.identity.aio import CertificateCredential, ClientSecretCredential
-    from kiota_authentication_azure.azure_identity_authentication_provider import (
-        AzureIdentityAuthenticationProvider,
-    )
-
     options: dict[str, Any] = {}
     if config.authority_host:  # a sovereign cloud, or a loopback token endpoint in tests (must be https)
         options["authority"] = config.authority_host
@@ -142,11 +142,6 @@ class GraphSession:
         policy: RetryPolicy | None = None,
         timeout: float = 60.0,
     ):
-        from kiota_http.middleware.options import RetryHandlerOption
-        from msgraph import GraphRequestAdapter, GraphServiceClient
-        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
-        from msgraph_core import GraphClientFactory
-
         self.root = (config.graph_endpoint or GRAPH_ROOT).rstrip("/")
         self.config = config
         self.counter = counter or CallCounter()
@@ -194,46 +189,42 @@ class GraphSession:
     async def call(self, endpoint: str, send: Callable[[], Awaitable[T]], *, idempotent: bool = True) -> T:
         """Send through `send`, counting each attempt; transient failures retried by the one policy.
 
-        Not idempotent (wipe, create): only a 429 is retried (the service did not perform it); a timeout
-        or broken connection raises OutcomeUnknown and nothing is re-sent.
+        Not idempotent (wipe, create): only a 429 is retried (the service did not perform it); a timeout,
+        a broken connection or a 5xx raises OutcomeUnknown and nothing is re-sent. Raises only the error tree
+        (QuotaError when still throttled after the last attempt, BackendError when still failing otherwise).
         """
 
         async def attempt() -> T:
             self.counter.add(endpoint)
-            try:
+            with self.map_exceptions(endpoint, idempotent=idempotent):
                 return await send()
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                if not idempotent:
-                    raise OutcomeUnknown(f"{endpoint}: no answer ({type(exc).__name__}); outcome unknown") from exc
-                raise TransientError(f"{endpoint}: {type(exc).__name__}") from exc
-            except Exception as exc:
-                auth = self._auth_failure(exc)
-                if auth is not None:  # the token was never obtained: the request did not leave
-                    raise auth from None
-                status = getattr(exc, "response_status_code", None)
-                if status is None:
-                    raise
-                mapped = self._mapped(endpoint, exc, status)
-                # Not idempotent: a 5xx (or 408) may come after the service acted (a wipe that ran and then
-                # answered 503/500/502): only 429 proves it was not performed. Graph JSON batching docs:
-                # the outer status says nothing about the inner requests' execution.
-                if not idempotent and (status >= 500 or status == 408):
-                    raise OutcomeUnknown(f"{mapped}; the request may have been performed; not re-sent") from exc
-                raise mapped from exc
 
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(TransientError),
-            stop=stop_after_attempt(self.policy.attempts),
-            wait=self.policy.wait,
-            sleep=self._sleep,
-            reraise=True,
-        )
+        return await self.policy.acall(attempt, sleep=self._sleep)
+
+    @contextmanager
+    def map_exceptions(self, endpoint: str, *, idempotent: bool = True) -> Iterator[None]:
+        """The one place httpx, kiota (ODataError/APIError) and azure-identity exceptions become the error tree,
+        like httpx's `map_exceptions`. A transport failure is a TransientError (idempotent) or OutcomeUnknown;
+        a token failure an AuthError (the request did not leave); an HTTP error by status (`_mapped`). Not
+        idempotent: a 5xx (or 408) may come after the service acted (a wipe that ran and then answered 503):
+        only a 429 proves it was not performed (Graph JSON batching: the outer status says nothing about the
+        inner requests' execution)."""
         try:
-            return await retrying(attempt)
-        except TransientError as exc:
-            if exc.status == 429:
-                raise QuotaError(f"{endpoint}: still throttled after {self.policy.attempts} attempts") from exc
-            raise BackendError(f"{endpoint}: {exc} (after {self.policy.attempts} attempts)") from exc
+            yield
+        except httpx.TransportError as exc:  # includes every httpx timeout
+            if not idempotent:
+                raise OutcomeUnknown(f"{endpoint}: no answer ({type(exc).__name__}); outcome unknown") from exc
+            raise TransientError(f"{endpoint}: {type(exc).__name__}") from exc
+        except (ClientAuthenticationError, ServiceRequestError) as exc:  # raised while the SDK gets a token
+            raise self._auth_failure(exc) from None
+        except Exception as exc:
+            status = getattr(exc, "response_status_code", None)
+            if status is None:
+                raise
+            mapped = self._mapped(endpoint, exc, status)
+            if not idempotent and (status >= 500 or status == 408):
+                raise OutcomeUnknown(f"{mapped}; the request may have been performed; not re-sent") from exc
+            raise mapped from exc
 
     def _mapped(self, endpoint: str, exc: Exception, status: int) -> Exception:
         headers = getattr(exc, "response_headers", None) or {}
@@ -256,13 +247,8 @@ class GraphSession:
             )
         return BackendError(text)
 
-    def _auth_failure(self, exc: BaseException) -> AuthError | None:
-        """The one mapping point for azure-identity failures (raised while the SDK gets a token), like httpx's
-        map_exceptions: the message names the backend, the cause and what to check, never the secret."""
-        try:
-            from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
-        except ImportError:  # pragma: no cover - azure-identity is a dependency
-            return None
+    def _auth_failure(self, exc: ClientAuthenticationError | ServiceRequestError) -> AuthError:
+        """One line for an azure-identity failure: the backend, the cause and what to check, never the secret."""
         config = self.config
         where = config.authority_host or "https://login.microsoftonline.com"
         secret = f"${config.client_secret_env}" if config.client_secret_env else "the client secret"
@@ -273,17 +259,12 @@ class GraphSession:
                 f"intune: the token endpoint {where} refused the app's credentials ({_aad_cause(exc)}): check "
                 f"intune.tenant_id, intune.client_id and {secret}, and that admin consent was granted"
             )
-        if isinstance(exc, ServiceRequestError):
-            return AuthError(
-                f"intune: cannot reach the token endpoint {where} ({_first_line(exc)}): check the network, "
-                "proxy and intune.authority_host"
-            )
-        return None
+        return AuthError(
+            f"intune: cannot reach the token endpoint {where} ({_first_line(exc)}): check the network, "
+            "proxy and intune.authority_host"
+        )
 
     async def _raw(self, method: str, url: str, body: Any = None) -> Any:
-        from kiota_abstractions.method import Method
-        from kiota_abstractions.request_information import RequestInformation
-
         info = RequestInformation(Method[method])
         info.url = url
         info.headers.try_add("Accept", "application/json")
@@ -337,7 +318,10 @@ class GraphSession:
     ) -> dict[str, BatchResult]:
         results: dict[str, BatchResult] = {}
         pending = list(chunk)
-        for attempt in range(1, self.policy.attempts + 1):
+
+        async def send_round() -> None:
+            """One $batch of what is pending; raises TransientError while some items must be re-sent."""
+            nonlocal pending
             if pace is not None:
                 pace(len(pending))
             payload = {"requests": [_inner_request(item) for item in pending]}
@@ -351,9 +335,10 @@ class GraphSession:
                 code = "OutcomeUnknown" if unknown else type(exc).__name__
                 for item in pending:
                     results[item.id] = BatchResult(0, {"error": {"code": code, "message": str(exc)}}, unknown=unknown)
-                break
+                pending = []
+                return
             by_id = {str(r.get("id")): r for r in (reply or {}).get("responses") or []}
-            throttled: list[BatchItem] = []
+            again: list[BatchItem] = []
             waits: list[float] = []
             for item in pending:
                 raw = by_id.get(item.id)
@@ -366,14 +351,16 @@ class GraphSession:
                 result = BatchResult(int(raw.get("status") or 0), raw.get("body"), headers)
                 results[item.id] = result
                 if result.status == 429 or (idempotent and result.status in TRANSIENT_INNER):
-                    throttled.append(item)
+                    again.append(item)
                     after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
                     if after is not None:
                         waits.append(after)
-            if not throttled or attempt == self.policy.attempts:
-                break
-            await self._sleep(policy_wait(self.policy, attempt, max(waits) if waits else None))
-            pending = throttled
+            pending = again
+            if again:
+                wait = max(waits) if waits else None
+                raise TransientError(f"POST $batch: {len(again)} item(s) to re-send", retry_after=wait, status=429)
+
+        await self.policy.arounds(send_round, sleep=self._sleep)
         return results
 
 

@@ -19,7 +19,11 @@ import json
 from collections.abc import Collection
 from typing import Any
 
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+
 from orchestrator.backends.intune.graph import GraphSession
+from orchestrator.backends.intune.group_names import GroupNames
 
 MEMBER_PAGE = 999  # the documented maximum page size for directory object collections
 DEVICE_PAGE = 1000
@@ -28,8 +32,6 @@ NO_ENTRA_ID = "00000000-0000-0000-0000-000000000000"
 
 async def _get(session: GraphSession, endpoint: str, url: str, headers: dict[str, str]) -> dict[str, Any]:
     """One GET with extra request headers, through the session's client, counter and retry policy."""
-    from kiota_abstractions.method import Method
-    from kiota_abstractions.request_information import RequestInformation
 
     async def send() -> dict[str, Any]:
         info = RequestInformation(Method.GET)
@@ -98,20 +100,19 @@ async def display_names(session: GraphSession, path: str, top: int | None = None
     return {str(r["displayName"]) for r in records if r.get("displayName")}
 
 
-async def known_names(backend: Any, kind: str, names: Collection[str]) -> set[str]:
+async def known_names(session: GraphSession, groups: GroupNames, kind: str, names: Collection[str]) -> set[str]:
     """For the plan's target check: which of `names` exist, plus every other name when one does not.
 
     Groups are looked up by exact display name (cached by the backend, so observe does not ask again);
     only when one is missing is the whole group list read, for the did-you-mean. Apps: one paged list.
     """
-    session: GraphSession = backend.session
     if kind == "intune_app":
         return await display_names(session, "deviceAppManagement/mobileApps")
     if kind != "intune_group":
         return set()
     problems: list[str] = []
-    await backend._resolve_groups({n: "" for n in names if n not in backend._group_ids}, problems)
-    found = {n for n in names if n in backend._group_ids}
+    await groups.resolve({n: "" for n in names if n not in groups.ids}, problems)
+    found = {n for n in names if n in groups.ids}
     if found == set(names):
         return found
     return found | await display_names(session, "groups", top=MEMBER_PAGE)

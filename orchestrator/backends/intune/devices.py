@@ -1,0 +1,231 @@
+"""The device resource types of the Intune backend: device_lock and reimage, over one managed-device list.
+
+device_lock (serial,) {"lost": bool}: observed from the device list (beta, for lostModeState): lost = lost
+mode enabled or a remoteLock in deviceActionResults (pending, active or done); for a found device only lost
+mode counts (a remote lock has no remote undo). Applied as enableLostMode (supervised corporate iOS, policy
+lost_mode) or remoteLock, and disableLostMode for found devices, in $batch requests of ≤20.
+reimage (serial, request): journal-observed; `wipe` (or `retire`) in $batch, never re-sent after a timeout
+(reported "unknown"); `settle` asks Intune whether an unknown one ran.
+
+Serials match exactly, client-side (an unsupported Graph $filter is silently ignored, so the bulk list is
+always read and filtered here); a serial matching several managed devices is a problem, never a pick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from orchestrator.backends.intune.graph import MAX_BATCH, BatchItem, GraphSession
+from orchestrator.backends.intune.names import RETIRE
+from orchestrator.backends.intune.outcomes import batch_outcome, lock_value, settle_from_record
+from orchestrator.backends.intune.spec import DEVICE_LOCK, REIMAGE
+from orchestrator.backends.pacing import TokenBucket
+from orchestrator.core.backend import ResultCallback, SentCallback
+from orchestrator.core.errors import AuthError, BackendError, OutcomeUnknown
+from orchestrator.core.resources import Change, ChangeResult, Resource, ResourceId
+
+DEVICE_FIELDS = (
+    "id,serialNumber,operatingSystem,isSupervised,managedDeviceOwnerType,lostModeState,"
+    "deviceActionResults,managementState"
+)
+INVENTORY_FIELDS = "id,serialNumber,operatingSystem,wiFiMacAddress,lastSyncDateTime"
+
+
+def _serial(rid: ResourceId) -> str:
+    """The serial of a device_lock or reimage key."""
+    rtype = REIMAGE if rid.type == REIMAGE.name else DEVICE_LOCK
+    return rtype.split(rid.key)["serial"]
+
+
+class Devices:
+    """Managed devices by exact serial (cached until a device action changes them), locks, wipes, settling."""
+
+    def __init__(self, session: GraphSession, writes: TokenBucket):
+        self.session = session
+        self.writes = writes
+        self._index: dict[str, list[dict[str, Any]]] | None = None
+
+    async def index(self, refresh: bool = False) -> dict[str, list[dict[str, Any]]]:
+        """Every managed device by exact serial: $top=1000 pages, $select, raw JSON, beta (lostModeState)."""
+        if self._index is None or refresh:
+            url = self.session.url(
+                "beta", "deviceManagement/managedDevices", **{"$select": DEVICE_FIELDS, "$top": "1000"}
+            )
+            index: dict[str, list[dict[str, Any]]] = {}
+            for record in await self.session.get_all("GET managedDevices", url):
+                serial = record.get("serialNumber")
+                if serial:
+                    index.setdefault(serial, []).append(record)
+            self._index = index
+        return self._index
+
+    def inventory_records(self) -> list[dict[str, Any]]:
+        """Every managed device for `inventory sync`: raw v1.0 list, $top=1000, $select of the synced fields."""
+        url = self.session.url(
+            "v1.0", "deviceManagement/managedDevices", **{"$select": INVENTORY_FIELDS, "$top": "1000"}
+        )
+        return self.session.run(self.session.get_all("GET managedDevices", url))
+
+    async def observe_locks(self, locks: list[Resource], problems: list[str]) -> list[Resource]:
+        index = await self.index(refresh=True)
+        observed = []
+        for resource in locks:
+            serial = _serial(resource.id)
+            matches = index.get(serial, [])
+            if len(matches) > 1:
+                problems.append(
+                    f"{', '.join(resource.sources)}: serial {serial} matches {len(matches)} "
+                    "Intune managed devices; remove the stale enrollment"
+                )
+                continue
+            if not matches:
+                continue
+            record = matches[0]
+            observed.append(
+                Resource(
+                    id=resource.id,
+                    value=lock_value(record, bool(resource.value.get("lost"))),
+                    meta={"id": record["id"], "lostModeState": record.get("lostModeState")},
+                )
+            )
+        return observed
+
+    # ---- apply: device actions through $batch -------------------------------------------------------
+
+    def apply_locks(self, changes: list[Change], on_sent: SentCallback, on_result: ResultCallback) -> None:
+        self._run_batches(changes, self._lock_item, "beta", MAX_BATCH, True, on_sent, on_result)
+
+    def apply_reimages(self, changes: list[Change], on_sent: SentCallback, on_result: ResultCallback) -> None:
+        size = min([MAX_BATCH, *(int(c.meta.get("batch_size") or MAX_BATCH) for c in changes)])
+        self._run_batches(changes, self._wipe_item, "v1.0", size, False, on_sent, on_result)
+
+    def _device(self, serial: str) -> dict[str, Any]:
+        matches = self.session.run(self.index()).get(serial, [])
+        if not matches:
+            raise BackendError(f"no Intune managed device has serial {serial}")
+        if len(matches) > 1:
+            raise BackendError(f"serial {serial} matches {len(matches)} Intune managed devices")
+        return matches[0]
+
+    def _lock_item(self, change: Change) -> BatchItem | str:
+        """The batch request for a device_lock change, or a reason string when nothing needs sending."""
+        record = self._device(_serial(change.id))
+        base = f"/deviceManagement/managedDevices/{record['id']}"
+        meta = change.meta
+        if not (change.after or {}).get("lost"):
+            if record.get("lostModeState") == "enabled":
+                return BatchItem(change.key, "POST", f"{base}/disableLostMode")
+            return "nothing to undo: lost mode is off (a remote lock is released with the device passcode)"
+        supervised_ios = (
+            record.get("operatingSystem") == "iOS"
+            and record.get("isSupervised")
+            and record.get("managedDeviceOwnerType") == "company"
+        )
+        if meta.get("lost_mode", True) and supervised_ios:
+            body = {
+                "message": meta.get("message") or "This device is lost.",
+                "phoneNumber": meta.get("phone") or "",
+                "footer": meta.get("footer") or "",
+            }
+            return BatchItem(change.key, "POST", f"{base}/enableLostMode", body)
+        if meta.get("remote_lock", True):
+            return BatchItem(change.key, "POST", f"{base}/remoteLock")
+        raise BackendError("the policy asks for lost mode only and this is not a supervised corporate iOS device")
+
+    def _wipe_item(self, change: Change) -> BatchItem:
+        """`wipe` (keepEnrollmentData for an Autopilot reset) or, for {"action": "retire"}, `retire` (no body)."""
+        record = self._device(_serial(change.id))
+        after = change.after or {}
+        if after.get("action") == RETIRE:
+            return BatchItem(change.key, "POST", f"/deviceManagement/managedDevices/{record['id']}/retire")
+        body = {
+            "keepEnrollmentData": bool(after.get("keepEnrollmentData")),
+            "keepUserData": bool(after.get("keepUserData")),
+            "persistEsimDataPlan": False,
+        }
+        return BatchItem(change.key, "POST", f"/deviceManagement/managedDevices/{record['id']}/wipe", body)
+
+    def _run_batches(
+        self,
+        changes: list[Change],
+        item_for: Callable[[Change], BatchItem | str],
+        version: str,
+        size: int,
+        idempotent: bool,
+        on_sent: SentCallback,
+        on_result: ResultCallback,
+    ) -> None:
+        ready: list[tuple[Change, BatchItem]] = []
+        for change in changes:
+            try:
+                item = item_for(change)
+            except BackendError as exc:
+                on_result(ChangeResult(change.key, "failed", str(exc)))
+                continue
+            if isinstance(item, str):
+                on_result(ChangeResult(change.key, "succeeded", item))
+            else:
+                ready.append((change, item))
+        for start in range(0, len(ready), size):
+            chunk = ready[start : start + size]
+            for change, _ in chunk:
+                on_sent(change)
+            try:
+                results = self.session.run(
+                    self.session.batch(
+                        version, [item for _, item in chunk], idempotent=idempotent, pace=self.writes.acquire
+                    )
+                )
+            except OutcomeUnknown as exc:
+                for change, _ in chunk:
+                    on_result(ChangeResult(change.key, "unknown", f"$batch: {exc}"))
+                continue
+            except BackendError as exc:
+                for change, _ in chunk:
+                    on_result(ChangeResult(change.key, "failed", f"$batch: {exc}"))
+                continue
+            for change, item in chunk:  # per item: one item's fate never overwrites another's answer
+                on_result(batch_outcome(change, item, results.get(item.id), idempotent=idempotent))
+        if ready:
+            self._index = None  # device state changed: re-read before the next use
+
+    # ---- settling unknown destructive outcomes (Backend.settle) ------------------------------------
+
+    def settle(self, changes: Sequence[Change]) -> list[ChangeResult]:
+        """Ask Intune whether wipes/retires whose outcome is unknown ran; omit what the console cannot tell.
+
+        One fresh device list, then one single-device GET per change (beta, `$select` of managementState and
+        deviceActionResults: the list often returns deviceActionResults empty, API-NOTES §6). Never sends an
+        action. The evidence rules are in `outcomes.settle_from_record`; an AuthError propagates, any other
+        read failure leaves the change unsettled.
+        """
+        wanted = [c for c in changes if c.id.backend == REIMAGE.backend and c.id.type == REIMAGE.name and c.destructive]
+        out: list[ChangeResult] = []
+        if not wanted:
+            return out
+        try:
+            index = self.session.run(self.index(refresh=True))
+            for change in wanted:
+                matches = index.get(_serial(change.id), [])
+                if len(matches) != 1:
+                    continue  # gone (a full wipe removes the record, so may an admin) or ambiguous: cannot tell
+                url = self.session.url(
+                    "beta",
+                    f"deviceManagement/managedDevices/{matches[0]['id']}",
+                    **{"$select": "id,managementState,deviceActionResults"},
+                )
+                try:
+                    record = self.session.run(self.session.json("GET managedDevice", "GET", url))
+                except AuthError:
+                    raise
+                except BackendError:
+                    continue
+                result = settle_from_record(change, record or {})
+                if result is not None:
+                    out.append(result)
+        except AuthError:
+            raise
+        except BackendError:
+            pass  # the device list could not be read: what is settled so far stands, the rest stays unknown
+        return out

@@ -27,29 +27,13 @@ from orchestrator.backends.google.compiler import compile_google  # noqa: E402
 from orchestrator.backends.google.config import GoogleConfig  # noqa: E402
 from orchestrator.backends.google.policy import RESOLVE_FILTERS  # noqa: E402
 from orchestrator.backends.pacing import CallCounter  # noqa: E402
-from orchestrator.core.resources import TYPE_SPECS, Change, ChangeResult, Resource  # noqa: E402
+from orchestrator.backends.registry import CATALOG  # noqa: E402
+from orchestrator.core.resources import ChangeResult  # noqa: E402
+from orchestrator.engine.diff import diff  # noqa: E402
 from orchestrator.inventory.devices import Inventory  # noqa: E402
 from orchestrator.policy.loader import load_policies  # noqa: E402
 from orchestrator.sandbox.district import generate  # noqa: E402
 from orchestrator.sandbox.google_emulator import GoogleEmulator  # noqa: E402
-
-
-def diff(desired: list[Resource], observed: list[Resource]) -> list[Change]:
-    """Engine-free diff: create/update what differs, delete unwanted authoritative keys, reimage = action."""
-    seen = {r.id: r for r in observed}
-    wanted = {r.id: r for r in desired}
-    changes = []
-    for rid, want in sorted(wanted.items()):
-        if TYPE_SPECS[(rid.backend, rid.type)].observed_by == "journal":
-            changes.append(Change(rid, "action", None, want.value, want.sources, want.policy, want.window))
-        elif rid not in seen:
-            changes.append(Change(rid, "create", None, want.value, want.sources, want.policy))
-        elif seen[rid].value != want.value:
-            changes.append(Change(rid, "update", seen[rid].value, want.value, want.sources, want.policy))
-    for rid, have in sorted(seen.items()):
-        if rid not in wanted and TYPE_SPECS[(rid.backend, rid.type)].authoritative:
-            changes.append(Change(rid, "delete", have.value, None))
-    return changes
 
 
 def inventory_with_lost(district, lost: int) -> Inventory:
@@ -97,7 +81,7 @@ def main() -> None:
         phases["observe"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        changes = diff(desired, observed)
+        changes = diff(CATALOG, desired, {r.id: r for r in observed})
         phases["diff"] = time.perf_counter() - t
 
         t = time.perf_counter()

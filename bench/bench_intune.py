@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 from orchestrator.backends.intune.backend import IntuneBackend  # noqa: E402
 from orchestrator.backends.intune.compiler import compile_intune  # noqa: E402
 from orchestrator.backends.intune.config import IntuneConfig  # noqa: E402
+from orchestrator.backends.registry import CATALOG  # noqa: E402
 from orchestrator.core.resources import Change, ChangeResult  # noqa: E402
 from orchestrator.engine.diff import diff  # noqa: E402
 from orchestrator.inventory.devices import Device, Inventory  # noqa: E402
@@ -99,7 +100,7 @@ def main() -> None:
         started = time.perf_counter()
         observed = {r.id: r for r in backend.observe(desired)}
         observe_s = time.perf_counter() - started
-        changes = diff(desired, observed)
+        changes = diff(CATALOG, desired, observed)
 
         results: list[ChangeResult] = []
         sent: list[Change] = []
@@ -109,7 +110,7 @@ def main() -> None:
         paced_s = backend.device_writes.waited_seconds + backend.config_writes.waited_seconds
 
         started = time.perf_counter()
-        again = diff(desired, {r.id: r for r in backend.observe(desired)})
+        again = diff(CATALOG, desired, {r.id: r for r in backend.observe(desired)})
         reobserve_s = time.perf_counter() - started
     finally:
         backend.close()

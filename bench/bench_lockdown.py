@@ -1,9 +1,11 @@
 """Benchmark: the nightly lockdown of N lost devices (Chromebooks + Windows + iPads) in a large district.
 
-The real engine path — make_plan(scope lockdown, capped by engine.caps) → Executor.apply — through the real
-GoogleBackend (googleapiclient) and IntuneBackend (msgraph-sdk) over HTTP to the in-process emulators, with a
-fixed latency on every reply. Prints wall time per phase, HTTP calls by endpoint next to the minimum the page
-and batch limits allow, the second run's state-changing calls (must be 0), and peak RSS (emulators included).
+The job `orchestrator lockdown` runs — `Session.open(orchestrator.yaml)` + `run_lockdown` (plan capped by the
+policy and the journal's quarantine history, changes traced to the inventory rows, apply, per-school report)
+— through the real GoogleBackend (googleapiclient) and IntuneBackend (msgraph-sdk), opened by their specs from
+a generated orchestrator.yaml, over HTTP to the in-process emulators with a fixed latency on every reply.
+Prints wall time per phase, HTTP calls by endpoint next to the minimum the page and batch limits allow, the
+second run's state-changing calls (must be 0), and peak RSS (emulators included).
 
     .venv/bin/python bench/bench_lockdown.py                       # 100,000 devices, 500 lost, 50 ms
     .venv/bin/python bench/bench_lockdown.py --devices 10000 --lost 200 --latency 0
@@ -24,18 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator.backends.google.backend import GoogleBackend  # noqa: E402
-from orchestrator.backends.google.config import GoogleConfig  # noqa: E402
-from orchestrator.backends.intune.backend import IntuneBackend  # noqa: E402
-from orchestrator.backends.intune.config import IntuneConfig  # noqa: E402
-from orchestrator.backends.registry import CATALOG  # noqa: E402
-from orchestrator.engine.apply import Executor  # noqa: E402
-from orchestrator.engine.caps import lockdown_cap  # noqa: E402
-from orchestrator.engine.journal import Journal  # noqa: E402
-from orchestrator.engine.reconcile import make_plan  # noqa: E402
-from orchestrator.inventory.devices import Inventory  # noqa: E402
-from orchestrator.jobs.lockdown import LockdownSelection, build_report  # noqa: E402
-from orchestrator.policy.loader import load_policies  # noqa: E402
+from orchestrator import LockdownOutcome, Session, run_lockdown  # noqa: E402
+from orchestrator.inventory.devices import Device, write_inventory_csv  # noqa: E402
 from orchestrator.sandbox.district import generate  # noqa: E402
 from orchestrator.sandbox.google_emulator import GoogleEmulator  # noqa: E402
 from orchestrator.sandbox.graph_emulator import GraphEmulator  # noqa: E402
@@ -62,9 +54,9 @@ GRAPH_WRITES = (
 )
 
 
-def inventory_with_lost(district, lost: int) -> tuple[Inventory, Counter[str]]:
-    """The district as an inventory with `lost` devices marked lost: each platform in proportion to its share of
-    the fleet, spread evenly across it (so across schools and OUs)."""
+def inventory_with_lost(district, lost: int) -> tuple[list[Device], Counter[str]]:
+    """The district's devices with `lost` of them marked lost: each platform in proportion to its share of the
+    fleet, spread evenly across it (so across schools and OUs)."""
     by_platform: dict[str, list[str]] = {}
     for seeded in district.devices:
         by_platform.setdefault(seeded.device.platform, []).append(seeded.device.serialNumber)
@@ -78,34 +70,40 @@ def inventory_with_lost(district, lost: int) -> tuple[Inventory, Counter[str]]:
         # a small stagger so a fixed step does not land on one kind of device (e.g. only unsupervised iPads)
         lost_serials.update(serials[min(len(serials) - 1, i * step + i % 4)] for i in range(want))
     devices, counts = [], Counter()
-    for line, seeded in enumerate(district.devices, start=2):
+    for seeded in district.devices:
         is_lost = seeded.device.serialNumber in lost_serials
         if is_lost:
             counts[seeded.device.platform] += 1
-        devices.append(dataclasses.replace(seeded.device, inventoryStatus="lost" if is_lost else "active", line=line))
-    return Inventory(file="inventory/devices.csv", devices=devices), counts
+        devices.append(dataclasses.replace(seeded.device, inventoryStatus="lost" if is_lost else "active"))
+    return devices, counts
 
 
-def one_run(backends, journal, policies, inventory, folder: Path) -> tuple[dict[str, float], object, object]:
-    times: dict[str, float] = {}
-    t = time.perf_counter()
-    plan = make_plan(
-        catalog=CATALOG,
-        policies=policies,
-        inventory=inventory,
-        backends=backends,
-        journal=journal,
-        scopes=("lockdown",),
+def write_district(folder: Path, devices: list[Device], cap: int, google_url: str, graph_url: str) -> Path:
+    """A district repository as the command line sees it: orchestrator.yaml, the policy, the inventory."""
+    (folder / "policies").mkdir()
+    (folder / "policies" / "lost.yaml").write_text(POLICY.format(cap=cap))
+    (folder / "inventory").mkdir()
+    (folder / "inventory" / "devices.csv").write_text(write_inventory_csv(devices))
+    config = folder / "orchestrator.yaml"
+    config.write_text(
+        "journal: journal.db\n"
+        "reports: reports\n"
+        f"google:\n  directory_endpoint: {google_url}\n  policy_endpoint: {google_url}\n"
+        f"intune:\n  graph_endpoint: {graph_url}\n"
     )
-    times["plan (observe + diff)"] = time.perf_counter() - t
-    selection = LockdownSelection.of(plan, lockdown_cap(policies), CATALOG.device_types())
-    report = None
-    if selection.plan.changes:
-        t = time.perf_counter()
-        executor = Executor(catalog=CATALOG, backends=backends, journal=journal, policies=policies, repo_root=folder)
-        report = executor.apply(selection.plan, kind="lockdown", check_stale=False)
-        times["apply (re-observe + send)"] = time.perf_counter() - t
-    return times, selection, build_report(selection, report, inventory)
+    return config
+
+
+def one_run(config: Path) -> tuple[dict[str, float], LockdownOutcome]:
+    """One nightly run, as `orchestrator lockdown` does it (a fresh session: config, inventory, connections)."""
+    started = time.perf_counter()
+    with Session.open(str(config)) as session:
+        opened = time.perf_counter() - started
+        outcome = run_lockdown(session)
+    times = {"open session": opened, "plan (observe + diff)": outcome.seconds["plan"]}
+    if "apply" in outcome.seconds:
+        times["apply (re-observe + send)"] = outcome.seconds["apply"]
+    return times, outcome
 
 
 def main() -> None:
@@ -132,29 +130,19 @@ def main() -> None:
     google.faults.latency = graph.faults.latency = args.latency
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        (folder / "policies").mkdir()
-        (folder / "policies" / "lost.yaml").write_text(POLICY.format(cap=max(args.lost, 1)))
-        policies = load_policies(folder / "policies")
-        journal = Journal(folder / "journal.db")
-        backends = {
-            "google": GoogleBackend(GoogleConfig(directory_endpoint=google.url, policy_endpoint=google.url)),
-            "intune": IntuneBackend(IntuneConfig(graph_endpoint=graph.url)),
-        }
+        config = write_district(Path(tmp), inventory, max(args.lost, 1), google.url, graph.url)
         try:
             t = time.perf_counter()
-            times, _, summary = one_run(backends, journal, policies, inventory, folder)
+            times, first = one_run(config)
             wall = time.perf_counter() - t
+            summary = first.summary
             first_google, first_graph = Counter(google.calls), Counter(graph.calls)
             google.reset_counts()
             graph.reset_counts()
             t = time.perf_counter()
-            times2, selection2, _ = one_run(backends, journal, policies, inventory, folder)
+            times2, second = one_run(config)
             wall2 = time.perf_counter() - t
         finally:
-            for backend in backends.values():
-                backend.close()
-            journal.close()
             google.stop()
             graph.stop()
 
@@ -196,14 +184,14 @@ def main() -> None:
         print(f"  other: {dict(other)}")
     writes2 = {k: google.calls[k] for k in GOOGLE_WRITES} | {k: graph.calls[k] for k in GRAPH_WRITES}
     print(f"\nsecond run: {wall2:.1f}s wall; " + ", ".join(f"{k} {v:.1f}s" for k, v in times2.items()))
-    print(f"  changes planned: {len(selection2.plan.changes)}; state-changing calls: {sum(writes2.values())} {writes2}")
+    print(f"  changes planned: {len(second.plan.changes)}; state-changing calls: {sum(writes2.values())} {writes2}")
     print(
         f"  reads: chromeosdevices.list {google.calls['chromeosdevices.list']}, "
         f"GET managedDevices {graph.calls['GET managedDevices']}"
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS (emulators + client in one process): {peak:.0f} MiB")
-    if sum(writes2.values()) or summary.failed:
+    if sum(writes2.values()) or not first.ok or not second.ok:
         sys.exit(1)
 
 

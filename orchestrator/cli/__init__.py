@@ -1,14 +1,19 @@
 """The command line: parse, open a session, call one job, render, map errors to exit codes (presentation only).
 
-`app` holds the `main` group, the shared options and the reconcile commands; the other modules add their
-commands here.
+`app` holds the `main` group, the consoles, the shared options and the session helper; the commands live in
+`reconcile` (validate, schema, plan, drift, apply), `ops` (lockdown, maintenance, windows, calendar, schedule),
+`inventory`, `journal` and `sandbox`, and are added to `main` here. Nothing outside this package imports it.
 """
 
 from orchestrator.cli.app import main
+from orchestrator.cli.inventory import inventory
 from orchestrator.cli.journal import journal
-from orchestrator.cli.ops import register
+from orchestrator.cli.ops import calendar_group, lockdown, maintenance, schedule, windows
+from orchestrator.cli.reconcile import apply, drift, plan, schema, validate
+from orchestrator.cli.sandbox import sandbox
 
-register(main)
-main.add_command(journal)
+COMMANDS = (validate, schema, plan, drift, apply, lockdown, maintenance, windows, calendar_group, schedule)
+for _command in (*COMMANDS, inventory, journal, sandbox):
+    main.add_command(_command)
 
 __all__ = ["main"]

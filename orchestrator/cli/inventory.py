@@ -8,25 +8,16 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from orchestrator.cli.app import _workspace, console, handle_errors
-from orchestrator.engine.journal import default_actor
-from orchestrator.inventory.devices import COLUMNS, parse_inventory, write_inventory_csv
+from orchestrator.cli.app import console, handle_errors, workspace
+from orchestrator.core.redact import redact_text
+from orchestrator.inventory.devices import COLUMNS, write_inventory_csv
+from orchestrator.inventory.edits import history_path, read_history
+from orchestrator.jobs.inventory import SYNC_BACKENDS, import_gam, set_device, sync_inventory
 
 
 @click.group()
 def inventory() -> None:
     """The device inventory (inventory/devices.csv): who has which device, and whether it is lost."""
-
-
-def _save(ws, devices) -> Path:
-    path = ws.config.path(ws.config.inventory)
-    text = write_inventory_csv(devices)
-    parse_inventory(str(path), text)  # never write an inventory we could not read back
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
 
 
 @inventory.command("import")
@@ -44,17 +35,10 @@ def import_(ctx: click.Context, gam_file: str) -> None:
 
     Example: orchestrator inventory import --from-gam cros.csv  (from `gam print cros > cros.csv`)
     """
-    from orchestrator.inventory.edits import append_history, history_path, merge_gam, parse_gam_csv
-
-    ws = _workspace(ctx)
-    rows = parse_gam_csv(gam_file, Path(gam_file).read_text(encoding="utf-8"))
-    devices, history, added, updated = merge_gam(
-        ws.inventory, rows, source=f"gam:{Path(gam_file).name}", actor=default_actor()
-    )
-    path = _save(ws, devices)
-    append_history(history_path(path), history)
+    done = import_gam(workspace(ctx), gam_file)
     console.print(
-        f"{len(rows)} GAM rows: {added} added, {updated} updated, {len(history)} history entries. Wrote {path}."
+        f"{done.rows} GAM rows: {done.added} added, {done.updated} updated, {len(done.history)} history entries. "
+        f"Wrote {done.path}."
     )
 
 
@@ -68,7 +52,7 @@ def export(ctx: click.Context, fmt: str, out: str | None) -> None:
 
     Example: orchestrator inventory export --format json --out devices.json
     """
-    ws = _workspace(ctx)
+    ws = workspace(ctx)
     if fmt == "csv":
         text = write_inventory_csv(ws.inventory.devices)
     else:
@@ -92,8 +76,6 @@ def set_(ctx: click.Context, serial: str, status: str | None, student: str | Non
 
     Example: orchestrator inventory set CB0000011 --status lost
     """
-    from orchestrator.inventory.edits import append_history, history_path, set_fields
-
     changes = {
         k: v
         for k, v in {"inventoryStatus": status, "assignedStudent": student, "school": school}.items()
@@ -101,10 +83,7 @@ def set_(ctx: click.Context, serial: str, status: str | None, student: str | Non
     }
     if not changes:
         raise click.UsageError("nothing to change: give --status, --student or --school")
-    ws = _workspace(ctx)
-    devices, history = set_fields(ws.inventory, serial, changes, source="cli", actor=default_actor())
-    path = _save(ws, devices)
-    append_history(history_path(path), history)
+    history = set_device(workspace(ctx), serial, changes)
     described = ", ".join(f"{h.field} {h.old or '-'} → {h.new}" for h in history) or "no change"
     console.print(f"{serial}: {described}")
 
@@ -119,10 +98,7 @@ def history(ctx: click.Context, serial: str, show_pii: bool) -> None:
 
     Example: orchestrator inventory history CB0000011
     """
-    from orchestrator.core.redact import redact_text
-    from orchestrator.inventory.edits import history_path, read_history
-
-    ws = _workspace(ctx)
+    ws = workspace(ctx)
     table = Table(title=f"History of {serial}", header_style="bold")
     for column in ("at", "field", "old", "new", "source", "actor"):
         table.add_column(column)
@@ -138,7 +114,7 @@ def history(ctx: click.Context, serial: str, show_pii: bool) -> None:
     "--backend",
     "backends",
     multiple=True,
-    type=click.Choice(["google", "intune"]),
+    type=click.Choice(list(SYNC_BACKENDS)),
     help="Only these consoles (repeatable; default: every configured one).",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -147,29 +123,16 @@ def history(ctx: click.Context, serial: str, show_pii: bool) -> None:
 def sync_(ctx: click.Context, write: bool, backends: tuple[str, ...], fmt: str) -> None:
     """Refresh deviceId/OU/status/MAC from Google and Intune (exact serials); list what does not line up.
 
-    Without --write nothing changes. Last-seen times are shown, never stored (see orchestrator/inventory_sync.py).
+    Without --write nothing changes. Last-seen times are shown, never stored (see orchestrator/inventory/sync.py).
 
     Example: orchestrator inventory sync --write
     """
-    from orchestrator.inventory.edits import append_history, history_path
-    from orchestrator.inventory.sync import sync
-    from orchestrator.jobs.connect import open_backends
-
-    ws = _workspace(ctx)
-    connections = open_backends(ws.config, backends or ("google", "intune"))
-    try:
-        records = {name: backend.inventory_records() for name, backend in connections.backends.items()}
-    finally:
-        connections.close()
-    result = sync(ws.inventory, records)
-    written = None
-    if write and result.updates:
-        written = _save(ws, result.devices)
-        append_history(history_path(written), result.history(actor=default_actor()))
+    synced = sync_inventory(workspace(ctx), backends=backends, write=write)
+    result, written = synced.result, synced.written
     if fmt == "json":
-        click.echo(json.dumps({**result.to_json(), "notes": connections.notes, "written": bool(written)}, indent=2))
+        click.echo(json.dumps({**result.to_json(), "notes": synced.notes, "written": bool(written)}, indent=2))
         return
-    for note in connections.notes:
+    for note in synced.notes:
         console.print(f"[yellow]{note}[/yellow]")
     table = Table(title="Inventory fields the consoles report differently", header_style="bold")
     for column in ("serial", "field", "inventory", "console", "from"):

@@ -1,27 +1,33 @@
-"""Operational commands: lockdown, maintenance, windows, schedule and inventory (registered on `main`)."""
+"""Operational commands: lockdown, maintenance, windows, calendar and schedule."""
 
 from __future__ import annotations
 
+import getpass
+import os
 import sys
-from datetime import UTC, datetime
 
 import click
 from rich.table import Table
 
 from orchestrator.cli.app import (
-    _session,
-    _workspace,
     backend_option,
     console,
     handle_errors,
+    open_session,
     pii_option,
-    plan_in_session,
-    run_apply,
+    print_applied,
     with_gate_options,
+    workspace,
 )
-from orchestrator.core.errors import OrchestratorError
+from orchestrator.cli.render import render_text
+from orchestrator.cli.windows import parse_at, print_check, print_refresh, print_windows
+from orchestrator.core.errors import ConfigError, OrchestratorError
 from orchestrator.engine.plan import Plan
-from orchestrator.jobs.maintenance import Rehearsal
+from orchestrator.jobs.config import config_path, load_config
+from orchestrator.jobs.lockdown import REPORT_OUTCOMES, run_lockdown
+from orchestrator.jobs.maintenance import MaintenanceRehearsal, rehearse_maintenance, run_maintenance
+from orchestrator.jobs.schedule import DEFAULT_ENV_FILE, credential_vars, emit, installed_command
+from orchestrator.jobs.session import Session
 
 
 @click.command()
@@ -38,54 +44,23 @@ def lockdown(
 
     Example: orchestrator lockdown --dry-run
     """
-    from orchestrator.backends.registry import CATALOG
-    from orchestrator.cli.render import render_text
-    from orchestrator.engine.apply import GateOptions
-    from orchestrator.engine.caps import lockdown_cap
-    from orchestrator.jobs.lockdown import LockdownSelection, build_report, with_inventory_sources, write_report
-
-    with _session(ctx, backends) as (ws, connections, journal):
-        plan = plan_in_session(
-            ws,
-            connections,
-            journal,
-            ("lockdown",),
-            "Observing lost and found devices...",
-            override_caps=override_blast_radius,
+    with open_session(ctx, backends) as session:
+        outcome = run_lockdown(
+            session,
+            dry_run=dry_run,
+            override_blast_radius=override_blast_radius,
+            on_plan=lambda plan: render_text(plan, console, show_pii),
+            on_report=lambda report: print_applied(session, report, show_pii),
         )
-        selection = LockdownSelection.of(plan, lockdown_cap(ws.policies), CATALOG.device_types())
-        with_inventory_sources(selection, ws.inventory)
-        reports_dir = ws.config.path(ws.config.reports)
-    render_text(selection.plan, console, show_pii)
-    report = None
-    if not dry_run and selection.plan.changes:
-        report = run_apply(
-            ctx,
-            selection.plan,
-            kind="lockdown",
-            backends=backends,
-            gates=GateOptions(override_blast_radius=override_blast_radius),
-            # Planned seconds ago, and the cap may have trimmed a site's quarantine list, which makes the
-            # network's check-mode observation differ from the plan's; every change is still re-observed
-            # before it is sent and skipped when already in place.
-            check_stale=False,
-            show_pii=show_pii,
-        )
-    summary = build_report(selection, report, ws.inventory)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
     table = Table(title="Lockdown by school", header_style="bold")
-    outcomes = ["planned", "locked", "released", "quarantine", "already in place", "not found", "held", "failed"]
     table.add_column("school")
-    for outcome in outcomes:
-        table.add_column(outcome, justify="right")
-    for school, counts in sorted(summary.per_school.items()):
-        table.add_row(school, *(str(counts[o]) for o in outcomes))
+    for name in REPORT_OUTCOMES:
+        table.add_column(name, justify="right")
+    for school, counts in sorted(outcome.summary.per_school.items()):
+        table.add_row(school, *(str(counts[o]) for o in REPORT_OUTCOMES))
     console.print(table)
-    md, js = write_report(
-        summary, reports_dir, stamp + ("-dry-run" if dry_run else ""), report.run_id if report else None
-    )
-    console.print(f"Report: {md} and {js}")
-    if not dry_run and (summary.failed or (report is not None and not report.ok)):
+    console.print(f"Report: {outcome.markdown} and {outcome.json}")
+    if not outcome.ok:
         sys.exit(1)
 
 
@@ -121,54 +96,52 @@ def maintenance_run(
 
     Example: orchestrator maintenance run --dry-run --at 2027-03-14T22:00
     """
-    from orchestrator.cli.windows import parse_at
-    from orchestrator.engine.gates import build_window_schedules
-    from orchestrator.engine.settle import unsettled_lines
-    from orchestrator.jobs.maintenance import drain, rehearse
-
     if at and not dry_run:
         raise OrchestratorError("--at rehearses a time that is not now: use it with --dry-run")
-    with _session(ctx, backends) as (ws, connections, journal):
-        plan = plan_in_session(ws, connections, journal, ("maintenance",), "Observing the reimage queue...")
-        for line in unsettled_lines(journal):
-            console.print(f"[red]unknown outcome:[/] {line}", soft_wrap=True)
+    gates = {
+        "max_destructive": max_destructive,
+        "override_blast_radius": override_blast_radius,
+        "acknowledge_deprovision": acknowledge_deprovision,
+    }
+    with open_session(ctx, backends) as session:
         if dry_run:
-            now = parse_at(at, ws) if at else datetime.now(UTC)
-            windows = build_window_schedules(ws.policies, ws.repo_root)
-            rehearsal = rehearse(
-                plan,
-                now=now,
-                windows=windows,
-                journal=journal,
-                max_destructive=max_destructive,
-                override_blast_radius=override_blast_radius,
-                acknowledge_deprovision=acknowledge_deprovision,
-            )
-            _print_rehearsal(plan, rehearsal, now)
+            now = parse_at(at, session.workspace) if at else None
+            rehearsed = rehearse_maintenance(session, now=now, **gates)
+            _print_unsettled(session)
+            _print_rehearsal(rehearsed)
             return
+        run = run_maintenance(
+            session,
+            on_plan=lambda plan: _print_queue(session, plan),
+            on_report=lambda report: print_applied(session, report, show_pii),
+            **gates,
+        )
+    if not run.plan.changes:
+        return
+    for policy, reason in sorted(run.drained.waiting.items()):
+        console.print(f"Waiting: {policy}: {reason}", soft_wrap=True)
+    if run.drained.stopped:
+        console.print(f"Stopping: {run.drained.stopped}.")
+    sys.exit(0 if run.ok else 1)
+
+
+def _print_unsettled(session: Session) -> None:
+    for line in session.unsettled():
+        console.print(f"[red]unknown outcome:[/] {line}", soft_wrap=True)
+
+
+def _print_queue(session: Session, plan: Plan) -> None:
+    _print_unsettled(session)
     for note in plan.notes:
         console.print(f"[dim]note:[/] {note}", soft_wrap=True)
-    if not plan.changes:
+    if plan.changes:
+        console.print(f"{len(plan.changes)} device(s) waiting for reimage.")
+    else:
         console.print("No reimage requests are waiting.")
-        return
-    console.print(f"{len(plan.changes)} device(s) waiting for reimage.")
-    done = drain(
-        plan,
-        lambda sub, gates: run_apply(
-            ctx, sub, kind="maintenance", backends=backends, gates=gates, check_stale=False, show_pii=show_pii
-        ),
-        max_destructive=max_destructive,
-        override_blast_radius=override_blast_radius,
-        acknowledge_deprovision=acknowledge_deprovision,
-    )
-    for policy, reason in sorted(done.waiting.items()):
-        console.print(f"Waiting: {policy}: {reason}", soft_wrap=True)
-    if done.stopped:
-        console.print(f"Stopping: {done.stopped}.")
-    sys.exit(0 if done.ok else 1)
 
 
-def _print_rehearsal(plan: Plan, rehearsal: Rehearsal, now: datetime) -> None:
+def _print_rehearsal(rehearsed: MaintenanceRehearsal) -> None:
+    plan, rehearsal, now = rehearsed.plan, rehearsed.rehearsal, rehearsed.now
     by_key = {c.key: c for c in plan.changes}
     if not plan.changes:
         console.print("No reimage requests are waiting.")
@@ -204,9 +177,7 @@ def windows(ctx: click.Context, days: int, start: str | None, school: str | None
 
     Example: orchestrator windows --at 2027-03-14T22:00 --school jefferson-high
     """
-    from orchestrator.cli.windows import print_windows
-
-    ws = _workspace(ctx)
+    ws = workspace(ctx)
     print_windows(ws, console=console, days=days, school=school, at=at, start=start)
 
 
@@ -228,9 +199,7 @@ def calendar_refresh(ctx: click.Context, accept_fewer_events: bool) -> None:
 
     Example: orchestrator calendar refresh
     """
-    from orchestrator.cli.windows import print_refresh
-
-    ok = print_refresh(_workspace(ctx), console=console, accept_fewer_events=accept_fewer_events)
+    ok = print_refresh(workspace(ctx), console=console, accept_fewer_events=accept_fewer_events)
     sys.exit(0 if ok else 1)
 
 
@@ -243,9 +212,7 @@ def calendar_check(ctx: click.Context, today: str | None) -> None:
 
     Example: orchestrator calendar check --today 2027-05-01
     """
-    from orchestrator.cli.windows import print_check
-
-    ok = print_check(_workspace(ctx), console=console, today=today)
+    ok = print_check(workspace(ctx), console=console, today=today)
     sys.exit(0 if ok else 1)
 
 
@@ -286,21 +253,7 @@ def schedule(
 
     Example: orchestrator schedule --emit systemd
     """
-    import getpass
-    import os
-
-    from orchestrator.backends.registry import CATALOG
-    from orchestrator.core.errors import ConfigError
-    from orchestrator.jobs.config import config_path, load_config
-    from orchestrator.jobs.schedule import DEFAULT_ENV_FILE, emit, installed_command
-
     config = load_config(ctx.obj["config"])
-    credential_vars = [
-        var
-        for name in CATALOG.names()
-        if config.section(name) is not None
-        for var in CATALOG.spec(name).credential_env(config.section(name))
-    ]
     try:
         text = emit(
             kind,  # type: ignore[arg-type]
@@ -312,19 +265,8 @@ def schedule(
             user=user or getpass.getuser(),
             on_failure=on_failure,
             mail_to=mail_to,
-            credential_vars=credential_vars,
+            credential_vars=credential_vars(config),
         )
     except ValueError as exc:
         raise ConfigError(f"schedule: {exc}") from None
     click.echo(text, nl=False)
-
-
-def register(main: click.Group) -> None:
-    from orchestrator.cli.inventory import inventory
-
-    main.add_command(lockdown)
-    main.add_command(maintenance)
-    main.add_command(windows)
-    main.add_command(calendar_group)
-    main.add_command(schedule)
-    main.add_command(inventory)

@@ -1,4 +1,5 @@
-"""Plan renderers: terminal (rich), JSON and Markdown (for pull-request comments, summarised per school)."""
+"""Renderers: plans for the terminal (rich), JSON and Markdown (for pull-request comments, summarised per school),
+and apply reports."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from orchestrator.core.redact import redact, redact_text
 from orchestrator.core.resources import Change
+from orchestrator.engine.apply import ApplyReport
 from orchestrator.engine.plan import Plan
 
 _SYMBOL = {"create": "+", "update": "~", "delete": "-", "action": "!"}
@@ -142,3 +144,28 @@ def render_markdown(plan: Plan, show_pii: bool = False) -> str:
         lines.append(f"| `{_SYMBOL[change.op]}` | `{change.id}`{flag} | {detail} | {', '.join(change.sources)} |")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
+
+
+def render_report(report: ApplyReport, console: Console, show_pii: bool = False) -> None:
+    """One row per change (only the problems when there are more than 40), then the counts per state."""
+    by_state = report.counts()
+    table = Table(show_header=True, header_style="bold", title=f"Run {report.run_id}")
+    for column in ("state", "resource", "detail"):
+        table.add_column(column, overflow="fold")
+    for key, state in report.states.items():
+        if state in ("succeeded", "skipped") and len(report.states) > 40:
+            continue
+        change = report.changes[key]
+        detail = report.details.get(key, "")
+        seconds = report.responses.get(key, {}).get("seconds")
+        if seconds is not None:
+            detail = f"{detail} ({float(seconds):.1f} s)".strip()
+        style = {"failed": "red", "unknown": "red", "deferred": "yellow", "succeeded": "green"}.get(state, "")
+        table.add_row(
+            f"[{style}]{state}[/]" if style else state, str(change.id), detail if show_pii else redact_text(detail)
+        )
+    if report.states:
+        console.print(table)
+    console.print(
+        "Applied: " + ", ".join(f"{n} {s}" for s, n in sorted(by_state.items())) if by_state else "Nothing to apply."
+    )

@@ -1,24 +1,31 @@
 """The nightly lost-device lockdown: lock what the inventory says is lost, release what was found.
 
-It is the reconcile loop with scope `lockdown` (whose plan already obeys the LostDevicePolicy's per-run cap
-and holds devices missing from a console: `engine.caps`), plus what a 2 a.m. job needs: every action traced
-to its inventory row, and a per-school report for the morning.
+It is the reconcile loop with scope `lockdown` (whose plan already obeys the LostDevicePolicy's per-run cap,
+counts the journal's quarantine history and holds devices missing from a console: `engine.caps`), plus what a
+2 a.m. job needs: every action traced to its inventory row, and a per-school report for the morning.
+`run_lockdown` is the whole job; the command line, the benchmark and the tests all call it.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from orchestrator.core.redact import redact_text
 from orchestrator.core.resources import Change
-from orchestrator.engine.apply import ApplyReport
-from orchestrator.engine.caps import NOT_FOUND, OVER_CAP, DeviceTypes, serials_of
+from orchestrator.engine.apply import ApplyReport, GateOptions
+from orchestrator.engine.caps import NOT_FOUND, OVER_CAP, DeviceTypes, lockdown_cap, serials_of
 from orchestrator.engine.plan import Plan
 from orchestrator.inventory.devices import Device, Inventory
+from orchestrator.jobs.session import Session
+
+REPORT_OUTCOMES = ("planned", "locked", "released", "quarantine", "already in place", "not found", "held", "failed")
 
 
 @dataclass
@@ -126,7 +133,7 @@ def write_report(lockdown: LockdownReport, folder: Path, stamp: str, run_id: str
     folder.mkdir(parents=True, exist_ok=True)
     md = folder / f"lockdown-{stamp}.md"
     js = folder / f"lockdown-{stamp}.json"
-    outcomes = ["locked", "released", "quarantine", "already in place", "not found", "held", "failed"]
+    outcomes = list(REPORT_OUTCOMES[1:])
     if lockdown.totals["planned"]:
         outcomes.insert(0, "planned")
     lines = [
@@ -168,3 +175,84 @@ def write_report(lockdown: LockdownReport, folder: Path, stamp: str, run_id: str
         + "\n"
     )
     return md, js
+
+
+@dataclass
+class LockdownOutcome:
+    """What one lockdown did: the (capped) plan and what it held back, the apply report (None on a dry run or
+    when nothing was due), the per-school report, the report files, and seconds spent planning and applying."""
+
+    selection: LockdownSelection
+    report: ApplyReport | None
+    summary: LockdownReport
+    markdown: Path
+    json: Path
+    dry_run: bool
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def plan(self) -> Plan:
+        return self.selection.plan
+
+    @property
+    def run_id(self) -> str | None:
+        return self.report.run_id if self.report else None
+
+    @property
+    def ok(self) -> bool:
+        """False when a device failed or an action's outcome is unknown (a dry run is always ok)."""
+        return self.dry_run or not (self.summary.failed or (self.report is not None and not self.report.ok))
+
+
+def run_lockdown(
+    session: Session,
+    *,
+    dry_run: bool = False,
+    override_blast_radius: bool = False,
+    now: datetime | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
+    on_report: Callable[[ApplyReport], None] | None = None,
+) -> LockdownOutcome:
+    """Plan the lockdown scope (capped by max_per_run unless `override_blast_radius`), trace every change to its
+    inventory row, apply it unless `dry_run`, and write the per-school report to the config's reports folder.
+
+    `now` stamps the report (default: the time the run ends) and is the gates' clock when given. `on_plan` sees
+    the capped plan before anything is sent, `on_report` the apply report as soon as it exists.
+    """
+    ws = session.workspace
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    plan = session.plan(
+        ("lockdown",), message="Observing lost and found devices...", override_caps=override_blast_radius
+    )
+    selection = LockdownSelection.of(plan, lockdown_cap(ws.policies), session.catalog.device_types())
+    with_inventory_sources(selection, ws.inventory)
+    seconds["plan"] = time.perf_counter() - started
+    if on_plan is not None:
+        on_plan(selection.plan)
+    report = None
+    if not dry_run and selection.plan.changes:
+        started = time.perf_counter()
+        report = session.apply(
+            selection.plan,
+            GateOptions(now=now, override_blast_radius=override_blast_radius),
+            kind="lockdown",
+            # Planned seconds ago, and the cap may have trimmed a site's quarantine list, which makes the
+            # network's check-mode observation differ from the plan's; every change is still re-observed
+            # before it is sent and skipped when already in place.
+            check_stale=False,
+        )
+        seconds["apply"] = time.perf_counter() - started
+        if on_report is not None:
+            on_report(report)
+    summary = build_report(selection, report, ws.inventory)
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    md, js = write_report(
+        summary,
+        ws.config.path(ws.config.reports),
+        stamp + ("-dry-run" if dry_run else ""),
+        report.run_id if report else None,
+    )
+    return LockdownOutcome(
+        selection=selection, report=report, summary=summary, markdown=md, json=js, dry_run=dry_run, seconds=seconds
+    )

@@ -8,6 +8,8 @@ without repeating a device.
 
 The dry run (`rehearse`) and the real run (`drain`) consider the changes in the same order (`gate_order`:
 policy, serial, key) through the same gates, so inside an open window "would run" equals "ran".
+`run_maintenance` and `rehearse_maintenance` are the jobs (plan the queue in a session, then drain or
+rehearse it); the command line and the tests call them.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from datetime import UTC, datetime
 
 from orchestrator.core.resources import Change
 from orchestrator.engine.apply import ApplyReport, GateOptions
-from orchestrator.engine.gates import GateDecision, gate_destructive, gate_order, journal_usage
+from orchestrator.engine.gates import GateDecision, build_window_schedules, gate_destructive, gate_order, journal_usage
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan
 from orchestrator.engine.settle import resolve_command
+from orchestrator.jobs.session import Session
 from orchestrator.schooltime.windows import WindowSchedule
+
+OBSERVING_QUEUE = "Observing the reimage queue..."
 
 
 def batches(changes: Sequence[Change]) -> list[list[Change]]:
@@ -145,3 +150,89 @@ def rehearse(
         for key, command in unsettled.items()
     ]
     return Rehearsal(decisions=decisions + unsettled_decisions, unsettled=unsettled)
+
+
+@dataclass
+class MaintenanceRun:
+    """What one `maintenance run` did: the queue it planned and what draining it did."""
+
+    plan: Plan
+    drained: Drained
+
+    @property
+    def ok(self) -> bool:
+        return self.drained.ok
+
+
+def run_maintenance(
+    session: Session,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    max_destructive: int | None = None,
+    override_blast_radius: bool = False,
+    acknowledge_deprovision: bool = False,
+    on_plan: Callable[[Plan], None] | None = None,
+    on_report: Callable[[ApplyReport], None] | None = None,
+) -> MaintenanceRun:
+    """Plan the reimage queue from the current state and `drain` it through `session` (gates at `clock()`).
+
+    `on_plan` sees the queue before anything is sent; `on_report` each batch's report as soon as it is done.
+    """
+    plan = session.plan(("maintenance",), message=OBSERVING_QUEUE)
+    if on_plan is not None:
+        on_plan(plan)
+
+    def apply_batch(sub: Plan, gates: GateOptions) -> ApplyReport:
+        report = session.apply(sub, gates, kind="maintenance", check_stale=False)
+        if on_report is not None:
+            on_report(report)
+        return report
+
+    done = Drained()
+    if plan.changes:
+        done = drain(
+            plan,
+            apply_batch,
+            clock=clock,
+            max_destructive=max_destructive,
+            override_blast_radius=override_blast_radius,
+            acknowledge_deprovision=acknowledge_deprovision,
+        )
+    return MaintenanceRun(plan=plan, drained=done)
+
+
+@dataclass
+class MaintenanceRehearsal:
+    """The dry run at `now`: the queue it planned and the gates' answer for every device."""
+
+    plan: Plan
+    rehearsal: Rehearsal
+    now: datetime
+
+    def would_run(self) -> set[str]:
+        return self.rehearsal.would_run()
+
+
+def rehearse_maintenance(
+    session: Session,
+    *,
+    now: datetime | None = None,
+    max_destructive: int | None = None,
+    override_blast_radius: bool = False,
+    acknowledge_deprovision: bool = False,
+) -> MaintenanceRehearsal:
+    """Plan the reimage queue and `rehearse` it at `now` (any time: rehearse a night ahead; default: when the
+    queue has been observed); sends nothing."""
+    plan = session.plan(("maintenance",), message=OBSERVING_QUEUE)
+    now = now or datetime.now(UTC)
+    ws = session.workspace
+    rehearsal = rehearse(
+        plan,
+        now=now,
+        windows=build_window_schedules(ws.policies, ws.repo_root),
+        journal=session.journal,
+        max_destructive=max_destructive,
+        override_blast_radius=override_blast_radius,
+        acknowledge_deprovision=acknowledge_deprovision,
+    )
+    return MaintenanceRehearsal(plan=plan, rehearsal=rehearsal, now=now)

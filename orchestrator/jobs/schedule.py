@@ -37,6 +37,9 @@ from collections.abc import Sequence
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from orchestrator.backends.registry import CATALOG
+from orchestrator.core.backend import Catalog
+from orchestrator.jobs.config import Config
 from orchestrator.policy.grammar import check_timezone
 
 Kind = Literal["cron", "systemd", "github-actions"]
@@ -69,6 +72,16 @@ def installed_command(argv0: str | None = None, python: str | None = None) -> st
     if os.path.basename(argv0) != "__main__.py" and os.access(beside, os.X_OK):
         return shlex.quote(beside)
     return f"{interpreter} -m orchestrator"
+
+
+def credential_vars(config: Config, catalog: Catalog = CATALOG) -> list[str]:
+    """Names of the environment variables the configured backends read their secrets from (never values)."""
+    return [
+        var
+        for name in catalog.names()
+        if config.section(name) is not None
+        for var in catalog.spec(name).credential_env(config.section(name))
+    ]
 
 
 def emit(

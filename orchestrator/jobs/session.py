@@ -1,0 +1,228 @@
+"""A session: the workspace, the connected backends, the journal and the catalog, opened and closed together.
+
+Every job runs in one (`plan`, `apply`, `lockdown`, `maintenance run`): it plans and applies through the same
+connections and journal, and closing it (or leaving its `with` block) closes them all. No click, no rich: what
+a person sees while it works comes in through two optional callbacks, `status` (a context manager shown while
+the consoles are observed; rich's `console.status` fits) and `progress` (one `ApplyStep` per change applied).
+
+    with Session.open("orchestrator.yaml") as session:
+        plan = session.plan(("policy",))
+        report = session.apply(plan, GateOptions())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from types import TracebackType
+
+from orchestrator.backends.registry import CATALOG
+from orchestrator.core.backend import Catalog
+from orchestrator.core.resources import Change
+from orchestrator.engine.apply import ApplyReport, Executor, GateOptions
+from orchestrator.engine.compile import compile_desired
+from orchestrator.engine.journal import Journal
+from orchestrator.engine.plan import Plan, policy_commit
+from orchestrator.engine.reconcile import make_plan
+from orchestrator.engine.settle import unsettled_lines
+from orchestrator.jobs.connect import Connections, open_backends
+from orchestrator.jobs.workspace import Workspace, open_workspace
+
+SCOPES = ("policy", "lockdown", "maintenance")
+OBSERVING = "Observing the consoles and network gear..."
+
+
+@dataclass(frozen=True)
+class ApplyStep:
+    """One step of an apply, for a progress display: `change` reached `state` (`done` of `total`).
+
+    Every apply begins with a step `state="started"` (`done=0`, so a display can show the total before the
+    first, possibly slow, change finishes) and ends with one `state="finished"` (also when it raises); both
+    have `change=None`.
+    """
+
+    change: Change | None
+    state: str
+    done: int
+    total: int
+
+
+StatusCallback = Callable[[str], AbstractContextManager[object]]
+"""Shows `message` while the `with` block runs (the consoles are being observed)."""
+ProgressCallback = Callable[[ApplyStep], None]
+
+
+def _no_status(message: str) -> AbstractContextManager[object]:
+    return nullcontext()
+
+
+def unchecked_resources(
+    catalog: Catalog, ws: Workspace, skipped: Sequence[str], scopes: Sequence[str]
+) -> dict[str, int]:
+    """Desired resources per skipped backend in `scopes`: what a plan without that backend cannot see.
+
+    compile_desired is pure (no I/O), so this costs no API call and works without credentials.
+    """
+    counts = dict.fromkeys(skipped, 0)
+    for resource in compile_desired(catalog, ws.policies, ws.inventory, list(skipped), scopes):
+        counts[resource.id.backend] += 1
+    return counts
+
+
+class Session:
+    """Workspace + connected backends + journal + catalog; a context manager that closes all of them.
+
+    `Session.open(config)` loads orchestrator.yaml and connects what it configures (what the command line
+    does); the constructor takes the parts (a test's or a benchmark's own backends). Either way the session
+    owns them: `close()` closes the journal and every backend.
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        connections: Connections,
+        journal: Journal,
+        *,
+        catalog: Catalog = CATALOG,
+        status: StatusCallback | None = None,
+        progress: ProgressCallback | None = None,
+    ):
+        self.workspace = workspace
+        self.connections = connections
+        self.journal = journal
+        self.catalog = catalog
+        self.status = status or _no_status
+        self.progress = progress
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        config: str | None = None,
+        *,
+        backends: Sequence[str] = (),
+        journal: str | None = None,
+        catalog: Catalog = CATALOG,
+        status: StatusCallback | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Session:
+        """Load `config` (default: ./orchestrator.yaml or $ORCHESTRATOR_CONFIG) and connect its backends.
+
+        Backends named in `backends` (a `--backend` choice, or a saved plan's list) must be configured and
+        usable; with none named, every configured one is used and the unconfigured ones are skipped and
+        listed in the plan's notes (never silently). `journal` overrides the config's journal path.
+        """
+        ws = open_workspace(config, journal=journal)
+        connections = open_backends(ws.config, list(backends) or None, required=bool(backends), catalog=catalog)
+        try:
+            opened = Journal(ws.journal_path)
+        except BaseException:
+            connections.close()
+            raise
+        return cls(ws, connections, opened, catalog=catalog, status=status, progress=progress)
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.journal.close()
+        finally:
+            self.connections.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ---- what the session knows --------------------------------------------------------------------
+    @property
+    def backends(self) -> list[str]:
+        """The connected backends, in plan order."""
+        return [name for name in self.catalog.names() if name in self.connections.backends]
+
+    @property
+    def unchecked(self) -> dict[str, int]:
+        """Desired resources per skipped backend, as counted by the last `plan` (drift fails on them)."""
+        return dict(self.connections.unchecked)
+
+    def api_calls(self) -> dict[str, int]:
+        """API calls made so far through this session's backends, by endpoint."""
+        return self.connections.counter.as_dict()
+
+    def unsettled(self) -> list[str]:
+        """One line per destructive action of unknown outcome in the journal, with the command that settles it."""
+        return unsettled_lines(self.journal)
+
+    # ---- plan and apply ----------------------------------------------------------------------------
+    def plan(
+        self, scopes: Sequence[str] = ("policy",), *, message: str = OBSERVING, override_caps: bool = False
+    ) -> Plan:
+        """Compile, observe and diff for `scopes`, showing `message` through the status callback while observing.
+
+        Every skipped backend stays visible: the plan's notes say how many desired resources it was not
+        checked for, and `unchecked` carries the counts.
+        """
+        ws = self.workspace
+        self.connections.unchecked = unchecked_resources(self.catalog, ws, self.connections.skipped, scopes)
+        notes = list(self.connections.notes)
+        for name, count in self.connections.unchecked.items():
+            if count:
+                notes.append(
+                    f"{name}: skipped, but the policies want {count} resource(s) there; they were NOT checked "
+                    "(configure it, or limit the run with --backend)"
+                )
+        with self.status(message):
+            return make_plan(
+                catalog=self.catalog,
+                policies=ws.policies,
+                inventory=ws.inventory,
+                backends=self.connections.backends,
+                journal=self.journal,
+                scopes=tuple(scopes),
+                notes=notes,
+                policy_commit=policy_commit(ws.config.path(ws.config.policies)),
+                override_caps=override_caps,
+            )
+
+    def apply(
+        self,
+        plan: Plan,
+        gates: GateOptions | None = None,
+        progress: ProgressCallback | None = None,
+        *,
+        kind: str = "apply",
+        check_stale: bool = True,
+    ) -> ApplyReport:
+        """Apply exactly `plan` (see `engine.apply`): stale check, resume, safety gates, journal.
+
+        `progress` (default: the session's) gets an `ApplyStep` when the apply starts, one per change, and one
+        when it ends.
+        """
+        report_step = progress or self.progress or (lambda step: None)
+        total = len(plan.changes)
+        done = 0
+
+        def on_change(change: Change, state: str) -> None:
+            nonlocal done
+            done += 1
+            report_step(ApplyStep(change, state, done, total))
+
+        report_step(ApplyStep(None, "started", 0, total))
+        executor = Executor(
+            catalog=self.catalog,
+            backends=self.connections.backends,
+            journal=self.journal,
+            policies=self.workspace.policies,
+            repo_root=self.workspace.repo_root,
+            progress=on_change,
+        )
+        try:
+            return executor.apply(plan, kind=kind, gates=gates or GateOptions(), check_stale=check_stale)
+        finally:
+            report_step(ApplyStep(None, "finished", done, total))

@@ -113,7 +113,7 @@ def test_run_lockdown_dry_run_then_real_run_through_the_public_api(tenant: Tenan
     assert recorder.messages == ["Observing lost and found devices..."]
     assert recorder.steps == [], "a dry run applies nothing"
     assert tenant.state_changing_calls() == {}
-    assert planned.markdown.name.endswith("-dry-run.md") and planned.markdown.is_file()
+    assert planned.markdown_path.name.endswith("-dry-run.md") and planned.markdown_path.is_file()
     # every change is traced to the inventory row that caused it
     lines = {d.serialNumber: d.line for d in open_workspace(str(tenant.config)).inventory.devices}
     sources = {s for change in planned.plan.changes for s in change.sources}
@@ -124,7 +124,7 @@ def test_run_lockdown_dry_run_then_real_run_through_the_public_api(tenant: Tenan
     assert done.summary.totals == {"locked": 3}
     assert [tenant.chrome_status(s) for s in chromebooks] == ["DISABLED"] * 2 and tenant.remote_locked(laptop)
     assert {(r["serial"], r["outcome"]) for r in done.summary.rows} == {(s, "locked") for s in [*chromebooks, laptop]}
-    assert json.loads(done.json.read_text())["run"] == done.run_id
+    assert json.loads(done.json_path.read_text())["run"] == done.run_id
     assert set(done.seconds) == {"plan", "apply"}
     total = len(done.plan.changes)
     assert recorder.steps[0] == ApplyStep(None, "started", 0, total)

@@ -59,7 +59,7 @@ def lockdown(
     for school, counts in sorted(outcome.summary.per_school.items()):
         table.add_row(school, *(str(counts[o]) for o in REPORT_OUTCOMES))
     console.print(table)
-    console.print(f"Report: {outcome.markdown} and {outcome.json}")
+    console.print(f"Report: {outcome.markdown_path} and {outcome.json_path}")
     if not outcome.ok:
         sys.exit(1)
 
@@ -98,23 +98,25 @@ def maintenance_run(
     """
     if at and not dry_run:
         raise OrchestratorError("--at rehearses a time that is not now: use it with --dry-run")
-    gates = {
-        "max_destructive": max_destructive,
-        "override_blast_radius": override_blast_radius,
-        "acknowledge_deprovision": acknowledge_deprovision,
-    }
     with open_session(ctx, backends) as session:
         if dry_run:
-            now = parse_at(at, session.workspace) if at else None
-            rehearsed = rehearse_maintenance(session, now=now, **gates)
+            rehearsed = rehearse_maintenance(
+                session,
+                now=parse_at(at, session.workspace) if at else None,
+                max_destructive=max_destructive,
+                override_blast_radius=override_blast_radius,
+                acknowledge_deprovision=acknowledge_deprovision,
+            )
             _print_unsettled(session)
             _print_rehearsal(rehearsed)
             return
         run = run_maintenance(
             session,
+            max_destructive=max_destructive,
+            override_blast_radius=override_blast_radius,
+            acknowledge_deprovision=acknowledge_deprovision,
             on_plan=lambda plan: _print_queue(session, plan),
             on_report=lambda report: print_applied(session, report, show_pii),
-            **gates,
         )
     if not run.plan.changes:
         return

@@ -185,8 +185,8 @@ class LockdownOutcome:
     selection: LockdownSelection
     report: ApplyReport | None
     summary: LockdownReport
-    markdown: Path
-    json: Path
+    markdown_path: Path
+    json_path: Path
     dry_run: bool
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -254,5 +254,11 @@ def run_lockdown(
         report.run_id if report else None,
     )
     return LockdownOutcome(
-        selection=selection, report=report, summary=summary, markdown=md, json=js, dry_run=dry_run, seconds=seconds
+        selection=selection,
+        report=report,
+        summary=summary,
+        markdown_path=md,
+        json_path=js,
+        dry_run=dry_run,
+        seconds=seconds,
     )

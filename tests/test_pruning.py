@@ -143,3 +143,29 @@ def test_a_setting_this_tool_applied_is_removed_when_its_policy_goes_away(distri
     district.apply(plan)
     assert district.setting("/Testing", INSTALL, "chrome:hblfbmjdaalalhifaajnlbfhfplojdhd") is None
     assert district.setting("/Labs", BLOCKLIST) == {"urlBlocklist": ["games.example"]}
+
+
+def test_the_cli_lists_unmanaged_settings_and_prunes_only_with_prune(district: District, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+
+    config = district.root / "orchestrator.yaml"
+    config.write_text(
+        f"journal: {district.root / 'journal.db'}\n"
+        f"google:\n  directory_endpoint: {district.emulator.url}\n  policy_endpoint: {district.emulator.url}\n"
+        "  policy_reads_per_minute: 60000\n"
+    )
+
+    def cli(*args: str):
+        return CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+
+    shown = cli("plan", "--backend", "google", "--format", "markdown")
+    assert shown.exit_code == 0, shown.output
+    assert "unmanaged (not in any policy, left alone): 2 setting(s)" in shown.output
+    assert "google ou_policy at /Labs (1)" in shown.output and "0 to remove" in shown.output
+    assert cli("apply", "--backend", "google", "--yes").exit_code == 0
+    assert district.setting("/Labs", BLOCKLIST) == {"urlBlocklist": ["games.example"]}
+    pruned = cli("apply", "--backend", "google", "--yes", "--prune")
+    assert pruned.exit_code == 0, pruned.output
+    assert district.setting("/Labs", BLOCKLIST) is None

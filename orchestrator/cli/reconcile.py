@@ -28,6 +28,7 @@ from orchestrator.cli.render import render_json, render_markdown, render_text
 from orchestrator.core.errors import PolicyError
 from orchestrator.engine.apply import GateOptions
 from orchestrator.engine.plan import Plan
+from orchestrator.engine.settle import unsettled_lines
 from orchestrator.policy.schema import policy_schema
 from orchestrator.schooltime.coverage import coverage as calendar_coverage
 
@@ -80,11 +81,25 @@ def schema(out: str | None) -> None:
         click.echo(text)
 
 
-def _plan(ctx: click.Context, backends: tuple[str, ...], scopes: tuple[str, ...]) -> tuple[Plan, int, dict[str, int]]:
-    """(plan, API calls made to observe, desired resources per skipped backend), the session closed."""
+def _plan(
+    ctx: click.Context, backends: tuple[str, ...], scopes: tuple[str, ...], *, prune: bool = False
+) -> tuple[Plan, int, dict[str, int], list[str]]:
+    """(plan, API calls made to observe, desired resources per skipped backend, unsettled destructive actions)."""
     with open_session(ctx, backends) as session:
-        plan = session.plan(scopes)
-        return plan, sum(session.api_calls().values()), session.unchecked
+        plan = session.plan(scopes, prune=prune)
+        return plan, sum(session.api_calls().values()), session.unchecked, unsettled_lines(session.journal)
+
+
+def _print_unsettled(lines: list[str]) -> None:
+    for line in lines:
+        err_console.print(f"[red]unknown outcome:[/] {escape(line)}", soft_wrap=True)
+
+
+prune_option = click.option(
+    "--prune",
+    is_flag=True,
+    help="This run only: also delete console settings no policy mentions (default: list them as unmanaged).",
+)
 
 
 def _render(plan: Plan, fmt: str, show_pii: bool, unchecked: dict[str, int]) -> None:
@@ -115,17 +130,28 @@ def _render(plan: Plan, fmt: str, show_pii: bool, unchecked: dict[str, int]) -> 
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @backend_option
 @scope_option
+@prune_option
 @pii_option
 @click.pass_context
 @handle_errors
 def plan(
-    ctx: click.Context, out: str | None, fmt: str, backends: tuple[str, ...], scopes: tuple[str, ...], show_pii: bool
+    ctx: click.Context,
+    out: str | None,
+    fmt: str,
+    backends: tuple[str, ...],
+    scopes: tuple[str, ...],
+    prune: bool,
+    show_pii: bool,
 ) -> None:
     """Show what apply would change, each change traced to its policy file:line.
 
+    Settings in the consoles that no policy mentions are listed as unmanaged and left alone, unless the
+    config declares their scope managed (`manage: prune: true`) or `--prune` is given.
+
     Example: orchestrator plan --out plan.json --format markdown > plan.md
     """
-    the_plan, calls, unchecked = _plan(ctx, backends, scopes_of(scopes))
+    the_plan, calls, unchecked, unsettled = _plan(ctx, backends, scopes_of(scopes), prune=prune)
+    _print_unsettled(unsettled)
     if out:
         the_plan.save(out)
     _render(the_plan, fmt, show_pii, unchecked)
@@ -148,13 +174,14 @@ def drift(ctx: click.Context, backends: tuple[str, ...], scopes: tuple[str, ...]
 
     Example: orchestrator drift || echo "drift found"
     """
-    the_plan, _, unchecked = _plan(ctx, backends, scopes_of(scopes))
+    the_plan, _, unchecked, unsettled = _plan(ctx, backends, scopes_of(scopes))
+    _print_unsettled(unsettled)
     _render(the_plan, fmt, show_pii, unchecked)
     missed = sorted(name for name, count in unchecked.items() if count)
     if missed:
         fail(f"cannot tell drift for {', '.join(missed)}: not configured, but the policies want resources there")
         sys.exit(1)
-    sys.exit(2 if the_plan.changes else 0)
+    sys.exit(2 if the_plan.changes or unsettled else 0)
 
 
 @click.command()
@@ -162,6 +189,7 @@ def drift(ctx: click.Context, backends: tuple[str, ...], scopes: tuple[str, ...]
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @backend_option
 @scope_option
+@prune_option
 @with_gate_options
 @pii_option
 @click.pass_context
@@ -172,6 +200,7 @@ def apply(
     yes: bool,
     backends: tuple[str, ...],
     scopes: tuple[str, ...],
+    prune: bool,
     max_destructive: int | None,
     override_blast_radius: bool,
     acknowledge_deprovision: bool,
@@ -184,7 +213,10 @@ def apply(
     if plan_file:
         the_plan = Plan.load(plan_file)
     else:
-        the_plan, _, _ = _plan(ctx, backends, scopes_of(scopes))
+        if prune and plan_file:
+            fail("--prune makes a new plan; a saved plan is applied exactly as reviewed")
+            sys.exit(1)
+        the_plan, _, _, _ = _plan(ctx, backends, scopes_of(scopes), prune=prune)
         render_text(the_plan, console, show_pii)
         if not the_plan.changes:
             return

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.core.redact import redact, redact_text
-from orchestrator.core.resources import Change
+from orchestrator.core.resources import Change, ResourceId
+from orchestrator.core.types import KEY_SEPARATOR
 from orchestrator.engine.apply import ApplyReport
 from orchestrator.engine.plan import Plan
 
@@ -86,11 +87,31 @@ def change_detail(change: Change, show_pii: bool = False) -> str:
     return text if show_pii else redact_text(text)
 
 
+def unmanaged_summary(plan: Plan) -> str:
+    """ "unmanaged (not in any policy): N setting(s): google ou_policy at /Labs (2), ..." or "" when none.
+
+    Grouped by backend, type and the first part of the key (the OU, the platform, the site): where they are.
+    """
+    if not plan.unmanaged:
+        return ""
+    where: Counter[str] = Counter()
+    for text in plan.unmanaged:
+        rid = ResourceId.parse(text)
+        where[f"{rid.backend} {rid.type} at {rid.key.split(KEY_SEPARATOR, 1)[0]}"] += 1
+    shown = ", ".join(f"{place} ({n})" for place, n in sorted(where.items()))
+    return (
+        f"unmanaged (not in any policy, left alone): {len(plan.unmanaged)} setting(s): {shown}. "
+        "Adopt them with a policy, or declare the scope managed (manage: prune: true) to remove them."
+    )
+
+
 def render_text(plan: Plan, console: Console, show_pii: bool = False) -> None:
     for note in plan.notes:
         console.print(f"[dim]note:[/] {note}")
     for held in plan.held:
         console.print(f"[yellow]held:[/] {held.change.id}: {held.detail or held.reason}", soft_wrap=True)
+    if plan.unmanaged:
+        console.print(f"[cyan]{unmanaged_summary(plan)}[/]", soft_wrap=True)
     if not plan.changes:
         console.print("[green]" + headline(plan) + "[/]")
         return
@@ -129,6 +150,8 @@ def render_markdown(plan: Plan, show_pii: bool = False) -> str:
         lines.append(f"> note: {note}")
     for held in plan.held:
         lines.append(f"> held: `{held.change.id}`: {held.detail or held.reason}")
+    if plan.unmanaged:
+        lines.append(f"> {unmanaged_summary(plan)}")
     if not plan.changes:
         return "\n".join(lines) + "\n"
     by_school: dict[str, Counter[str]] = defaultdict(Counter)

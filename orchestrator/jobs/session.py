@@ -24,6 +24,7 @@ from orchestrator.engine.apply import ApplyReport, Executor, GateOptions
 from orchestrator.engine.compile import compile_desired
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan, policy_commit
+from orchestrator.engine.prune import Pruning
 from orchestrator.engine.reconcile import make_plan
 from orchestrator.engine.settle import unsettled_lines
 from orchestrator.jobs.connect import Connections, open_backends
@@ -161,12 +162,19 @@ class Session:
 
     # ---- plan and apply ----------------------------------------------------------------------------
     def plan(
-        self, scopes: Sequence[str] = ("policy",), *, message: str = OBSERVING, override_caps: bool = False
+        self,
+        scopes: Sequence[str] = ("policy",),
+        *,
+        message: str = OBSERVING,
+        override_caps: bool = False,
+        prune: bool = False,
     ) -> Plan:
         """Compile, observe and diff for `scopes`, showing `message` through the status callback while observing.
 
         Every skipped backend stays visible: the plan's notes say how many desired resources it was not
-        checked for, and `unchecked` carries the counts.
+        checked for, and `unchecked` carries the counts. Settings no policy mentions are deleted only where
+        the config's `manage:` sections declare pruning, where this tool applied them, or with `prune`
+        (this run only); the others are listed in `plan.unmanaged`.
         """
         ws = self.workspace
         self.connections.unchecked = unchecked_resources(self.catalog, ws, self.connections.skipped, scopes)
@@ -188,6 +196,7 @@ class Session:
                 notes=notes,
                 policy_commit=policy_commit(ws.config.path(ws.config.policies)),
                 override_caps=override_caps,
+                pruning=Pruning(everything=prune, declared=self.catalog.declared_pruning(ws.config.sections)),
             )
 
     def apply(

@@ -23,6 +23,7 @@ from orchestrator.core.backend import Backend, Catalog
 from orchestrator.core.errors import OrchestratorError, StalePlanError
 from orchestrator.core.resources import Change, ChangeResult, Resource, digest
 from orchestrator.engine.caps import check_plan_caps
+from orchestrator.engine.gates import build_window_schedules, gate_destructive, journal_usage
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan, observed_digests, stale_resources
 from orchestrator.engine.reconcile import observe
@@ -202,8 +203,6 @@ class Executor:
     def _gate(self, changes: list[Change], report: ApplyReport, options: GateOptions) -> list[Change]:
         if not changes:
             return []
-        from orchestrator.engine.gates import build_window_schedules, gate_destructive, journal_usage
-
         if self.policies is None:
             raise OrchestratorError("destructive changes need the policies (maintenance windows) to be loaded")
         windows = build_window_schedules(self.policies, self.repo_root)

@@ -45,6 +45,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from orchestrator.sandbox.district import District, generate
+from orchestrator.sandbox.graph_directory import transitive_members
 from orchestrator.sandbox.graph_state import (
     BETA_ONLY_CONFIG_FIELDS,
     BETA_ONLY_DEVICE_FIELDS,
@@ -176,8 +177,6 @@ class GraphApi:
                     raise GraphProblem(404, "Request_ResourceNotFound", f"Resource '{parts[1]}' does not exist")
                 return Reply(200, group)
         if parts[:1] == ["groups"] and method == "GET" and len(parts) in (3, 4) and parts[2] == "transitiveMembers":
-            from orchestrator.sandbox.graph_directory import transitive_members
-
             cast = parts[3] if len(parts) == 4 else None
             return Reply(200, transitive_members(state, parts[1], cast, query, version, base_url))
         segment = parts[0] if parts else ""

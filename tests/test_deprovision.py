@@ -73,7 +73,7 @@ def test_policies_can_ask_for_deprovision_and_retire_and_compile_them_as_deprovi
     (intune,) = [r for r in compile_intune(policies, inventory) if r.id.type == "reimage"]
 
     assert google.id.key == "CB0000001|2026-audit-retire"
-    assert google.value == {"command": "DEPROVISION", "deprovisionReason": "RETIRING_DEVICE"}
+    assert google.value == {"command": "DEPROVISION", "deprovisionReason": "DEPROVISION_REASON_RETIRING_DEVICE"}
     assert intune.id.key == "PF0000009|2026-audit-retire"
     assert intune.value == {"action": "retire"}
     assert google.meta["method"] == intune.meta["method"] == "deprovision"
@@ -94,7 +94,7 @@ def test_the_plan_shows_deprovision_as_destructive_before_anything_runs(fleet: F
     assert all(c.destructive and c.meta["method"] == "deprovision" for c in changes.values())
     markdown = render_markdown(plan)
     assert "google/reimage/CB0000001|2026-audit-retire" in markdown
-    assert '{"command": "DEPROVISION", "deprovisionReason": "RETIRING_DEVICE"}' in markdown
+    assert '{"command": "DEPROVISION", "deprovisionReason": "DEPROVISION_REASON_RETIRING_DEVICE"}' in markdown
     assert '`intune/reimage/PF0000009|2026-audit-retire` **destructive** | (none) → {"action": "retire"}' in markdown
     out = io.StringIO()
     render_text(plan, Console(file=out, width=200, color_system=None))
@@ -144,7 +144,7 @@ def test_acknowledged_deprovision_in_an_open_window_retires_exactly_the_named_de
     deprovisioned = [d for d in fleet.google_emulator.state.devices.values() if d["status"] == "DEPROVISIONED"]
     assert [d["serialNumber"] for d in deprovisioned] == ["CB0000001"]
     response = fleet.journal_responses(report.run_id)["google/reimage/CB0000001|2026-audit-retire"]
-    assert response["action"] == "DEPROVISION" and response["deprovisionReason"] == "RETIRING_DEVICE"
+    assert response["action"] == "DEPROVISION" and response["deprovisionReason"] == "DEPROVISION_REASON_RETIRING_DEVICE"
     # Intune: retire, not wipe, for the PC.
     assert fleet.graph_emulator.calls["POST managedDevices/retire"] == 1
     assert fleet.intune_record("PF0000009")["managementState"] == "retirePending"

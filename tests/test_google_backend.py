@@ -383,7 +383,7 @@ def deprovision(serial: str, **meta) -> Change:
         ResourceId("google", "reimage", f"{serial}|retire-2026"),
         "action",
         None,
-        {"command": "DEPROVISION", "deprovisionReason": "RETIRING_DEVICE"},
+        {"command": "DEPROVISION", "deprovisionReason": "DEPROVISION_REASON_RETIRING_DEVICE"},
         destructive=True,
         meta=meta,
     )

@@ -351,10 +351,32 @@ class MaintenanceWindow(PolicyDoc):
         return self
 
 
+DEPROVISION_REASONS = ("retiring_device", "same_model_replacement", "different_model_replacement", "upgrade_transfer")
+"""The Directory API's deprovision reasons an administrator may choose (DEPROVISION_REASON_<upper case>)."""
+
+
+def _check_deprovision_reason(value: object) -> object:
+    """One of DEPROVISION_REASONS; any other value (e.g. upgrade_replacement: no such reason) lists them."""
+    if value not in DEPROVISION_REASONS:
+        raise ValueError(f"{value!r} is not a deprovision reason; use one of: {', '.join(DEPROVISION_REASONS)}")
+    return value
+
+
+DeprovisionReason = Annotated[
+    Literal["retiring_device", "same_model_replacement", "different_model_replacement", "upgrade_transfer"],
+    BeforeValidator(_check_deprovision_reason),
+]
+
+
 class ReimageGoogle(Strict):
-    """wipe_users / powerwash: an issueCommand; deprovision: batchChangeStatus DEPROVISION (RETIRING_DEVICE)."""
+    """wipe_users / powerwash: an issueCommand; deprovision: batchChangeStatus DEPROVISION with `reason`.
+
+    `reason` is sent as DEPROVISION_REASON_<REASON> (admin.directory_v1 BatchChangeChromeOsDeviceStatusRequest)
+    and only matters for deprovision.
+    """
 
     method: Literal["powerwash", "wipe_users", "deprovision"] = "wipe_users"
+    reason: DeprovisionReason = "retiring_device"
 
 
 class ReimageIntune(Strict):

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from orchestrator.sandbox import district as district_mod
 from orchestrator.sandbox.google_fields import parse_fields, select
-from orchestrator.sandbox.google_state import ApiError, GoogleState
+from orchestrator.sandbox.google_state import ApiError, GoogleState, deprovision_reasons
 from orchestrator.sandbox.httpbase import EmulatorServer, Fault, JsonHandler
 
 CUSTOMERS = ("my_customer", "C01k12dst")
@@ -196,6 +196,17 @@ class GoogleHandler(JsonHandler):
             if not ids or len(ids) > MAX_DEVICE_BATCH:
                 raise ApiError(400, f"deviceIds must hold 1 to {MAX_DEVICE_BATCH} ids.", "invalid")
             action = payload.get("changeChromeOsDeviceStatusAction", "")
+            reason = payload.get("deprovisionReason", "")
+            known, deprecated = deprovision_reasons()
+            if reason and reason not in known:
+                raise ApiError(
+                    400,
+                    f"Invalid value at 'deprovision_reason' "
+                    f"(type.googleapis.com/google.admin.directory.v1.DeprovisionReason), \"{reason}\"",
+                    "badRequest",
+                )
+            if reason in deprecated:  # assumed: the console no longer offers them (unverified, api-conformance.md)
+                raise ApiError(400, f"Deprecated deprovisionReason: {reason}", "invalid")
             results = [state.change_status(i, action, payload.get("deprovisionReason", "")) for i in ids]
             return 200, {"changeChromeOsDeviceStatusResults": results}
         if endpoint == "chromeosdevices.moveDevicesToOu":

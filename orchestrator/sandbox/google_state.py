@@ -12,12 +12,30 @@ inheritance with `sourceKey`/`addedSourceKey`, batchModify validation.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import json
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from googleapiclient.discovery_cache import get_static_doc
+
 from orchestrator.sandbox.district import District
+
+
+@functools.cache
+def deprovision_reasons() -> tuple[frozenset[str], frozenset[str]]:
+    """(every deprovisionReason enum name, the deprecated ones), from the bundled Directory discovery document.
+
+    The real API answers an enum name it does not know with 400 INVALID_ARGUMENT for the whole request (proto
+    JSON parsing: "Invalid value at 'deprovision_reason'"), before any device is touched.
+    """
+    schema = json.loads(get_static_doc("admin", "directory_v1") or "{}")["schemas"]
+    field_ = schema["BatchChangeChromeOsDeviceStatusRequest"]["properties"]["deprovisionReason"]
+    names = field_["enum"]
+    deprecated = [n for n, old in zip(names, field_.get("enumDeprecated", [False] * len(names)), strict=True) if old]
+    return frozenset(names), frozenset(deprecated)
 
 
 class ApiError(Exception):

@@ -6,7 +6,8 @@
     LostDevicePolicy                → device_status {serial} DISABLED (lost/stolen) / ACTIVE (found), and
                                       ou_policy /|chrome.devices.DisabledDeviceReturnInstructions
     Reimage (google section)        → reimage {serial}|{request} {"command": WIPE_USERS|REMOTE_POWERWASH}, or
-                                      {"command": "DEPROVISION", "deprovisionReason": "RETIRING_DEVICE"}
+                                      {"command": "DEPROVISION", "deprovisionReason":
+                                      "DEPROVISION_REASON_RETIRING_DEVICE"} (the policy's google.reason)
                                       for method deprovision (meta method "deprovision": the gate then
                                       requires --acknowledge-deprovision)
 
@@ -24,13 +25,13 @@ from orchestrator.backends.google.names import (
     ACTIVE,
     APP_INSTALL_TYPE,
     DEPROVISION,
+    DEPROVISION_REASON_NAMES,
     DISABLED,
     DISABLED_MESSAGE,
     DISABLED_TEXT,
     FORCE_SAFE_SEARCH,
     FORCE_YOUTUBE,
     REMOTE_POWERWASH,
-    RETIRING_DEVICE,
     SAFE_SEARCH,
     URL_ALLOWLIST,
     URL_BLOCKING,
@@ -46,7 +47,6 @@ from orchestrator.policy.models import AppPush, ChromeApp, LostDevicePolicy, Rei
 
 YOUTUBE = {"off": "OFF", "moderate": "MODERATE", "strict": "STRICT"}
 REIMAGE_COMMANDS = {"wipe_users": WIPE_USERS, "powerwash": REMOTE_POWERWASH, "deprovision": DEPROVISION}
-DEPROVISION_REASON = RETIRING_DEVICE
 LOST = ("lost", "stolen")
 
 
@@ -183,7 +183,7 @@ def _reimages(
         command = REIMAGE_COMMANDS[model.google.method]
         value: dict[str, str] = {"command": command}
         if command == DEPROVISION:
-            value["deprovisionReason"] = DEPROVISION_REASON
+            value["deprovisionReason"] = DEPROVISION_REASON_NAMES[model.google.reason]
         base_sources = [str(loaded.source_of("devices")), str(loaded.source_of("google", "method"))]
         sizes = inventory.school_sizes() if model.budget_per_school else None
         for device in inventory.devices:

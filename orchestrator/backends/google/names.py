@@ -31,5 +31,16 @@ WIPE_USERS = "WIPE_USERS"
 REMOTE_POWERWASH = "REMOTE_POWERWASH"
 COMMANDS = (WIPE_USERS, REMOTE_POWERWASH)
 DEPROVISION = "DEPROVISION"
-RETIRING_DEVICE = "RETIRING_DEVICE"
-DEPROVISION_REASONS = (RETIRING_DEVICE, "DIFFERENT_MODEL_REPLACEMENT", "UPGRADE_REPLACEMENT", "REPAIR_REPLACEMENT")
+# batchChangeStatus deprovisionReason: the full enum names of BatchChangeChromeOsDeviceStatusRequest in the bundled
+# discovery document (googleapiclient/discovery_cache/documents/admin.directory_v1.json). Only the reasons an
+# administrator may choose: the deprecated ones (…_UPGRADE, …_DOMAIN_MOVE, …_SERVICE_EXPIRATION, …_OTHER),
+# …_NOT_REQUIRED (set by Google when licenses return to the pool) and …_REPAIR_CENTER ("can only be set by
+# Repair Service Center during RMA") are left out. Keys are the policy language's `reimage.google.reason` values.
+DEPROVISION_REASON_NAMES = {
+    "retiring_device": "DEPROVISION_REASON_RETIRING_DEVICE",
+    "same_model_replacement": "DEPROVISION_REASON_SAME_MODEL_REPLACEMENT",
+    "different_model_replacement": "DEPROVISION_REASON_DIFFERENT_MODEL_REPLACEMENT",
+    "upgrade_transfer": "DEPROVISION_REASON_UPGRADE_TRANSFER",
+}
+RETIRING_DEVICE = DEPROVISION_REASON_NAMES["retiring_device"]
+DEPROVISION_REASONS = tuple(DEPROVISION_REASON_NAMES.values())

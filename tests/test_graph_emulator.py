@@ -78,7 +78,7 @@ def _device(emulator: GraphEmulator, *, os: str, supervised: bool | None = None)
 
 
 def test_enable_lost_mode_needs_beta_and_a_supervised_ipad(emulator: GraphEmulator, http: httpx.Client) -> None:
-    ipad = _device(emulator, os="iOS", supervised=True)
+    ipad = _device(emulator, os="iPadOS", supervised=True)
     body = {"message": "Return to school", "phoneNumber": "555", "footer": "PVSD"}
     refused = http.post(f"/v1.0/{DEVICES}/{ipad['id']}/enableLostMode", json=body)
     assert refused.status_code == 400
@@ -88,6 +88,15 @@ def test_enable_lost_mode_needs_beta_and_a_supervised_ipad(emulator: GraphEmulat
     assert ipad["lostModeState"] == "enabled"
     laptop = _device(emulator, os="Windows")
     assert http.post(f"/beta/{DEVICES}/{laptop['id']}/enableLostMode", json=body).status_code == 400
+
+
+def test_ipads_report_ipados_and_their_device_type_on_beta(emulator: GraphEmulator, http: httpx.Client) -> None:
+    ipad = _device(emulator, os="iPadOS")
+    beta = http.get(f"/beta/{DEVICES}/{ipad['id']}").json()
+    assert (beta["operatingSystem"], beta["deviceType"]) == ("iPadOS", "iPad")
+    v1 = http.get(f"/v1.0/{DEVICES}/{ipad['id']}").json()
+    assert v1["operatingSystem"] == "iPadOS" and "deviceType" not in v1
+    assert not any(r["operatingSystem"] == "iOS" and r["deviceType"] == "iPad" for r in emulator.state.devices.values())
 
 
 def test_actions_return_204_and_record_action_results(emulator: GraphEmulator, http: httpx.Client) -> None:

@@ -200,6 +200,30 @@ def test_lost_mode_on_supervised_ipad_and_remote_lock_otherwise(
     assert [a["actionName"] for a in state[laptop.intune_id]["deviceActionResults"]] == ["remoteLock"]
 
 
+@pytest.mark.parametrize(("os", "device_type"), [("iPadOS", "iPad"), ("iOS", "iPhone"), ("iPadOS", None)])
+def test_lost_mode_reaches_supervised_ipads_reporting_ipados_and_iphones(
+    emulator: GraphEmulator,
+    backend: IntuneBackend,
+    district: District,
+    tmp_path: Path,
+    os: str,
+    device_type: str | None,
+) -> None:
+    """iPads report operatingSystem "iPadOS" (iPhones "iOS"): both get Lost Mode, never a plain remote lock."""
+    ipad = pick(district, "ios", supervised=True)
+    record = emulator.state.devices[ipad.intune_id]
+    record["operatingSystem"] = os
+    if device_type is None:
+        record.pop("deviceType", None)
+    else:
+        record["deviceType"] = device_type
+    desired = policy_resources(tmp_path, inventory_with((ipad, "lost")), **{"lost.yaml": LOST_POLICY})
+    _, results = run_once(backend, desired)
+    assert [r.state for r in results] == ["succeeded"]
+    assert [a["actionName"] for a in record["deviceActionResults"]] == ["enableLostMode"]
+    assert emulator.state.lost_mode_bodies[ipad.intune_id]["footer"] == "Asset of PVSD"
+
+
 def test_found_device_gets_lost_mode_disabled(
     emulator: GraphEmulator, backend: IntuneBackend, district: District, tmp_path: Path
 ) -> None:

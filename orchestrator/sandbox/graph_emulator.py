@@ -8,7 +8,7 @@ Routes (under both /v1.0 and /beta; beta-only fields and actions are refused or 
   GET    deviceManagement/managedDevices            $select, $top (≤1000, default 100), $skiptoken, $filter
   GET    deviceManagement/managedDevices/{id}
   POST   deviceManagement/managedDevices/{id}/{remoteLock|wipe|retire|syncDevice|disableLostMode|...}  → 204
-  POST   beta deviceManagement/managedDevices/{id}/enableLostMode   (supervised corporate iOS only, else 400)
+  POST   beta deviceManagement/managedDevices/{id}/enableLostMode   (supervised corporate iOS/iPadOS only, else 400)
   GET    groups ($filter displayName eq '…'), groups/{id}
   GET    groups/{id}/transitiveMembers[/microsoft.graph.device]  paged, $top ≤ 999 (see graph_directory.py)
   GET    deviceAppManagement/mobileApps ($filter displayName eq '…'), mobileApps/{id}, …/{id}/assignments

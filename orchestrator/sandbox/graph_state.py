@@ -18,7 +18,7 @@ from typing import Any
 
 from orchestrator.sandbox.district import District, SeedDevice
 
-BETA_ONLY_DEVICE_FIELDS = ("lostModeState",)
+BETA_ONLY_DEVICE_FIELDS = ("lostModeState", "deviceType")  # not on the v1.0 managedDevice (msgraph-sdk 1.65)
 BETA_ONLY_CONFIG_FIELDS = ("contentFilterSettings",)
 DEVICE_ACTIONS = (
     "remoteLock",
@@ -61,7 +61,9 @@ def device_json(seed: SeedDevice) -> dict[str, Any]:
         "id": seed.intune_id or stable_id("device", serial),
         "deviceName": f"{'IPAD' if ios else 'PC'}-{serial}",
         "serialNumber": serial,
-        "operatingSystem": "iOS" if ios else "Windows",
+        # iPads report iPadOS, iPhones iOS (API-NOTES §6); deviceType per the beta managedDevice resource.
+        "operatingSystem": "iPadOS" if ios else "Windows",
+        "deviceType": "iPad" if ios else "desktop",
         "osVersion": "17.5.1" if ios else "10.0.22631.3880",
         "model": "iPad (9th generation)" if ios else "Surface Laptop SE",
         "manufacturer": "Apple" if ios else "Microsoft",
@@ -161,7 +163,7 @@ class GraphState:
         record = self.device(device_id)
         if action in ("enableLostMode", "disableLostMode"):
             if not (
-                record["operatingSystem"] == "iOS"
+                record["operatingSystem"] in ("iOS", "iPadOS")
                 and record["isSupervised"]
                 and record["managedDeviceOwnerType"] == "company"
             ):

@@ -2,7 +2,7 @@
 
 device_lock (serial,) {"lost": bool}: observed from the device list (beta, for lostModeState): lost = lost
 mode enabled or a remoteLock in deviceActionResults (pending, active or done); for a found device only lost
-mode counts (a remote lock has no remote undo). Applied as enableLostMode (supervised corporate iOS, policy
+mode counts (a remote lock has no remote undo). Applied as enableLostMode (supervised corporate iOS/iPadOS, policy
 lost_mode) or remoteLock, and disableLostMode for found devices, in $batch requests of ≤20.
 reimage (serial, request): journal-observed; `wipe` (or `retire`) in $batch, never re-sent after a timeout
 (reported "unknown"); `settle` asks Intune whether an unknown one ran.
@@ -26,9 +26,15 @@ from orchestrator.core.errors import AuthError, BackendError, OutcomeUnknown
 from orchestrator.core.resources import Change, ChangeResult, Resource, ResourceId
 
 DEVICE_FIELDS = (
-    "id,serialNumber,operatingSystem,isSupervised,managedDeviceOwnerType,lostModeState,"
+    "id,serialNumber,operatingSystem,deviceType,isSupervised,managedDeviceOwnerType,lostModeState,"
     "deviceActionResults,managementState"
 )
+# Lost Mode (beta enableLostMode) is for supervised corporate iOS/iPadOS devices. iPads report operatingSystem
+# "iPadOS", iPhones "iOS" (API-NOTES §6); the beta managedDevice's deviceType (iPhone, iPad, iPod, ...:
+# microsoft-graph-docs-contrib api-reference/beta/resources/intune-devices-manageddevice.md) names the device
+# kind whatever the OS string says. Either is enough; compared without case.
+APPLE_MOBILE_OS = ("ios", "ipados")
+APPLE_MOBILE_TYPES = ("iphone", "ipad", "ipod")
 INVENTORY_FIELDS = "id,serialNumber,operatingSystem,wiFiMacAddress,lastSyncDateTime"
 
 
@@ -36,6 +42,23 @@ def _serial(rid: ResourceId) -> str:
     """The serial of a device_lock or reimage key."""
     rtype = REIMAGE if rid.type == REIMAGE.name else DEVICE_LOCK
     return rtype.split(rid.key)["serial"]
+
+
+def is_apple_mobile(record: dict[str, Any]) -> bool:
+    """An iPhone, iPad or iPod: operatingSystem iOS or iPadOS, or deviceType iPhone/iPad/iPod."""
+    return (
+        str(record.get("operatingSystem") or "").lower() in APPLE_MOBILE_OS
+        or str(record.get("deviceType") or "").lower() in APPLE_MOBILE_TYPES
+    )
+
+
+def supervised_apple_mobile(record: dict[str, Any]) -> bool:
+    """Where Lost Mode works: a supervised, corporate-owned iOS/iPadOS device."""
+    return (
+        is_apple_mobile(record)
+        and bool(record.get("isSupervised"))
+        and (record.get("managedDeviceOwnerType") == "company")
+    )
 
 
 class Devices:
@@ -117,12 +140,7 @@ class Devices:
             if record.get("lostModeState") == "enabled":
                 return BatchItem(change.key, "POST", f"{base}/disableLostMode")
             return "nothing to undo: lost mode is off (a remote lock is released with the device passcode)"
-        supervised_ios = (
-            record.get("operatingSystem") == "iOS"
-            and record.get("isSupervised")
-            and record.get("managedDeviceOwnerType") == "company"
-        )
-        if meta.get("lost_mode", True) and supervised_ios:
+        if meta.get("lost_mode", True) and supervised_apple_mobile(record):
             body = {
                 "message": meta.get("message") or "This device is lost.",
                 "phoneNumber": meta.get("phone") or "",
@@ -131,7 +149,9 @@ class Devices:
             return BatchItem(change.key, "POST", f"{base}/enableLostMode", body)
         if meta.get("remote_lock", True):
             return BatchItem(change.key, "POST", f"{base}/remoteLock")
-        raise BackendError("the policy asks for lost mode only and this is not a supervised corporate iOS device")
+        raise BackendError(
+            "the policy asks for lost mode only and this is not a supervised corporate iOS/iPadOS device"
+        )
 
     def _wipe_item(self, change: Change) -> BatchItem:
         """`wipe` (keepEnrollmentData for an Autopilot reset) or, for {"action": "retire"}, `retire` (no body)."""

@@ -146,12 +146,12 @@ class GoogleHandler(JsonHandler):
                 raise ApiError(400, "Bad Request: invalid customer", "badRequest")
             payload = json.loads(body) if body else {}
             if fault is not None and not fault.after_effect:
-                self._fault(fault)
+                self._fault(fault, endpoint)
                 return
             with self.server.state_lock:
                 status, reply = self._handle(endpoint, match.groupdict(), query, payload)
             if fault is not None:
-                self._fault(fault)
+                self._fault(fault, endpoint)
                 return
             if "fields" in query and isinstance(reply, dict):
                 try:
@@ -166,7 +166,7 @@ class GoogleHandler(JsonHandler):
         except (ValueError, KeyError, TypeError) as exc:
             self._error(ApiError(400, f"Invalid request: {type(exc).__name__}", "badRequest"))
 
-    def _fault(self, fault: Fault) -> None:
+    def _fault(self, fault: Fault, endpoint: str) -> None:
         if fault.status == 0:  # a timeout: the client has given up; drop the connection without a reply
             self.close_connection = True
             return
@@ -176,7 +176,10 @@ class GoogleHandler(JsonHandler):
             "userRateLimitExceeded": "User Rate Limit Exceeded",
             "quotaExceeded": "Quota exceeded for quota metric 'Queries'",
         }.get(reason, "Backend Error")
-        body = ApiError(fault.status, message, reason).body()
+        # Error bodies as each API answers (unverified wording, api-conformance.md): the Directory API the legacy
+        # error.errors[].reason; the Chrome Policy API (AIP-193) error.status + details[] google.rpc.ErrorInfo.
+        style = fault.style or ("details" if endpoint.startswith("policies.") else "legacy")
+        body = ApiError(fault.status, message, reason).body(style=style)
         headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
         self.send_json(fault.status, body, headers)
 
@@ -202,7 +205,7 @@ class GoogleHandler(JsonHandler):
                 raise ApiError(
                     400,
                     f"Invalid value at 'deprovision_reason' "
-                    f"(type.googleapis.com/google.admin.directory.v1.DeprovisionReason), \"{reason}\"",
+                    f'(type.googleapis.com/google.admin.directory.v1.DeprovisionReason), "{reason}"',
                     "badRequest",
                 )
             if reason in deprecated:  # assumed: the console no longer offers them (unverified, api-conformance.md)

@@ -58,15 +58,30 @@ class ApiError(Exception):
         self.message = message
         self.reason = reason
 
-    def body(self, domain: str = "global") -> dict[str, Any]:
-        return {
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "errors": [{"reason": self.reason, "domain": domain, "message": self.message}],
-                "status": self.STATUS_NAMES.get(self.code, "UNKNOWN"),
-            }
-        }
+    # The google.rpc.ErrorInfo reason (google/api/error_reason.proto, domain googleapis.com) a legacy reason
+    # corresponds to in the newer error body.
+    ERROR_INFO_REASONS = {
+        "rateLimitExceeded": "RATE_LIMIT_EXCEEDED",
+        "userRateLimitExceeded": "RATE_LIMIT_EXCEEDED",
+        "quotaExceeded": "RATE_LIMIT_EXCEEDED",
+    }
+
+    def body(self, domain: str = "global", style: str = "legacy") -> dict[str, Any]:
+        """The error body: legacy `errors[]`, newer `details[]` (google.rpc.ErrorInfo), or both."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if style in ("legacy", "both"):
+            error["errors"] = [{"reason": self.reason, "domain": domain, "message": self.message}]
+        error["status"] = self.STATUS_NAMES.get(self.code, "UNKNOWN")
+        if style in ("details", "both"):
+            error["details"] = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": self.ERROR_INFO_REASONS.get(self.reason, self.reason.upper()),
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "admin.googleapis.com"},
+                }
+            ]
+        return {"error": error}
 
 
 # Schemas the emulator knows, with their fields and allowed enum values (None = any value of that type).

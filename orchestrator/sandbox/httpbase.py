@@ -27,6 +27,9 @@ class Fault:
     delay: float = 0.0
     endpoint: str | None = None  # only requests to this endpoint (None: any)
     after_effect: bool = False  # apply the request, then fail (the client sees an error, state changed)
+    # Google error body: "legacy" (error.errors[].reason), "details" (error.details[] google.rpc.ErrorInfo
+    # only, as newer Google APIs answer), "both"; "" = the emulator's default for that API.
+    style: str = ""
 
 
 @dataclass

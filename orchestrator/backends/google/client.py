@@ -14,6 +14,7 @@ this module.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -40,7 +41,12 @@ SCOPES = (
     "https://www.googleapis.com/auth/admin.directory.orgunit.readonly",
     "https://www.googleapis.com/auth/chrome.management.policy",
 )
-RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
+# Throttling reasons. Legacy bodies carry them in error.errors[].reason (Directory API limits page); newer bodies
+# (AIP-193) in error.details[] as a google.rpc.ErrorInfo whose reason for rate quotas is RATE_LIMIT_EXCEEDED
+# (googleapis/googleapis google/api/error_reason.proto). RESOURCE_QUOTA_EXCEEDED is a resource (not rate) quota:
+# waiting does not fix it, so it is not retried.
+RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "RATE_LIMIT_EXCEEDED"})
+ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
 POLICY_READS_PER_MINUTE_CAP = 1500  # Chrome Policy: 30 QPS per project; stay at 25 QPS
 
 
@@ -225,11 +231,28 @@ def _oauth_cause(exc: Exception) -> str:
     return next((code for code in _OAUTH_ERRORS if code in text), type(exc).__name__)
 
 
+def error_reasons(exc: HttpError) -> set[str]:
+    """Every reason a Google error body gives: legacy `error.errors[].reason` and `error.details[]` ErrorInfo.
+
+    Read from the body itself: googleapiclient's `error_details` keeps only the first of `details`/`errors`
+    it finds (`HttpError._get_reason`), so a body with both would hide the legacy reasons.
+    """
+    try:
+        error = json.loads(exc.content.decode("utf-8")).get("error")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        error = None
+    if not isinstance(error, dict):
+        details = exc.error_details if isinstance(exc.error_details, list) else []
+        return {str(d.get("reason")) for d in details if isinstance(d, dict) and d.get("reason")}
+    entries = [e for e in (error.get("errors") or []) if isinstance(e, dict)]
+    infos = [d for d in (error.get("details") or []) if isinstance(d, dict) and d.get("@type") == ERROR_INFO_TYPE]
+    return {str(e["reason"]) for e in [*entries, *infos] if e.get("reason")}
+
+
 def classify(endpoint: str, exc: HttpError, *, idempotent: bool, config: GoogleConfig | None = None) -> Exception:
     """Map an HttpError to TransientError (retry), OutcomeUnknown, AuthError or GoogleApiError."""
     status = int(exc.resp.status)
-    details = exc.error_details if isinstance(exc.error_details, list) else []
-    reasons = {d.get("reason", "") for d in details if isinstance(d, dict)}
+    reasons = error_reasons(exc)
     reason = next(iter(sorted(reasons)), "")
     message = str(exc.reason or "")[:200]
     retry_after = parse_retry_after(exc.resp.get("retry-after"))

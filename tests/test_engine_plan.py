@@ -127,8 +127,9 @@ def test_markdown_summarises_changes_per_school() -> None:
         for i in range(5)
     ]
     text = render_markdown(Plan(changes=changes, observed={}, backends=["google"], scopes=["lockdown"]))
-    assert "| jefferson-high | 0 | 3 | 0 | 0 |" in text
-    assert "| lincoln-elementary | 0 | 2 | 0 | 0 |" in text
+    # school, backend, settings, apps, device actions, destructive
+    assert "| jefferson-high | google | 0 | 0 | 3 | 0 |" in text
+    assert "| lincoln-elementary | google | 0 | 0 | 2 | 0 |" in text
 
 
 def test_journal_records_states_and_remembers_applied_values(tmp_path: Path) -> None:

@@ -30,7 +30,16 @@ FIXED_OUS = [
     "/Testing",
     "/Lost",
 ]
-GROUPS = ["All Student Devices", "Elementary iPads", "Secondary Windows Laptops", "Staff Devices", "Jefferson Lab PCs"]
+GROUPS = [
+    "All Student Devices",
+    "Elementary iPads",
+    "Secondary Windows Laptops",
+    "Staff Devices",
+    "Jefferson Lab PCs",
+    "All Staff",
+]
+# User groups (the rest are device groups): name → the device group whose devices' users are its members.
+USER_GROUPS = {"All Staff": "Staff Devices"}
 INTUNE_APPS = ["Microsoft Word", "Google Chrome", "Microsoft Teams", "Zoom Workplace", "Minecraft Education"]
 DOMAIN = "district.example"
 

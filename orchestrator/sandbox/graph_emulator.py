@@ -11,6 +11,7 @@ Routes (under both /v1.0 and /beta; beta-only fields and actions are refused or 
   POST   beta deviceManagement/managedDevices/{id}/enableLostMode   (supervised corporate iOS/iPadOS only, else 400)
   GET    groups ($filter displayName eq '…'), groups/{id}
   GET    groups/{id}/transitiveMembers[/microsoft.graph.device]  paged, $top ≤ 999 (see graph_directory.py)
+  GET    groups/{id}/members[/microsoft.graph.device|user|group]/$count  text/plain (ConsistencyLevel: eventual)
   GET    deviceAppManagement/mobileApps ($filter displayName eq '…'), mobileApps/{id}, …/{id}/assignments
   POST   deviceAppManagement/mobileApps/{id}/assign  {"mobileAppAssignments": [...]}  → 204 (replaces)
   GET|POST deviceManagement/deviceConfigurations ($expand=assignments); GET|PATCH|DELETE …/{id}
@@ -119,6 +120,8 @@ def endpoint_name(method: str, parts: list[str]) -> str:
         return f"{method} {base}"
     if len(rest) == 1:
         return f"{method} {base.rstrip('s')}"
+    if rest[-1] == "$count":
+        return f"{method} {base}/{rest[1]}/$count"
     return f"{method} {base}/{rest[1]}"
 
 
@@ -139,9 +142,19 @@ class GraphApi:
         self.state = state
 
     def handle(
-        self, method: str, version: str, parts: list[str], query: dict[str, str], body: Any, base_url: str
+        self,
+        method: str,
+        version: str,
+        parts: list[str],
+        query: dict[str, str],
+        body: Any,
+        base_url: str,
+        headers: dict[str, str] | None = None,
     ) -> Reply:
+        """One request; `headers` are the request headers with lower-case names."""
         try:
+            if parts[:1] == ["groups"] and parts[-1:] == ["$count"]:
+                return self._member_count(parts, headers or {})
             return self._route(method, version, parts, query, body, base_url)
         except GraphProblem as problem:
             return error_reply(problem.status, problem.code, problem.message)
@@ -181,6 +194,38 @@ class GraphApi:
             return Reply(200, transitive_members(state, parts[1], cast, query, version, base_url))
         segment = parts[0] if parts else ""
         raise GraphProblem(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
+
+    def _member_count(self, parts: list[str], headers: dict[str, str]) -> Reply:
+        """`GET groups/{id}/members[/microsoft.graph.{device|user|group}]/$count`: a text/plain number.
+
+        `$count` on directory objects is an advanced query: without `ConsistencyLevel: eventual` the service
+        answers 400 Request_UnsupportedQuery (https://learn.microsoft.com/graph/aad-advanced-queries).
+        """
+        if len(parts) not in (4, 5) or parts[2] != "members":
+            raise GraphProblem(400, "BadRequest", "Resource not found for the segment '$count'.")
+        if headers.get("consistencylevel", "").lower() != "eventual":
+            raise GraphProblem(
+                400,
+                "Request_UnsupportedQuery",
+                "Count is not currently supported: add the header ConsistencyLevel: eventual",
+            )
+        group_id = parts[1]
+        if group_id not in self.state.groups:
+            raise GraphProblem(404, "Request_ResourceNotFound", f"Resource '{group_id}' does not exist")
+        cast = parts[3] if len(parts) == 5 else None
+        if cast not in (None, "microsoft.graph.device", "microsoft.graph.group", "microsoft.graph.user"):
+            raise GraphProblem(400, "BadRequest", f"Resource not found for the segment '{cast}'.")
+        members = self.state.group_members.get(group_id, set())
+        devices = sum(1 for m in members if m in self.state.devices)
+        groups = sum(1 for m in members if m in self.state.groups)
+        users = len(self.state.group_users.get(group_id, set()))
+        count = {
+            None: devices + groups + users,
+            "microsoft.graph.device": devices,
+            "microsoft.graph.group": groups,
+            "microsoft.graph.user": users,
+        }[cast]
+        return Reply(200, str(count), {"Content-Type": "text/plain"})
 
     def _list_devices(self, version: str, query: dict[str, str], base_url: str) -> Reply:
         try:
@@ -327,7 +372,8 @@ class GraphHandler(JsonHandler):
             if parts == ["$batch"] and method == "POST":
                 reply = self.server.batch(version, body, base_url)
             else:
-                reply = self.server.api.handle(method, version, parts, query, body, base_url)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                reply = self.server.api.handle(method, version, parts, query, body, base_url, headers)
         if fault is not None and fault.status == RESET:
             self.close_connection = True  # acted, then dropped the connection without answering
             return
@@ -337,6 +383,9 @@ class GraphHandler(JsonHandler):
 
     def _send(self, reply: Reply) -> None:
         try:
+            if isinstance(reply.payload, str):  # $count: a bare number as text/plain
+                self.send_raw(reply.status, reply.payload.encode(), "text/plain")
+                return
             self.send_json(reply.status, reply.payload, reply.headers)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): nothing to tell
             self.close_connection = True

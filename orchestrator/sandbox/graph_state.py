@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.sandbox.district import District, SeedDevice
+from orchestrator.sandbox.district import USER_GROUPS, District, SeedDevice
 
 BETA_ONLY_DEVICE_FIELDS = ("lostModeState", "deviceType")  # not on the v1.0 managedDevice (msgraph-sdk 1.65)
 BETA_ONLY_CONFIG_FIELDS = ("contentFilterSettings",)
@@ -86,6 +86,7 @@ class GraphState:
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     group_members: dict[str, set[str]] = field(default_factory=dict)
+    group_users: dict[str, set[str]] = field(default_factory=dict)  # user members (user principal names)
     apps: dict[str, dict[str, Any]] = field(default_factory=dict)
     app_assignments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -110,6 +111,9 @@ class GraphState:
             for group in seed.groups:
                 if group in by_name:
                     state.group_members[by_name[group]].add(record["id"])
+            for user_group, device_group in USER_GROUPS.items():
+                if user_group in by_name and device_group in seed.groups and seed.device.annotatedUser:
+                    state.group_users.setdefault(by_name[user_group], set()).add(seed.device.annotatedUser)
         return state
 
     @classmethod

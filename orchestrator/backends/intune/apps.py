@@ -8,6 +8,7 @@ replaces the app's assignments as a whole.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.device_app_management.mobile_apps.item.assign.assign_post_request_body import (
@@ -20,11 +21,15 @@ from msgraph.generated.models.mobile_app_assignment import MobileAppAssignment
 
 from orchestrator.backends.intune.graph import GraphSession, odata_quote
 from orchestrator.backends.intune.group_names import GroupNames
+from orchestrator.backends.intune.groups import device_member_count
 from orchestrator.backends.intune.spec import APP_ASSIGNMENT
 from orchestrator.backends.pacing import TokenBucket
 from orchestrator.core.backend import SentCallback
 from orchestrator.core.errors import BackendError
 from orchestrator.core.resources import Change, ChangeResult, Resource
+
+log = logging.getLogger(__name__)
+AVAILABLE = "available"
 
 
 class Apps:
@@ -64,7 +69,35 @@ class Apps:
                 key=lambda e: (e["group"], e["intent"]),
             )
             observed.append(Resource(id=resource.id, value=value, meta={"id": app_id}))
+        await self._warn_available_to_devices(desired)
         return observed
+
+    async def _warn_available_to_devices(self, desired: list[Resource]) -> list[str]:
+        """Warn (once per app and group) when an `available` assignment targets a group holding devices.
+
+        Intune offers `available` apps to users in the Company Portal: the intent applies to user groups only
+        (Intune "Assign apps to groups"), so devices in the group get nothing. Returns the warnings.
+        """
+        warnings = []
+        counts: dict[str, int] = {}
+        for resource in desired:
+            app = APP_ASSIGNMENT.split(resource.id.key)["app"]
+            for entry in resource.value:
+                group_id = self.groups.ids.get(entry["group"])
+                if entry["intent"] != AVAILABLE or group_id is None:
+                    continue
+                if group_id not in counts:
+                    counts[group_id] = await device_member_count(self.session, group_id)
+                if counts[group_id]:
+                    where = resource.meta.get("group_sources", {}).get(entry["group"]) or ", ".join(resource.sources)
+                    warnings.append(
+                        f"{where}: Intune app {app!r} is assigned as available to {entry['group']!r}, which holds "
+                        f"{counts[group_id]} device(s): 'available' applies to user groups only, so those devices "
+                        "get nothing (assign it to a user group, or use intent: required)"
+                    )
+        for warning in warnings:
+            log.warning("%s", warning)
+        return warnings
 
     async def _named(self, name: str) -> list[str]:
         query = MobileAppsRequestBuilder.MobileAppsRequestBuilderGetQueryParameters(

@@ -66,6 +66,26 @@ async def transitive_device_ids(session: GraphSession, group_id: str) -> set[str
     return {str(m["deviceId"]) for m in members if m.get("deviceId")}
 
 
+async def device_member_count(session: GraphSession, group_id: str) -> int:
+    """How many devices are direct members of the group.
+
+    `GET /groups/{id}/members/microsoft.graph.device/$count` with `ConsistencyLevel: eventual` (List group
+    members: OData cast and `$count` are advanced queries, https://learn.microsoft.com/graph/aad-advanced-queries);
+    the answer is a bare number as text/plain.
+    """
+    url = session.url("v1.0", f"groups/{group_id}/members/microsoft.graph.device/$count")
+
+    async def send() -> int:
+        info = RequestInformation(Method.GET)
+        info.url = url
+        info.headers.try_add("Accept", "text/plain")
+        info.headers.try_add("ConsistencyLevel", "eventual")
+        raw = await session.adapter.send_primitive_async(info, "bytes", session.error_map)
+        return int((raw or b"0").decode().strip() or 0)
+
+    return await session.call("GET groups/members/$count", send)
+
+
 async def serials_by_entra_id(session: GraphSession) -> dict[str, set[str]]:
     """Entra deviceId → serial numbers of the Intune managed devices that carry it (bulk, paged)."""
     url = session.url(

@@ -244,6 +244,14 @@ def test_device_lost_on_a_console_and_the_network_is_locked_quarantined_and_rele
     released = outcomes(tenant.latest_report()[1])["released"]
     assert released == {(chromebook, "google"), (chromebook, "network")}
 
+    # Lost a second time (issue 10 item 1): locked and quarantined again, never "done by an earlier run".
+    tenant.mark("lost", chromebook)
+    again = tenant.lockdown()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert tenant.chrome_status(chromebook) == "DISABLED"
+    assert router.client_mac in router.nft_ruleset() and not router.client_can_ping_router()
+    assert outcomes(tenant.latest_report()[1])["quarantine"] == {(chromebook, "network")}
+
 
 @pytest.mark.services
 def test_cap_with_quarantine_progresses_night_by_night_without_releasing_earlier_devices(router_tenant) -> None:

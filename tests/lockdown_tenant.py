@@ -139,8 +139,9 @@ class Tenant:
 def outcomes(report: dict) -> dict[str, set[tuple[str, str]]]:
     """outcome → {(serial, backend)} from a lockdown JSON report."""
     out: dict[str, set[tuple[str, str]]] = collections.defaultdict(set)
-    for row in report["devices"]:
-        out[row["outcome"]].add((row["serial"], row["backend"]))
+    for device in report["devices"]:
+        for action in device["actions"]:
+            out[action["outcome"]].add((device["serial"], action["backend"]))
     return out
 
 

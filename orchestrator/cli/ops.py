@@ -7,6 +7,7 @@ import os
 import sys
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli.app import (
@@ -22,6 +23,7 @@ from orchestrator.cli.app import (
 from orchestrator.cli.render import render_text
 from orchestrator.cli.windows import parse_at, print_check, print_refresh, print_windows
 from orchestrator.core.errors import ConfigError, OrchestratorError
+from orchestrator.core.redact import redact_text
 from orchestrator.engine.plan import Plan
 from orchestrator.jobs.config import config_path, load_config
 from orchestrator.jobs.lockdown import REPORT_OUTCOMES, run_lockdown
@@ -52,14 +54,27 @@ def lockdown(
             on_plan=lambda plan: render_text(plan, console, show_pii),
             on_report=lambda report: print_applied(session, report, show_pii),
         )
-    table = Table(title="Lockdown by school", header_style="bold")
+    summary = outcome.summary
+    table = Table(title="Lockdown by school (devices)", header_style="bold")
     table.add_column("school")
     for name in REPORT_OUTCOMES:
         table.add_column(name, justify="right")
-    for school, counts in sorted(outcome.summary.per_school.items()):
+    for school, counts in sorted(summary.per_school.items()):
         table.add_row(school, *(str(counts[o]) for o in REPORT_OUTCOMES))
     console.print(table)
-    console.print(f"Report: {outcome.markdown_path} and {outcome.json_path}")
+    for entry in summary.devices:
+        if entry["outcome"] in ("failed", "not found", "held"):
+            said = "; ".join(f"{a['backend']}: {a['said']}" for a in entry["actions"])
+            shown = said if show_pii else redact_text(said)
+            console.print(
+                f"[red]{escape(entry['serial'])}[/] ({escape(entry['school'])}): {escape(shown)}", soft_wrap=True
+            )
+    console.print(
+        f"{sum(summary.totals.values())} device(s) acted on tonight; {len(summary.still_locked)} lost or stolen "
+        "device(s) still locked."
+    )
+    paths = [p for p in (outcome.markdown_path, outcome.json_path, outcome.csv_path) if p]
+    console.print("Report: " + ", ".join(str(p) for p in paths))
     if not outcome.ok:
         sys.exit(1)
 

@@ -8,24 +8,21 @@ counts the journal's quarantine history and holds devices missing from a console
 
 from __future__ import annotations
 
-import json
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from orchestrator.core.redact import redact_text
 from orchestrator.core.resources import Change
 from orchestrator.engine.apply import ApplyReport, GateOptions
 from orchestrator.engine.caps import NOT_FOUND, OVER_CAP, DeviceTypes, lockdown_cap, serials_of
 from orchestrator.engine.plan import Plan
-from orchestrator.inventory.devices import Device, Inventory
+from orchestrator.inventory.devices import Inventory
+from orchestrator.jobs.lockdown_report import REPORT_OUTCOMES, LockdownReport, build_report, write_report
 from orchestrator.jobs.session import Session
 
-REPORT_OUTCOMES = ("planned", "locked", "released", "quarantine", "already in place", "not found", "held", "failed")
+__all__ = ["REPORT_OUTCOMES", "LockdownOutcome", "LockdownReport", "LockdownSelection", "build_report", "run_lockdown"]
 
 
 @dataclass
@@ -61,122 +58,6 @@ def with_inventory_sources(selection: LockdownSelection, inventory: Inventory) -
                     change.sources = (*change.sources, where)
 
 
-def _outcome(change: Change, state: str, serial: str) -> str:
-    """The report's word for one device: only what this run did counts as locked, released or quarantined."""
-    if state in ("failed", "unknown"):
-        return "failed"
-    if state == "deferred":
-        return "held"
-    if state == "skipped":
-        return "already in place"  # someone (or an earlier run of this plan) did it: not counted as done now
-    after = change.after
-    if change.id.type == "mac_quarantine":
-        macs = {m for m, s in change.meta.get("serials", {}).items() if s == serial} or {serial}
-        return "quarantine" if macs & set(after or []) else "released"
-    locked = after == "DISABLED" or (isinstance(after, dict) and after.get("lost"))
-    return "locked" if locked else "released"
-
-
-def school_of(serial: str, inventory: dict[str, Device]) -> str:
-    device = inventory.get(serial)
-    return device.school or "unassigned" if device else "unknown"
-
-
-@dataclass
-class LockdownReport:
-    rows: list[dict[str, Any]]
-    totals: Counter[str]
-    per_school: dict[str, Counter[str]]
-
-    @property
-    def failed(self) -> bool:
-        return self.totals["failed"] > 0
-
-
-def build_report(selection: LockdownSelection, report: ApplyReport | None, inventory: Inventory) -> LockdownReport:
-    by_serial = inventory.by_serial()
-    rows: list[dict[str, Any]] = []
-    per_school: dict[str, Counter[str]] = defaultdict(Counter)
-    totals: Counter[str] = Counter()
-
-    def add(change: Change, outcome: str | None, detail: str, state: str = "") -> None:
-        for serial in sorted(serials_of(change, selection.device_types)) or ["-"]:
-            outcome_here = outcome or _outcome(change, state, serial)
-            school = school_of(serial, by_serial)
-            device = by_serial.get(serial)
-            rows.append(
-                {
-                    "school": school,
-                    "serial": serial,
-                    "asset": device.annotatedAssetId if device else "",
-                    "backend": change.id.backend,
-                    "outcome": outcome_here,
-                    "detail": redact_text(detail),
-                    "inventory": f"{inventory.file}:{device.line}" if device else "",
-                }
-            )
-            per_school[school][outcome_here] += 1
-            totals[outcome_here] += 1
-
-    for change in selection.plan.changes:
-        state = report.states.get(change.key, "planned") if report else "planned"
-        detail = report.details.get(change.key, "") if report else change.summary
-        add(change, None if report else "planned", detail, state)
-    for change in selection.not_found:
-        add(change, "not found", f"serial not found in {change.id.backend}")
-    for change in selection.over_cap:
-        add(change, "held", f"over max_per_run ({selection.cap}); next run")
-    return LockdownReport(rows=rows, totals=totals, per_school=dict(per_school))
-
-
-def write_report(lockdown: LockdownReport, folder: Path, stamp: str, run_id: str | None) -> tuple[Path, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    md = folder / f"lockdown-{stamp}.md"
-    js = folder / f"lockdown-{stamp}.json"
-    outcomes = list(REPORT_OUTCOMES[1:])
-    if lockdown.totals["planned"]:
-        outcomes.insert(0, "planned")
-    lines = [
-        f"# Lost-device lockdown {stamp}",
-        "",
-        f"Journal run: `{run_id or 'dry run'}`",
-        "",
-        "| school | " + " | ".join(outcomes) + " |",
-        "|---|" + "---:|" * len(outcomes),
-    ]
-    for school, counts in sorted(lockdown.per_school.items()):
-        lines.append(f"| {school} | " + " | ".join(str(counts[o]) for o in outcomes) + " |")
-    lines.append("| **total** | " + " | ".join(str(lockdown.totals[o]) for o in outcomes) + " |")
-    problems = [r for r in lockdown.rows if r["outcome"] in ("failed", "not found", "held")]
-    if problems:
-        lines += [
-            "",
-            "## Needs attention",
-            "",
-            "| school | serial | asset | backend | outcome | detail |",
-            "|---|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {r['school']} | {r['serial']} | {r['asset']} | {r['backend']} | {r['outcome']} | {r['detail']} |"
-            for r in problems
-        ]
-    md.write_text("\n".join(lines) + "\n")
-    js.write_text(
-        json.dumps(
-            {
-                "run": run_id,
-                "totals": dict(lockdown.totals),
-                "per_school": {k: dict(v) for k, v in lockdown.per_school.items()},
-                "devices": lockdown.rows,
-            },
-            indent=2,
-            sort_keys=True,
-        )
-        + "\n"
-    )
-    return md, js
-
-
 @dataclass
 class LockdownOutcome:
     """What one lockdown did: the (capped) plan and what it held back, the apply report (None on a dry run or
@@ -188,6 +69,7 @@ class LockdownOutcome:
     markdown_path: Path
     json_path: Path
     dry_run: bool
+    csv_path: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -214,7 +96,8 @@ def run_lockdown(
     on_report: Callable[[ApplyReport], None] | None = None,
 ) -> LockdownOutcome:
     """Plan the lockdown scope (capped by max_per_run unless `override_blast_radius`), trace every change to its
-    inventory row, apply it unless `dry_run`, and write the per-school report to the config's reports folder.
+    inventory row, apply it unless `dry_run`, and write the report (Markdown, JSON and CSV; per device, with
+    the still-locked ones) to the config's reports folder.
 
     `now` stamps the report (default: the time the run ends) and is the gates' clock when given. `on_plan` sees
     the capped plan before anything is sent, `on_report` the apply report as soon as it exists.
@@ -245,9 +128,9 @@ def run_lockdown(
         seconds["apply"] = time.perf_counter() - started
         if on_report is not None:
             on_report(report)
-    summary = build_report(selection, report, ws.inventory)
+    summary = build_report(selection, report, ws.inventory, session.journal)
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    md, js = write_report(
+    md, js, cs = write_report(
         summary,
         ws.config.path(ws.config.reports),
         stamp + ("-dry-run" if dry_run else ""),
@@ -259,6 +142,7 @@ def run_lockdown(
         summary=summary,
         markdown_path=md,
         json_path=js,
+        csv_path=cs,
         dry_run=dry_run,
         seconds=seconds,
     )

@@ -44,6 +44,8 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(DIR + r"/orgunits$"), "orgunits.list"),
     ("GET", re.compile(DIR + r"/orgunits/(?P<path>.+)$"), "orgunits.get"),
     ("POST", re.compile(POLICY + r":resolve$"), "policies.resolve"),
+    ("GET", re.compile(r"/v1/customers/(?P<customer>[^/]+)/policySchemas/(?P<schema>[^/]+)$"), "policySchemas.get"),
+    ("GET", re.compile(r"/v1/customers/(?P<customer>[^/]+)/policySchemas$"), "policySchemas.list"),
     ("POST", re.compile(POLICY + r"/orgunits:batchModify$"), "policies.orgunits.batchModify"),
     ("POST", re.compile(POLICY + r"/orgunits:batchInherit$"), "policies.orgunits.batchInherit"),
 ]
@@ -241,6 +243,11 @@ class GoogleHandler(JsonHandler):
         if endpoint == "orgunits.get":
             ou = state.ou_by_ref(unquote(params["path"]))
             return 200, ou.directory_json(state.ous)
+        if endpoint == "policySchemas.get":
+            return 200, state.policy_schema(params["customer"], unquote(params["schema"]))
+        if endpoint == "policySchemas.list":
+            schemas = [state.policy_schema(params["customer"], name) for name in sorted(state.schemas)]
+            return 200, {"policySchemas": schemas}
         if endpoint == "policies.resolve":
             return 200, self._resolve(state, payload)
         if endpoint == "policies.orgunits.batchModify":

@@ -171,6 +171,11 @@ class GoogleState:
     command_steps: int = 1  # how many states a command advances per commands.get
     version: int = 0  # bumped by every device mutation; keys the listing cache
     _list_cache: dict[tuple[Any, ...], list[dict[str, Any]]] = field(default_factory=dict)
+    # The schemas this tenant serves (policySchemas) and validates writes against; a test may respell an
+    # enum (e.g. with a prefix) to check that clients take enum names from the schema.
+    schemas: dict[str, dict[str, tuple[type, tuple[str, ...] | None]]] = field(
+        default_factory=lambda: {name: dict(fields) for name, fields in SCHEMAS.items()}
+    )
     _next_command: int = 1000
 
     # ---- construction -------------------------------------------------------------------------------
@@ -314,6 +319,28 @@ class GoogleState:
             raise ApiError(400, f"Invalid changeChromeOsDeviceStatusAction: {action}", "invalid")
         return {"deviceId": device_id, "response": {}}
 
+    def policy_schema(self, customer: str, schema: str) -> dict[str, Any]:
+        """policySchemas.get: the schema's fields, with `knownValueDescriptions` for enum fields.
+
+        Shape per the bundled chromepolicy discovery document (GoogleChromePolicyVersionsV1PolicySchema:
+        name, schemaName, fieldDescriptions[{field, knownValueDescriptions[{value, description}]}]); the
+        `definition` (a FileDescriptorProto) is left out.
+        """
+        if schema not in self.schemas:
+            raise ApiError(404, f"Requested entity was not found: {schema}", "notFound")
+        fields = []
+        for name, (kind, allowed) in self.schemas[schema].items():
+            entry: dict[str, Any] = {"field": name, "fieldDescription": f"{name} ({kind.__name__})"}
+            if allowed:
+                entry["knownValueDescriptions"] = [{"value": v, "description": v.title()} for v in allowed]
+            fields.append(entry)
+        return {
+            "name": f"customers/{customer}/policySchemas/{schema}",
+            "schemaName": schema,
+            "fieldDescriptions": fields,
+            "validTargetResources": ["ORG_UNIT"],
+        }
+
     def move_devices(self, device_ids: list[str], ou_ref: str) -> None:
         """Like the real call: unknown ids are silently ignored."""
         ou = self.ou_by_ref(ou_ref)
@@ -366,7 +393,7 @@ class GoogleState:
         """Resolved policies for `target`: nearest ancestor that sets each schema (per app for apps)."""
         chain = self.ancestors(target)
         target_key = {"targetResource": f"orgunits/{target.id}"}
-        schemas = sorted(s for s in SCHEMAS if schema_matches(pattern, s))
+        schemas = sorted(s for s in self.schemas if schema_matches(pattern, s))
         if not schemas:
             raise ApiError(400, f"Invalid policySchemaFilter: {pattern}", "invalid")
         out: list[dict[str, Any]] = []
@@ -419,7 +446,7 @@ class GoogleState:
         planned = []
         for ou, schema, app, raw in _validated_batch(self, requests, "policyValue"):
             value = raw.get("value") or {}
-            fields = SCHEMAS[schema]
+            fields = self.schemas[schema]
             mask = [m.strip() for m in (raw.get("_mask") or "").split(",") if m.strip()] or list(value)
             for name in mask:
                 if name not in fields:
@@ -517,8 +544,8 @@ def _validated_batch(state: GoogleState, requests: list[dict[str, Any]], what: s
         else:
             schema = request.get("policySchema", "")
             raw = {}
-        known = schema in SCHEMAS or (
-            what == "policySchema" and schema.endswith(".*") and any(schema_matches(schema, s) for s in SCHEMAS)
+        known = schema in state.schemas or (
+            what == "policySchema" and schema.endswith(".*") and any(schema_matches(schema, s) for s in state.schemas)
         )
         if not known:
             raise ApiError(400, f"Unknown policy schema: {schema}", "invalid")

@@ -41,9 +41,10 @@ from orchestrator.backends.google.policy import (
 )
 from orchestrator.backends.google.reimage import ChromeReimages
 from orchestrator.backends.google.results import Reporter
+from orchestrator.backends.google.schemas import ENUM_FIELDS, SchemaEnums, SchemaValueError
 from orchestrator.backends.pacing import CallCounter, RetryPolicy
 from orchestrator.core.backend import ResultCallback, SentCallback
-from orchestrator.core.errors import BackendError
+from orchestrator.core.errors import BackendError, PlanError
 from orchestrator.core.resources import Change, ChangeResult, Resource, ResourceId
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,14 @@ class GoogleBackend:
             self.devices, sleep=sleep, workers=workers, poll_interval=poll_interval, max_polls=max_polls
         )
         self._ous: dict[str, str] | None = None  # OU path → id (without "id:")
+        self.schemas = SchemaEnums(self._policy_schema)  # enum names, read once per schema per run
+
+    def _policy_schema(self, schema: str) -> dict[str, Any]:
+        """policySchemas.get (chromepolicy v1 `customers.policySchemas.get`, name customers/{c}/policySchemas/{s})."""
+        request = (
+            self.api.policy.customers().policySchemas().get(name=f"customers/{self._customer}/policySchemas/{schema}")
+        )
+        return self.api.call("policySchemas.get", request, self.api.policy_read_bucket)
 
     def close(self) -> None:
         self._ous = None
@@ -195,7 +204,25 @@ class GoogleBackend:
                 out += devices.result()
         return out
 
+    def _check_enum_values(self, desired: list[Resource]) -> None:
+        """Every desired enum value must exist in its schema (policySchemas): PlanError naming the policy otherwise."""
+        problems = []
+        for resource in desired:
+            schema = APP_INSTALL if resource.id.type == "ou_app" else split_key(resource.id.type, resource.id.key)[1]
+            if schema in ENUM_FIELDS and isinstance(resource.value, dict):
+                try:
+                    self.schemas.to_console(schema, resource.value)
+                except SchemaValueError as exc:
+                    problems.append(f"{', '.join(resource.sources) or resource.id}: {exc}")
+        if problems:
+            raise PlanError("Google: " + "\n".join(sorted(set(problems))))
+
+    def _canonical(self, key: tuple[str, str, str], value: dict[str, Any]) -> dict[str, Any]:
+        schema = APP_INSTALL if key[0] == "ou_app" else key[2]
+        return self.schemas.from_console(schema, value) if schema in ENUM_FIELDS else value
+
     def _observe_policies(self, desired: list[Resource]) -> list[Resource]:
+        self._check_enum_values(desired)
         ous = self.org_units(refresh=True)
         paths = {v: k for k, v in ous.items()}
         root = self.config.managed_root_ou
@@ -211,6 +238,7 @@ class GoogleBackend:
                 key, value = _entry_key(path, entry)
                 if key is None:
                     continue
+                value = self._canonical(key, value)
                 source = paths.get(entry.get("sourceKey", {}).get("targetResource", "").removeprefix("orgunits/"))
                 resolved[key] = (value, source)
                 if source == path:
@@ -276,8 +304,13 @@ class GoogleBackend:
             if ou not in ous:
                 reporter.report(change, "failed", f"org unit {ou} does not exist in the console")
             elif change.op in ("create", "update") and isinstance(change.after, dict):
+                try:  # enum names as the schema spells them (policySchemas), not as the compiler does
+                    after = self.schemas.to_console(APP_INSTALL if kind == "ou_app" else name, change.after)
+                except SchemaValueError as exc:
+                    reporter.report(change, "failed", str(exc))
+                    continue
                 writes[(ou, write_namespace(kind, name))].append(
-                    (change, modify_request(kind, ous[ou], name, change.after, change.before))
+                    (change, modify_request(kind, ous[ou], name, after, change.before))
                 )
             elif change.op == "delete":
                 inherits[(ou, write_namespace(kind, name))].append((change, inherit_request(kind, ous[ou], name)))

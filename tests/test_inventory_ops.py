@@ -4,9 +4,12 @@ against the Google and Graph emulators (in-process, dynamic ports)."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
+import re
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -167,6 +170,40 @@ def test_history_survives_reassignment_repair_and_loaner(small_repo: Path) -> No
     shown = cli(small_repo, "inventory", "history", "CB0000001")
     assert "repair" in shown.stdout and "loaner" in shown.stdout
     assert "@district.example" not in shown.stdout  # redacted unless --show-pii
+
+
+def test_inventory_set_and_export_never_print_a_student_unless_asked(small_repo: Path) -> None:
+    new = "student000777@district.example"
+    reassigned = cli(small_repo, "inventory", "set", "CB0000001", "--student", new)
+    assert reassigned.returncode == 0, reassigned.stdout + reassigned.stderr
+    assert "@district.example" not in reassigned.stdout and "assignedStudent <redacted:" in reassigned.stdout
+    back = cli(small_repo, "inventory", "set", "CB0000001", "--student", STUDENT, "--show-pii")
+    assert f"assignedStudent {new} → {STUDENT}" in back.stdout
+    exported = cli(small_repo, "inventory", "export")
+    assert "@district.example" not in exported.stdout and "<redacted:" in exported.stdout
+    assert STUDENT in cli(small_repo, "inventory", "export", "--show-pii").stdout
+    shown = cli(small_repo, "inventory", "history", "CB0000001", "--show-pii")
+    assert new in shown.stdout
+
+
+def test_redaction_tokens_are_keyed_per_district_stable_and_not_a_plain_hash(small_repo: Path, tmp_path: Path) -> None:
+    def token_of(config: Path) -> str:
+        shown = cli(config, "inventory", "history", "CB0000001")
+        assert shown.returncode == 0, shown.stderr
+        return re.findall(r"<redacted:[0-9a-f]+>", shown.stdout)[-1]
+
+    assert cli(small_repo, "inventory", "set", "CB0000001", "--student", "x@district.example").returncode == 0
+    first, again = token_of(small_repo), token_of(small_repo)
+    assert first == again  # stable within the district, run after run
+    key = small_repo.parent / "redaction.key"  # beside the journal, outside git
+    assert key.is_file() and stat.S_IMODE(key.stat().st_mode) == 0o600 and len(bytes.fromhex(key.read_text())) == 32
+    # a roster does not reverse it: the unkeyed hash of the email is not the token
+    for email in (STUDENT, "x@district.example"):
+        assert hashlib.sha256(email.encode()).hexdigest()[:8] not in first
+        assert hashlib.sha256(email.encode()).hexdigest()[:12] not in first
+    other = make_repo(tmp_path / "other-district", [Device(serialNumber="CB0000001", platform="chromeos")])
+    assert cli(other, "inventory", "set", "CB0000001", "--student", "x@district.example").returncode == 0
+    assert token_of(other) != first  # another district, another key
 
 
 # -- sync with the consoles -----------------------------------------------------------------------------------

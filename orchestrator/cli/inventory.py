@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import click
 from rich.table import Table
 
-from orchestrator.cli.app import console, handle_errors, workspace
-from orchestrator.core.redact import redact_text
+from orchestrator.cli.app import console, handle_errors, pii_option, workspace
+from orchestrator.core.redact import PII_KEYS, redact, redact_field, use_district_key
 from orchestrator.inventory.devices import COLUMNS, write_inventory_csv
 from orchestrator.inventory.edits import history_path, read_history
 from orchestrator.jobs.inventory import SYNC_BACKENDS, import_gam, set_device, sync_inventory
+from orchestrator.jobs.workspace import Workspace
+
+
+def district(ctx: click.Context) -> Workspace:
+    """The workspace, with redaction keyed by this district's key (beside the journal)."""
+    ws = workspace(ctx)
+    use_district_key(ws.journal_path.parent)
+    return ws
 
 
 @click.group()
@@ -35,7 +44,7 @@ def import_(ctx: click.Context, gam_file: str) -> None:
 
     Example: orchestrator inventory import --from-gam cros.csv  (from `gam print cros > cros.csv`)
     """
-    done = import_gam(workspace(ctx), gam_file)
+    done = import_gam(district(ctx), gam_file)
     console.print(
         f"{done.rows} GAM rows: {done.added} added, {done.updated} updated, {len(done.history)} history entries. "
         f"Wrote {done.path}."
@@ -45,18 +54,22 @@ def import_(ctx: click.Context, gam_file: str) -> None:
 @inventory.command("export")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="File to write (default: stdout).")
+@pii_option
 @click.pass_context
 @handle_errors
-def export(ctx: click.Context, fmt: str, out: str | None) -> None:
-    """Write the inventory as CSV or JSON.
+def export(ctx: click.Context, fmt: str, out: str | None, show_pii: bool) -> None:
+    """Write the inventory as CSV or JSON (students redacted unless --show-pii).
 
-    Example: orchestrator inventory export --format json --out devices.json
+    Example: orchestrator inventory export --format json --out devices.json --show-pii
     """
-    ws = workspace(ctx)
+    ws = district(ctx)
+    devices = ws.inventory.devices
+    if not show_pii:
+        devices = [replace(d, **{c: redact_field(c, getattr(d, c)) for c in COLUMNS if c in PII_KEYS}) for d in devices]
     if fmt == "csv":
-        text = write_inventory_csv(ws.inventory.devices)
+        text = write_inventory_csv(devices)
     else:
-        text = json.dumps([{c: getattr(d, c) for c in COLUMNS} for d in ws.inventory.devices], indent=2) + "\n"
+        text = json.dumps([{c: getattr(d, c) for c in COLUMNS} for d in devices], indent=2) + "\n"
     if out:
         Path(out).write_text(text)
         console.print(f"Wrote {len(ws.inventory.devices)} devices to {out}")
@@ -69,9 +82,12 @@ def export(ctx: click.Context, fmt: str, out: str | None) -> None:
 @click.option("--status", type=click.Choice(["active", "lost", "stolen", "found", "repair", "loaner", "retired"]))
 @click.option("--student", help="Assign to this student (email).")
 @click.option("--school", help="Move to this school.")
+@pii_option
 @click.pass_context
 @handle_errors
-def set_(ctx: click.Context, serial: str, status: str | None, student: str | None, school: str | None) -> None:
+def set_(
+    ctx: click.Context, serial: str, status: str | None, student: str | None, school: str | None, show_pii: bool
+) -> None:
     """Change one device by exact serial: report it lost, found, in repair, or reassign it. History is kept.
 
     Example: orchestrator inventory set CB0000011 --status lost
@@ -83,14 +99,18 @@ def set_(ctx: click.Context, serial: str, status: str | None, student: str | Non
     }
     if not changes:
         raise click.UsageError("nothing to change: give --status, --student or --school")
-    history = set_device(workspace(ctx), serial, changes)
-    described = ", ".join(f"{h.field} {h.old or '-'} → {h.new}" for h in history) or "no change"
-    console.print(f"{serial}: {described}")
+    history = set_device(district(ctx), serial, changes)
+
+    def shown(field: str, value: str) -> str:
+        return (value if show_pii else redact_field(field, value)) or "-"
+
+    described = ", ".join(f"{h.field} {shown(h.field, h.old)} → {shown(h.field, h.new)}" for h in history)
+    console.print(f"{serial}: {described or 'no change'}", markup=False, soft_wrap=True)
 
 
 @inventory.command("history")
 @click.argument("serial")
-@click.option("--show-pii", is_flag=True)
+@pii_option
 @click.pass_context
 @handle_errors
 def history(ctx: click.Context, serial: str, show_pii: bool) -> None:
@@ -98,13 +118,15 @@ def history(ctx: click.Context, serial: str, show_pii: bool) -> None:
 
     Example: orchestrator inventory history CB0000011
     """
-    ws = workspace(ctx)
+    ws = district(ctx)
     table = Table(title=f"History of {serial}", header_style="bold")
     for column in ("at", "field", "old", "new", "source", "actor"):
         table.add_column(column)
     for entry in read_history(history_path(ws.config.path(ws.config.inventory)), serial):
-        old, new = (entry.old, entry.new) if show_pii else (redact_text(entry.old), redact_text(entry.new))
-        table.add_row(entry.at, entry.field, old, new, entry.source, entry.actor)
+        shown = [entry.old, entry.new, entry.source, entry.actor]
+        if not show_pii:
+            shown = [redact_field(entry.field, entry.old), redact_field(entry.field, entry.new), *redact(shown[2:])]
+        table.add_row(entry.at, entry.field, *shown)
     console.print(table)
 
 
@@ -118,27 +140,39 @@ def history(ctx: click.Context, serial: str, show_pii: bool) -> None:
     help="Only these consoles (repeatable; default: every configured one).",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@pii_option
 @click.pass_context
 @handle_errors
-def sync_(ctx: click.Context, write: bool, backends: tuple[str, ...], fmt: str) -> None:
+def sync_(ctx: click.Context, write: bool, backends: tuple[str, ...], fmt: str, show_pii: bool) -> None:
     """Refresh deviceId/OU/status/MAC from Google and Intune (exact serials); list what does not line up.
 
     Without --write nothing changes. Last-seen times are shown, never stored (see orchestrator/inventory/sync.py).
 
     Example: orchestrator inventory sync --write
     """
-    synced = sync_inventory(workspace(ctx), backends=backends, write=write)
+    synced = sync_inventory(district(ctx), backends=backends, write=write)
     result, written = synced.result, synced.written
     if fmt == "json":
-        click.echo(json.dumps({**result.to_json(), "notes": synced.notes, "written": bool(written)}, indent=2))
+        data = {**result.to_json(), "notes": synced.notes, "written": bool(written)}
+        click.echo(json.dumps(data if show_pii else redact(data), indent=2))
         return
+
+    def shown(field: str, value: str) -> str:
+        return value if show_pii else redact_field(field, value)
+
     for note in synced.notes:
         console.print(f"[yellow]{note}[/yellow]")
     table = Table(title="Inventory fields the consoles report differently", header_style="bold")
     for column in ("serial", "field", "inventory", "console", "from"):
         table.add_column(column)
     for update in result.updates:
-        table.add_row(update.serial, update.field, update.old or "-", update.new, update.console)
+        table.add_row(
+            update.serial,
+            update.field,
+            shown(update.field, update.old) or "-",
+            shown(update.field, update.new),
+            update.console,
+        )
     console.print(table)
     for title, rows in (
         ("In a console, missing from the inventory", result.not_in_inventory),
@@ -150,7 +184,7 @@ def sync_(ctx: click.Context, write: bool, backends: tuple[str, ...], fmt: str) 
             for column in rows[0]:
                 listing.add_column(column)
             for row in rows:
-                listing.add_row(*row.values())
+                listing.add_row(*(shown(k, str(v)) for k, v in row.items()))
             console.print(listing)
     console.print(
         f"{len(result.updates)} field change(s) on {len({u.serial for u in result.updates})} device(s); "

@@ -8,6 +8,7 @@ are injectable so tests never wait for real.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -105,6 +106,16 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, TransientError)
 
 
+def _log_retry(retry_state: RetryCallState) -> None:
+    """before_sleep: one line per retry with its wait (INFO: shown with -v)."""
+    wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    extra = {"retry_wait": round(wait, 3), "attempt": retry_state.attempt_number}
+    logging.getLogger("orchestrator.retry").info(
+        "retry %d after %s: waiting %.2f s", retry_state.attempt_number, exc, wait, extra=extra
+    )
+
+
 def _give_up_quietly(retry_state: RetryCallState) -> None:
     """retry_error_callback of `rounds`: running out is not an error there (the caller reports what is left)."""
     return None
@@ -132,7 +143,8 @@ class RetryPolicy:
         return wait_retry_after(backoff, cap=self.max_retry_after)
 
     def _parts(self) -> dict[str, Any]:
-        return {"retry": retry_if_exception(_transient), "stop": stop_after_attempt(self.attempts), "wait": self.wait}
+        parts = {"retry": retry_if_exception(_transient), "stop": stop_after_attempt(self.attempts), "wait": self.wait}
+        return {**parts, "before_sleep": _log_retry}
 
     def retrying(self, *, sleep: Callable[[float], None] = time.sleep) -> Retrying:
         """A tenacity `Retrying` with this policy; the last TransientError is re-raised when attempts run out."""

@@ -20,6 +20,7 @@ from orchestrator.cli.app import (
     with_gate_options,
     workspace,
 )
+from orchestrator.cli.logs import trace_journal
 from orchestrator.cli.render import render_text
 from orchestrator.cli.windows import parse_at, print_check, print_refresh, print_windows
 from orchestrator.core.errors import ConfigError, OrchestratorError
@@ -48,6 +49,7 @@ def lockdown(
     """
     with open_session(ctx, backends) as session:
         use_district_key(session.workspace.journal_path.parent)
+        trace_journal(session.journal, getattr(session.workspace.config, "tenant", None))
         outcome = run_lockdown(
             session,
             dry_run=dry_run,

@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.backends.endpoints import is_loopback
 from orchestrator.core.errors import ConfigError
-from orchestrator.jobs.config import load_config
+from orchestrator.jobs.config import environment_of, load_config
 from orchestrator.jobs.connect import open_backends
 
 
@@ -124,3 +124,15 @@ def test_a_backend_named_explicitly_must_be_configured(tmp_path: Path, monkeypat
     config = load_config(write(tmp_path, "google:\n  directory_endpoint: http://127.0.0.1:9/\n"))
     with pytest.raises(ConfigError, match="intune: not configured"):
         open_backends(config, ["google", "intune"], required=True)
+
+
+def test_tenant_is_not_a_setting_and_an_environment_file_is_read_beside_the_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown setting.*tenant"):
+        load_config(write(tmp_path, "tenant: north\n"))
+    (tmp_path / "district.env").write_text("# district secrets\nexport A_SECRET='one'\nB_KEY=/keys/b.json\n\n")
+    config = load_config(write(tmp_path, "environment_file: district.env\n"))
+    assert config.tenant is None
+    assert environment_of(config) == {"A_SECRET": "one", "B_KEY": "/keys/b.json"}
+    (tmp_path / "district.env").write_text("not a pair\n")
+    with pytest.raises(ConfigError, match=r"district.env:1: expected KEY=value"):
+        environment_of(config)

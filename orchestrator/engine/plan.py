@@ -52,6 +52,9 @@ class Plan:
     nonce: str = field(default_factory=lambda: uuid.uuid4().hex)
     """Makes every plan's id unique: resume is scoped to a plan id, and two plans made from the same state at
     different times (a device lost, found and lost again) must never share one."""
+    tenant: str | None = None
+    """The district (tenants/<name>/) the plan was made for; None in a one-district repository. Part of the
+    plan id when set, so a plan file edited to name another district is refused as edited."""
 
     @property
     def fingerprint(self) -> str:
@@ -59,7 +62,8 @@ class Plan:
 
     @property
     def plan_id(self) -> str:
-        return digest([self.fingerprint, [c.key for c in self.changes], self.created_at, self.nonce])
+        parts = [self.fingerprint, [c.key for c in self.changes], self.created_at, self.nonce]
+        return digest(parts if self.tenant is None else [*parts, self.tenant])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +80,7 @@ class Plan:
             "changes": [c.to_json() for c in self.changes],
             "held": [h.to_json() for h in self.held],
             "unmanaged": self.unmanaged,
+            **({"tenant": self.tenant} if self.tenant is not None else {}),
         }
 
     @classmethod
@@ -96,6 +101,7 @@ class Plan:
             nonce=str(raw["nonce"]),
             held=[HeldChange.from_json(h) for h in raw.get("held", [])],
             unmanaged=list(raw.get("unmanaged", [])),
+            tenant=raw.get("tenant"),
         )
         if raw.get("plan_id") not in (None, plan.plan_id):
             raise OrchestratorError("plan file was edited after it was made (its id does not match its content)")

@@ -19,6 +19,8 @@ from orchestrator.core.errors import ConfigError
 from orchestrator.policy.grammar import TimeZoneName
 
 DEFAULT_CONFIG = "orchestrator.yaml"
+TENANTS_DIR = "tenants"
+"""A repository of several districts holds each one's config as tenants/<name>/orchestrator.yaml."""
 
 
 class _Section(BaseModel):
@@ -31,9 +33,13 @@ class Config(_Section):
     policies: str = "policies/"
     inventory: str = "inventory/devices.csv"
     reports: str = ".orchestrator/reports"
+    environment_file: str | None = None
+    """KEY=value file with this district's credential variables; read only by this district's runs."""
     base_dir: Path = Field(default=Path("."), exclude=True)
     sections: dict[str, Any] = Field(default_factory=dict, exclude=True)
     """backend name → its validated config section (only the backends the file configures)."""
+    tenant: str | None = Field(default=None, exclude=True)
+    """The district's name when the file is tenants/<name>/orchestrator.yaml; None in a one-district repository."""
 
     def path(self, relative: str) -> Path:
         p = Path(relative)
@@ -47,6 +53,49 @@ class Config(_Section):
 def config_path(path: str | Path | None = None) -> Path:
     """The config file a command uses: `--config`, else $ORCHESTRATOR_CONFIG, else ./orchestrator.yaml."""
     return Path(path or os.environ.get("ORCHESTRATOR_CONFIG") or DEFAULT_CONFIG)
+
+
+def tenant_configs(root: str | Path = ".") -> dict[str, Path]:
+    """name → config file of every district under `root`/tenants/ (empty in a one-district repository)."""
+    folder = Path(root) / TENANTS_DIR
+    if not folder.is_dir():
+        return {}
+    return {p.parent.name: p for p in sorted(folder.glob(f"*/{DEFAULT_CONFIG}")) if p.is_file()}
+
+
+def tenant_of(cfg_path: Path) -> str | None:
+    """The tenant a config file belongs to: its folder's name when that folder is inside tenants/."""
+    folder = cfg_path.resolve().parent
+    return folder.name if folder.parent.name == TENANTS_DIR else None
+
+
+def read_environment_file(path: Path) -> dict[str, str]:
+    """KEY=value lines (blank lines and # comments skipped; `export ` and matching quotes allowed)."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read environment file: {exc.strerror or exc}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(f"{path}:{number}: expected KEY=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def environment_of(config: Config) -> dict[str, str]:
+    """The variables the config's `environment_file` sets (empty without one)."""
+    if not config.environment_file:
+        return {}
+    return read_environment_file(config.path(config.environment_file))
 
 
 def load_config(path: str | Path | None = None, catalog: Catalog = CATALOG) -> Config:
@@ -63,6 +112,12 @@ def load_config(path: str | Path | None = None, catalog: Catalog = CATALOG) -> C
             how = "named by $ORCHESTRATOR_CONFIG"
         else:
             how = "the default in the current directory"
+            tenants = tenant_configs()
+            if tenants:
+                raise ConfigError(
+                    f"{cfg_path.resolve()}: not found; this repository holds several districts under "
+                    f"{TENANTS_DIR}/ ({', '.join(tenants)}): choose with --tenant NAME (repeatable) or --all-tenants"
+                )
         raise ConfigError(
             f"{cfg_path.resolve()}: config file not found ({how}); run from the repository that holds "
             f"{DEFAULT_CONFIG}, or pass --config PATH or set ORCHESTRATOR_CONFIG"
@@ -75,8 +130,9 @@ def load_config(path: str | Path | None = None, catalog: Catalog = CATALOG) -> C
         raise ConfigError(f"{cfg_path}: must be a mapping of settings")
     _refuse_inline_secrets(cfg_path, raw)
     general = {k: v for k, v in raw.items() if k not in catalog.specs}
-    allowed = sorted(set(Config.model_fields) - {"base_dir", "sections"}) + list(catalog.names())
-    unknown = sorted(str(k) for k in general if k not in Config.model_fields or k in ("base_dir", "sections"))
+    internal = ("base_dir", "sections", "tenant")
+    allowed = sorted(set(Config.model_fields) - set(internal)) + list(catalog.names())
+    unknown = sorted(str(k) for k in general if k not in Config.model_fields or k in internal)
     if unknown:
         raise ConfigError(f"{cfg_path}: unknown setting(s) {', '.join(unknown)} (allowed: {', '.join(allowed)})")
     lines: list[str] = []
@@ -89,7 +145,9 @@ def load_config(path: str | Path | None = None, catalog: Catalog = CATALOG) -> C
         except ValidationError as exc:
             lines += [f"{cfg_path}: {name}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
     try:
-        config = Config.model_validate({**general, "base_dir": cfg_path.resolve().parent})
+        config = Config.model_validate(
+            {**general, "base_dir": cfg_path.resolve().parent, "tenant": tenant_of(cfg_path)}
+        )
     except ValidationError as exc:
         lines += [f"{cfg_path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
     if lines:

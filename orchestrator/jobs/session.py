@@ -12,6 +12,7 @@ the consoles are observed; rich's `console.status` fits) and `progress` (one `Ap
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from types import TracebackType
 
 from orchestrator.backends.registry import CATALOG
 from orchestrator.core.backend import Catalog
+from orchestrator.core.errors import OrchestratorError
 from orchestrator.core.resources import Change
 from orchestrator.engine.apply import ApplyReport, Executor, GateOptions
 from orchestrator.engine.compile import compile_desired
@@ -27,7 +29,9 @@ from orchestrator.engine.plan import Plan, policy_commit
 from orchestrator.engine.prune import Pruning
 from orchestrator.engine.reconcile import make_plan
 from orchestrator.engine.settle import unsettled_lines
+from orchestrator.jobs.config import environment_of
 from orchestrator.jobs.connect import Connections, open_backends
+from orchestrator.jobs.tenants import record_summary
 from orchestrator.jobs.workspace import Workspace, open_workspace
 
 SCOPES = ("policy", "lockdown", "maintenance")
@@ -115,6 +119,9 @@ class Session:
         listed in the plan's notes (never silently). `journal` overrides the config's journal path.
         """
         ws = open_workspace(config, journal=journal)
+        # The district's own environment_file (credential variables); what the environment already sets wins.
+        for key, value in environment_of(ws.config).items():
+            os.environ.setdefault(key, value)
         connections = open_backends(ws.config, list(backends) or None, required=bool(backends), catalog=catalog)
         try:
             opened = Journal(ws.journal_path)
@@ -186,7 +193,7 @@ class Session:
                     "(configure it, or limit the run with --backend)"
                 )
         with self.status(message):
-            return make_plan(
+            made = make_plan(
                 catalog=self.catalog,
                 policies=ws.policies,
                 inventory=ws.inventory,
@@ -198,6 +205,9 @@ class Session:
                 override_caps=override_caps,
                 pruning=Pruning(everything=prune, declared=self.catalog.declared_pruning(ws.config.sections)),
             )
+        made.tenant = ws.config.tenant
+        record_summary(changes=len(made.changes), drift=bool(made.changes), failures=0)
+        return made
 
     def apply(
         self,
@@ -213,6 +223,13 @@ class Session:
         `progress` (default: the session's) gets an `ApplyStep` when the apply starts, one per change, and one
         when it ends.
         """
+        tenant = self.workspace.config.tenant
+        if plan.tenant != tenant:
+            made_for = f"district {plan.tenant!r}" if plan.tenant else "a one-district repository"
+            here = f"district {tenant!r}" if tenant else "a one-district repository"
+            raise OrchestratorError(
+                f"this plan was made for {made_for} and cannot be applied to {here}; make the plan again for it"
+            )
         report_step = progress or self.progress or (lambda step: None)
         total = len(plan.changes)
         done = 0
@@ -232,6 +249,10 @@ class Session:
             progress=on_change,
         )
         try:
-            return executor.apply(plan, kind=kind, gates=gates or GateOptions(), check_stale=check_stale)
+            report = executor.apply(plan, kind=kind, gates=gates or GateOptions(), check_stale=check_stale)
+            counts = report.counts()
+            failed = counts.get("failed", 0) + counts.get("unknown", 0)
+            record_summary(changes=len(plan.changes), failures=failed, drift=bool(failed))
+            return report
         finally:
             report_step(ApplyStep(None, "finished", done, total))

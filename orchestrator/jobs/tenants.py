@@ -178,14 +178,17 @@ class TenantRun:
     @property
     def error(self) -> str:
         """The district's first error line (what the table shows beside a failure)."""
-        for line in self.stderr.splitlines():
-            if line.startswith("error:") or "problem(s) found" in line:
+        lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
+        counted = next((line for line in lines if line.endswith("problem(s) found.")), None)
+        if counted and lines[0] != counted:  # policy problems: the first one, and how many there are
+            return f"{lines[0]} ({counted.removesuffix(' found.')})"
+        for line in lines:
+            if line.startswith("error:"):
                 return line.removeprefix("error:").strip()
         for line in self.stderr.splitlines():
             if line.startswith("Error:"):  # click's usage errors
                 return line.removeprefix("Error:").strip()
-        lines = [line for line in self.stderr.splitlines() if line.strip()]
-        return lines[-1].strip() if lines and self.code not in (0, 2) else ""
+        return lines[-1] if lines and self.code not in (0, 2) else ""
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -1,5 +1,13 @@
 """Load policy files into validated models, keeping file:line for every document and field.
 
+Shared baselines (issue 15): a document holding only `include: [baselines/elementary-filter.yaml, ...]` adds
+the documents of those files (or folders), found beside the including file or in the nearest folder above it
+that has them (the repository root, for `tenants/<name>/policies/`). Precedence, documented in
+docs/policies.md: a district's own document with the same kind and name as a baseline document overrides the
+baseline's fields it names (whole top-level fields; the others stay the baseline's, with the baseline's
+file:line); any other document setting what a baseline sets on the same target is a conflict reported with
+both file:lines.
+
 Every problem in a run is collected (syntax, schema, cross-references, conflicts) and raised once as a
 PolicyError, so a person fixes everything in one pass. Bad input never crashes or hangs: files are size-
 limited, YAML is read within limits (yamlnodes), and every diagnostic is tidied to one printable line.
@@ -59,6 +67,20 @@ class LoadedPolicy:
 
 
 @dataclass
+class OverlaidPolicy(LoadedPolicy):
+    """A baseline document with a district's overrides: fields the district names come from its document
+    (`doc`), the others from the baseline's (`base`), each with its own file:line."""
+
+    base: YamlDocument | None = None
+    overridden: frozenset[str] = frozenset()
+
+    def source_of(self, *path: str | int) -> Source:
+        if self.base is not None and path and path[0] not in self.overridden:
+            return Source(self.base.file, self.base.line_of(path))
+        return Source(self.doc.file, self.doc.line_of(path))
+
+
+@dataclass
 class PolicySet:
     root: str
     policies: list[LoadedPolicy] = field(default_factory=list)
@@ -93,20 +115,115 @@ def load_policies(root: str | Path, *, display_root: Path | None = None) -> Poli
     if not root.exists():
         raise PolicyError([Diagnostic(str(root), 0, "", "policy directory does not exist", "a folder of .yaml files")])
     base = display_root or Path.cwd()
+    own: list[YamlDocument] = []
+    included: list[YamlDocument] = []
+    seen: set[Path] = set()
     for path in policy_files(root):
-        shown = _display(path, base)
-        text = _read(path, shown, problems)
-        if text is None:
+        for doc in _documents(path, base, problems):
+            if _is_include(doc):
+                for target in _includes(doc, path, problems):
+                    for file in policy_files(target):
+                        if file.resolve() not in seen:
+                            seen.add(file.resolve())
+                            included += _baseline_documents(file, base, problems)
+            else:
+                own.append(doc)
+    baselines: dict[tuple[str, str], LoadedPolicy] = {}
+    for doc in included:
+        model = _validate(doc, problems)
+        if model is not None:
+            baselines.setdefault((model.kind, model.name), LoadedPolicy(model, doc))
+            if baselines[(model.kind, model.name)].doc is not doc:
+                result.policies.append(LoadedPolicy(model, doc))  # a duplicate: check_references names both
+    overlays: list[LoadedPolicy] = []
+    for doc in own:
+        data = doc.data
+        key = (data.get("kind"), data.get("name")) if isinstance(data, dict) else None
+        if key in baselines:
+            overlaid = _overlay(baselines.pop(key), doc, problems)  # type: ignore[arg-type]
+            if overlaid is not None:
+                overlays.append(overlaid)
             continue
-        for doc in read_documents(shown, text, problems):
-            model = _validate(doc, problems)
-            if model is not None:
-                result.policies.append(LoadedPolicy(model, doc))
+        model = _validate(doc, problems)
+        if model is not None:
+            overlays.append(LoadedPolicy(model, doc))
+    # Baseline documents first: a district's document that sets the same thing is the one reported.
+    result.policies = [*baselines.values(), *result.policies, *overlays]
     problems += check_references(result)
     problems += check_conflicts(result)
     if problems:
         raise PolicyError([tidy(p) for p in problems])
     return result
+
+
+def _documents(path: Path, base: Path, problems: list[Diagnostic]) -> list[YamlDocument]:
+    shown = _display(path, base)
+    text = _read(path, shown, problems)
+    return [] if text is None else list(read_documents(shown, text, problems))
+
+
+def _is_include(doc: YamlDocument) -> bool:
+    return isinstance(doc.data, dict) and "include" in doc.data and "kind" not in doc.data
+
+
+def _includes(doc: YamlDocument, path: Path, problems: list[Diagnostic]) -> list[Path]:
+    """The files or folders an `include:` document names, each found beside `path` or in the nearest folder
+    above it that has it; each problem is a diagnostic at its line."""
+    data = doc.data
+    extra = sorted(str(k) for k in data if k != "include")
+    if extra:
+        problems.append(
+            Diagnostic(doc.file, doc.line, extra[0], "an include document holds only `include:`", "include: [...]")
+        )
+    names = data["include"]
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        problems.append(
+            Diagnostic(doc.file, doc.line_of(("include",)), "include", "must be a list of paths", "[baselines/x.yaml]")
+        )
+        return []
+    found: list[Path] = []
+    for i, name in enumerate(names):
+        candidates = [Path(name)] if Path(name).is_absolute() else [d / name for d in path.resolve().parents]
+        target = next((c for c in candidates if c.exists()), None)
+        if target is None:
+            problems.append(
+                Diagnostic(
+                    doc.file,
+                    doc.line_of(("include", i)),
+                    f"include[{i}]",
+                    f"{_short(name)} not found beside this file or in any folder above it",
+                    "a baselines/ file or folder",
+                )
+            )
+        else:
+            found.append(target)
+    return found
+
+
+def _baseline_documents(path: Path, base: Path, problems: list[Diagnostic]) -> list[YamlDocument]:
+    docs = _documents(path, base, problems)
+    for doc in docs:
+        if _is_include(doc):
+            problems.append(
+                Diagnostic(doc.file, doc.line, "include", "a baseline cannot include others", "policy documents")
+            )
+    return [d for d in docs if not _is_include(d)]
+
+
+def _overlay(baseline: LoadedPolicy, doc: YamlDocument, problems: list[Diagnostic]) -> LoadedPolicy | None:
+    """The baseline document with the fields `doc` names replaced (whole top-level fields)."""
+    overridden = frozenset(str(k) for k in doc.data if k not in ("kind", "name"))
+    merged = YamlDocument(
+        file=doc.file,
+        line=doc.line,
+        data={**baseline.doc.data, **doc.data},
+        lines=doc.lines,
+        refused=doc.refused,
+    )
+    model = _validate(merged, problems)
+    if model is None:
+        return None
+    return OverlaidPolicy(model, merged, base=baseline.doc, overridden=overridden)
 
 
 def _read(path: Path, shown: str, problems: list[Diagnostic]) -> str | None:

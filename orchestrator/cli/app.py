@@ -6,8 +6,10 @@ Exit codes: 0 ok, 1 error, 2 drift, 130 interrupted. The commands live in `recon
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -24,6 +26,15 @@ from orchestrator.cli.logs import setup_logging
 from orchestrator.cli.render import render_report
 from orchestrator.core.errors import OrchestratorError, PolicyError
 from orchestrator.engine.apply import ApplyReport
+from orchestrator.jobs.config import load_config
+from orchestrator.jobs.schedule import (
+    DEFAULT_TENANT_ENV_FILE,
+    TENANT_KINDS,
+    TenantJob,
+    credential_vars,
+    emit_tenants,
+    installed_command,
+)
 from orchestrator.jobs.session import SCOPES, ApplyStep, Session
 from orchestrator.jobs.tenants import COMMANDS as TENANT_COMMANDS
 from orchestrator.jobs.tenants import TenantRun, discover, run_tenants, select, worst_exit
@@ -164,6 +175,8 @@ def fan_out(ctx: click.Context, chosen: dict[str, Any]) -> None:
     """Run the command once per chosen district (jobs.tenants), show each one's output, then one table; exit
     with the worst district's code. Presentation only."""
     command = ctx.invoked_subcommand
+    if command == "schedule":
+        schedule_tenants(ctx, chosen)
     try:
         if command not in TENANT_COMMANDS:
             raise OrchestratorError(
@@ -191,6 +204,59 @@ def fan_out(ctx: click.Context, chosen: dict[str, Any]) -> None:
     runs = run_tenants(tenants, args, known=known, parallel=chosen["parallel"], on_done=finished)
     render_tenant_runs(runs, fmt)
     sys.exit(worst_exit(runs))
+
+
+@click.command("schedule", add_help_option=False)
+@click.option("--emit", "kind", type=click.Choice(list(TENANT_KINDS)), required=True)
+@click.option("--workdir", default=None)
+@click.option("--executable", default=None)
+@click.option("--env-file", default=None)
+@click.option("--no-env-file", is_flag=True)
+@click.option("--user", "user", default=None)
+@click.option("--on-failure", default=None)
+@click.option("--mail-to", default=None)
+@click.option("--image", default="k12-orchestrator:latest")
+def _schedule_options(**options: Any) -> dict[str, Any]:
+    """`schedule`'s options with --tenant/--all-tenants: kubernetes too, and an env file per district."""
+    return options
+
+
+def schedule_tenants(ctx: click.Context, chosen: dict[str, Any]) -> None:
+    """`schedule --emit KIND --all-tenants`: entries for every chosen district, each in its own time zone."""
+    args = list(chosen["args"])
+    try:
+        args = args[args.index("schedule") + 1 :]
+        with _schedule_options.make_context("schedule", args, parent=ctx) as sub:
+            options = _schedule_options.invoke(sub)
+        known = discover()
+        jobs = []
+        for tenant in select(known, chosen["names"], chosen["all"]):
+            config = load_config(tenant.config_path)
+            jobs.append(
+                TenantJob(
+                    tenant.name, str(tenant.config_path.resolve()), config.timezone, tuple(credential_vars(config))
+                )
+            )
+        env_file = options["env_file"] or DEFAULT_TENANT_ENV_FILE
+        text = emit_tenants(
+            options["kind"],
+            jobs,
+            workdir=os.path.abspath(options["workdir"] or "."),
+            python=options["executable"] or installed_command(),
+            env_file=None if options["no_env_file"] else os.path.abspath(env_file),
+            user=options["user"] or getpass.getuser(),
+            on_failure=options["on_failure"],
+            mail_to=options["mail_to"],
+            image=options["image"],
+        )
+    except click.ClickException as exc:
+        fail(escape(exc.format_message()))
+        sys.exit(1)
+    except (OrchestratorError, ValueError) as exc:
+        fail(escape(f"schedule: {exc}"))
+        sys.exit(1)
+    click.echo(text, nl=False)
+    sys.exit(0)
 
 
 def _cell(value: Any) -> str:

@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.jobs.schedule import TenantJob, emit_tenants
+from orchestrator.jobs.schedule_tenants import TenantJob, emit_tenants
 
 TENANTS = [
     TenantJob("north", "/srv/fleet/tenants/north/orchestrator.yaml", "America/Chicago", ("NORTH_AZURE_SECRET",)),

@@ -1,12 +1,6 @@
 """Load policy files into validated models, keeping file:line for every document and field.
 
-Shared baselines (issue 15): a document holding only `include: [baselines/elementary-filter.yaml, ...]` adds
-the documents of those files (or folders), found beside the including file or in the nearest folder above it
-that has them (the repository root, for `tenants/<name>/policies/`). Precedence, documented in
-docs/policies.md: a district's own document with the same kind and name as a baseline document overrides the
-baseline's fields it names (whole top-level fields; the others stay the baseline's, with the baseline's
-file:line); any other document setting what a baseline sets on the same target is a conflict reported with
-both file:lines.
+Shared baselines (`include:` documents, per-district overrides): see `baselines`.
 
 Every problem in a run is collected (syntax, schema, cross-references, conflicts) and raised once as a
 PolicyError, so a person fixes everything in one pass. Bad input never crashes or hangs: files are size-
@@ -26,6 +20,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.core.errors import Diagnostic, PolicyError
+from orchestrator.policy.baselines import baseline_documents, is_include, merge, overlay
 from orchestrator.policy.models import (
     KINDS,
     AppPush,
@@ -116,39 +111,25 @@ def load_policies(root: str | Path, *, display_root: Path | None = None) -> Poli
         raise PolicyError([Diagnostic(str(root), 0, "", "policy directory does not exist", "a folder of .yaml files")])
     base = display_root or Path.cwd()
     own: list[YamlDocument] = []
-    included: list[YamlDocument] = []
-    seen: set[Path] = set()
+    includes: list[tuple[YamlDocument, Path]] = []
     for path in policy_files(root):
         for doc in _documents(path, base, problems):
-            if _is_include(doc):
-                for target in _includes(doc, path, problems):
-                    for file in policy_files(target):
-                        if file.resolve() not in seen:
-                            seen.add(file.resolve())
-                            included += _baseline_documents(file, base, problems)
+            if is_include(doc):
+                includes.append((doc, path))
             else:
                 own.append(doc)
-    baselines: dict[tuple[str, str], LoadedPolicy] = {}
-    for doc in included:
+    included = baseline_documents(includes, lambda p: _documents(p, base, problems), policy_files, problems)
+
+    def loaded(doc: YamlDocument) -> LoadedPolicy | None:
         model = _validate(doc, problems)
-        if model is not None:
-            baselines.setdefault((model.kind, model.name), LoadedPolicy(model, doc))
-            if baselines[(model.kind, model.name)].doc is not doc:
-                result.policies.append(LoadedPolicy(model, doc))  # a duplicate: check_references names both
-    overlays: list[LoadedPolicy] = []
-    for doc in own:
-        data = doc.data
-        key = (data.get("kind"), data.get("name")) if isinstance(data, dict) else None
-        if key in baselines:
-            overlaid = _overlay(baselines.pop(key), doc, problems)  # type: ignore[arg-type]
-            if overlaid is not None:
-                overlays.append(overlaid)
-            continue
-        model = _validate(doc, problems)
-        if model is not None:
-            overlays.append(LoadedPolicy(model, doc))
-    # Baseline documents first: a district's document that sets the same thing is the one reported.
-    result.policies = [*baselines.values(), *result.policies, *overlays]
+        return None if model is None else LoadedPolicy(model, doc)
+
+    def overlaid(baseline: LoadedPolicy, doc: YamlDocument) -> LoadedPolicy | None:
+        merged, fields = overlay(baseline.doc, doc)
+        model = _validate(merged, problems)
+        return None if model is None else OverlaidPolicy(model, merged, base=baseline.doc, overridden=fields)
+
+    result.policies = merge(included, own, loaded, overlaid)
     problems += check_references(result)
     problems += check_conflicts(result)
     if problems:
@@ -160,70 +141,6 @@ def _documents(path: Path, base: Path, problems: list[Diagnostic]) -> list[YamlD
     shown = _display(path, base)
     text = _read(path, shown, problems)
     return [] if text is None else list(read_documents(shown, text, problems))
-
-
-def _is_include(doc: YamlDocument) -> bool:
-    return isinstance(doc.data, dict) and "include" in doc.data and "kind" not in doc.data
-
-
-def _includes(doc: YamlDocument, path: Path, problems: list[Diagnostic]) -> list[Path]:
-    """The files or folders an `include:` document names, each found beside `path` or in the nearest folder
-    above it that has it; each problem is a diagnostic at its line."""
-    data = doc.data
-    extra = sorted(str(k) for k in data if k != "include")
-    if extra:
-        problems.append(
-            Diagnostic(doc.file, doc.line, extra[0], "an include document holds only `include:`", "include: [...]")
-        )
-    names = data["include"]
-    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        problems.append(
-            Diagnostic(doc.file, doc.line_of(("include",)), "include", "must be a list of paths", "[baselines/x.yaml]")
-        )
-        return []
-    found: list[Path] = []
-    for i, name in enumerate(names):
-        candidates = [Path(name)] if Path(name).is_absolute() else [d / name for d in path.resolve().parents]
-        target = next((c for c in candidates if c.exists()), None)
-        if target is None:
-            problems.append(
-                Diagnostic(
-                    doc.file,
-                    doc.line_of(("include", i)),
-                    f"include[{i}]",
-                    f"{_short(name)} not found beside this file or in any folder above it",
-                    "a baselines/ file or folder",
-                )
-            )
-        else:
-            found.append(target)
-    return found
-
-
-def _baseline_documents(path: Path, base: Path, problems: list[Diagnostic]) -> list[YamlDocument]:
-    docs = _documents(path, base, problems)
-    for doc in docs:
-        if _is_include(doc):
-            problems.append(
-                Diagnostic(doc.file, doc.line, "include", "a baseline cannot include others", "policy documents")
-            )
-    return [d for d in docs if not _is_include(d)]
-
-
-def _overlay(baseline: LoadedPolicy, doc: YamlDocument, problems: list[Diagnostic]) -> LoadedPolicy | None:
-    """The baseline document with the fields `doc` names replaced (whole top-level fields)."""
-    overridden = frozenset(str(k) for k in doc.data if k not in ("kind", "name"))
-    merged = YamlDocument(
-        file=doc.file,
-        line=doc.line,
-        data={**baseline.doc.data, **doc.data},
-        lines=doc.lines,
-        refused=doc.refused,
-    )
-    model = _validate(merged, problems)
-    if model is None:
-        return None
-    return OverlaidPolicy(model, merged, base=baseline.doc, overridden=overridden)
 
 
 def _read(path: Path, shown: str, problems: list[Diagnostic]) -> str | None:

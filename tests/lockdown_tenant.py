@@ -28,6 +28,7 @@ GRAPH_WRITES = (
     "POST managedDevices/remoteLock",
     "POST managedDevices/enableLostMode",
     "POST managedDevices/disableLostMode",
+    "PATCH devices",
 )
 
 POLICY = """\
@@ -41,6 +42,7 @@ google:
 intune:
   action: remote_lock
   lost_mode: true
+  windows: disable_device
 network:
   quarantine: {quarantine}
   sites:
@@ -119,7 +121,12 @@ class Tenant:
         return next(d for d in self.graph.state.devices.values() if d["serialNumber"] == serial)
 
     def remote_locked(self, serial: str) -> bool:
-        return any(r["actionName"] == "remoteLock" for r in self.intune_record(serial)["deviceActionResults"])
+        """Locked the way Intune can: a remote lock on iOS/iPadOS; on Windows, where remote lock is not supported,
+        the Entra ID device object disabled (LostDevicePolicy intune.windows: disable_device)."""
+        record = self.intune_record(serial)
+        if record["operatingSystem"] == "Windows":
+            return record["azureADDeviceId"] in self.graph.state.entra_disabled
+        return any(r["actionName"] == "remoteLock" for r in record["deviceActionResults"])
 
     def state_changing_calls(self) -> dict[str, int]:
         calls = {k: self.google.calls[k] for k in GOOGLE_WRITES} | {k: self.graph.calls[k] for k in GRAPH_WRITES}

@@ -101,13 +101,15 @@ def test_ipads_report_ipados_and_their_device_type_on_beta(emulator: GraphEmulat
 
 def test_actions_return_204_and_record_action_results(emulator: GraphEmulator, http: httpx.Client) -> None:
     laptop = _device(emulator, os="Windows")
+    assert http.post(f"/v1.0/{DEVICES}/{laptop['id']}/remoteLock").status_code == 400  # not on Windows
+    laptop = _device(emulator, os="iPadOS", supervised=False)
     assert http.post(f"/v1.0/{DEVICES}/{laptop['id']}/remoteLock").status_code == 204
     wipe = {"keepEnrollmentData": True, "keepUserData": False}
     assert http.post(f"/v1.0/{DEVICES}/{laptop['id']}/wipe", json=wipe).status_code == 204
     got = http.get(f"/v1.0/{DEVICES}/{laptop['id']}").json()
     assert [r["actionName"] for r in got["deviceActionResults"]] == ["remoteLock", "wipe"]
     assert got["deviceActionResults"][0]["actionState"] == "pending"
-    assert emulator.calls["POST managedDevices/remoteLock"] == 1
+    assert emulator.calls["POST managedDevices/remoteLock"] == 2
 
 
 def test_batch_over_20_requests_is_refused(http: httpx.Client) -> None:
@@ -119,7 +121,7 @@ def test_batch_over_20_requests_is_refused(http: httpx.Client) -> None:
 def test_batch_write_without_body_or_content_type_fails_whole_batch(
     emulator: GraphEmulator, http: httpx.Client
 ) -> None:
-    laptop = _device(emulator, os="Windows")
+    laptop = _device(emulator, os="iPadOS", supervised=False)
     bodyless = {"id": "1", "method": "POST", "url": f"/{DEVICES}/{laptop['id']}/remoteLock"}
     reply = http.post("/v1.0/$batch", json={"requests": [bodyless]})
     assert reply.status_code == 400

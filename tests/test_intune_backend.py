@@ -150,7 +150,7 @@ def test_observe_reads_every_device_in_pages_of_1000(tmp_path: Path, sleeps: Sle
 def test_unsupported_filter_is_ignored_but_serials_match_exactly(
     emulator: GraphEmulator, backend: IntuneBackend, district: District, tmp_path: Path
 ) -> None:
-    laptop = pick(district, "windows")
+    laptop = pick(district, "ios", supervised=False)  # remote-locked (no remote lock on Windows)
     lookalike = dict(emulator.state.devices[laptop.intune_id], id="lookalike", serialNumber=laptop.device.serial + "1")
     emulator.state.devices["lookalike"] = lookalike
     session = backend.session
@@ -172,10 +172,10 @@ def test_unsupported_filter_is_ignored_but_serials_match_exactly(
 def test_lost_mode_on_supervised_ipad_and_remote_lock_otherwise(
     emulator: GraphEmulator, backend: IntuneBackend, district: District, tmp_path: Path
 ) -> None:
-    ipad, old_ipad, laptop = (
+    ipad, old_ipad, laptop = (  # "laptop": a second unsupervised iPad (Windows gets no remote lock)
         pick(district, "ios", supervised=True),
         pick(district, "ios", supervised=False),
-        pick(district, "windows"),
+        pick(district, "ios", supervised=False, skip=1),
     )
     inventory = inventory_with((ipad, "lost"), (old_ipad, "stolen"), (laptop, "lost"))
     desired = policy_resources(tmp_path, inventory, **{"lost.yaml": LOST_POLICY})
@@ -240,7 +240,7 @@ def test_found_device_gets_lost_mode_disabled(
 def test_batch_inner_429_is_resent_only_for_that_item(
     emulator: GraphEmulator, backend: IntuneBackend, district: District, sleeps: Sleeps, tmp_path: Path
 ) -> None:
-    laptops = [pick(district, "windows", skip=i) for i in range(3)]
+    laptops = [pick(district, "ios", supervised=False, skip=i) for i in range(3)]  # remote-locked iPads
     desired = policy_resources(tmp_path, inventory_with(*[(s, "lost") for s in laptops]), **{"lost.yaml": LOST_POLICY})
     emulator.faults.queue.append(Fault(429, retry_after=4, endpoint="POST managedDevices/remoteLock"))
     _, results = run_once(backend, desired)
@@ -253,7 +253,7 @@ def test_batch_inner_429_is_resent_only_for_that_item(
 def test_batch_inner_503_is_resent_for_a_lock_but_never_for_a_wipe(
     emulator: GraphEmulator, backend: IntuneBackend, district: District, sleeps: Sleeps, tmp_path: Path
 ) -> None:
-    laptops = [pick(district, "windows", skip=i) for i in range(2)]
+    laptops = [pick(district, "ios", supervised=False, skip=i) for i in range(2)]  # remote-locked iPads
     desired = policy_resources(tmp_path, inventory_with(*[(s, "lost") for s in laptops]), **{"lost.yaml": LOST_POLICY})
     emulator.faults.queue.append(Fault(503, retry_after=2, endpoint="POST managedDevices/remoteLock"))
     _, results = run_once(backend, desired)

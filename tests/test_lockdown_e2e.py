@@ -33,7 +33,8 @@ def test_lost_devices_are_locked_on_every_console_and_a_second_run_changes_nothi
     shown = tenant.graph.state.lost_mode_bodies[tenant.intune_record(ipad)["id"]]
     assert "Prairie Valley" in shown["message"] and shown["phoneNumber"] == "+1 555 0100 200"
     assert tenant.google.calls["chromeosdevices.batchChangeStatus"] == 1  # three ids, one call
-    assert tenant.graph.calls["POST $batch"] == 1  # remoteLock + enableLostMode in one $batch
+    assert tenant.graph.calls["POST $batch"] == 1  # Entra disable (Windows) + enableLostMode in one $batch
+    assert tenant.graph.calls["POST managedDevices/remoteLock"] == 0  # never on Windows
     markdown, report = tenant.latest_report()
     assert outcomes(report)["locked"] == {
         *((s, "google") for s in chromebooks),
@@ -71,10 +72,11 @@ def test_found_devices_are_reenabled_and_lost_mode_is_turned_off(tenant: Tenant)
     assert tenant.chrome_status(chromebook) == "ACTIVE"
     assert tenant.intune_record(ipad)["lostModeState"] == "disabled"
     assert tenant.graph.calls["POST managedDevices/disableLostMode"] == 1
-    # A remote lock has no remote undo (the passcode releases it): nothing is sent for the laptop.
+    # The laptop's Entra ID device object, disabled while lost, is enabled again (no remote lock on Windows).
     assert tenant.graph.calls["POST managedDevices/remoteLock"] == 0
+    assert tenant.graph.calls["PATCH devices"] == 1 and not tenant.remote_locked(laptop)
     report = tenant.latest_report()[1]
-    assert outcomes(report)["released"] == {(chromebook, "google"), (ipad, "intune")}
+    assert outcomes(report)["released"] == {(chromebook, "google"), (ipad, "intune"), (laptop, "intune")}
 
     tenant.reset_counts()
     assert tenant.lockdown().returncode == 0
@@ -113,12 +115,12 @@ def test_failure_part_way_is_reported_and_the_next_run_finishes_only_the_rest(te
     # The first batchChangeStatus call fails every attempt (HTTP 500, Retry-After keeps it quick) ...
     for _ in range(6):
         tenant.google.faults.queue.append(Fault(500, retry_after=0.01, endpoint="chromeosdevices.batchChangeStatus"))
-    # ... one device in a later batch is refused on its own, and one Windows remoteLock is refused inside $batch
-    # (a 403 is final; an inner 5xx on a lock would be re-sent).
+    # ... one device in a later batch is refused on its own, and one Windows Entra disable is refused inside
+    # $batch (a 403 is final; an inner 5xx on a lock would be re-sent).
     by_serial = {d["serialNumber"]: d["deviceId"] for d in tenant.google.state.devices.values()}
     refused = chromebooks[75]
     tenant.google.state.device_faults[by_serial[refused]] = [{"code": 3, "message": "Invalid device state."}]
-    tenant.graph.faults.queue.append(Fault(403, endpoint="POST managedDevices/remoteLock"))
+    tenant.graph.faults.queue.append(Fault(403, endpoint="PATCH devices"))
 
     first = tenant.lockdown()
     assert first.returncode != 0
@@ -127,7 +129,7 @@ def test_failure_part_way_is_reported_and_the_next_run_finishes_only_the_rest(te
     failed = {serial for serial, _ in outcomes(report)["failed"]}
     locked_laptops = {s for s in laptops if tenant.remote_locked(s)}
     assert failed == failed_batch | {refused} | (set(laptops) - locked_laptops)
-    assert len(locked_laptops) == 2, "exactly one remoteLock inside the $batch failed"
+    assert len(locked_laptops) == 2, "exactly one Entra disable inside the $batch failed"
     assert all(tenant.chrome_status(s) == "ACTIVE" for s in failed_batch | {refused})
     done = [s for s in chromebooks if s not in failed_batch | {refused}]
     assert all(tenant.chrome_status(s) == "DISABLED" for s in done)
@@ -142,7 +144,7 @@ def test_failure_part_way_is_reported_and_the_next_run_finishes_only_the_rest(te
     retried = {d for d, n in tenant.status_calls.items() if n}
     assert retried == {by_serial[s] for s in failed_batch | {refused}}, "a device that succeeded was sent again"
     assert tenant.google.calls["chromeosdevices.batchChangeStatus"] == 2  # 51 ids: 50 + 1
-    assert tenant.graph.calls["POST managedDevices/remoteLock"] == 1
+    assert tenant.graph.calls["PATCH devices"] == 1
     assert {serial for serial, _ in outcomes(tenant.latest_report()[1])["locked"]} == (
         failed_batch | {refused} | (set(laptops) - locked_laptops)
     )

@@ -283,3 +283,12 @@ def test_a_one_district_plan_keeps_its_id_and_has_no_tenant_field() -> None:
     assert same.plan_id == plan.plan_id and same.tenant is None
     tagged = Plan.from_json({**plan.to_json(), "plan_id": None, "tenant": "north"})
     assert tagged.tenant == "north" and tagged.plan_id != plan.plan_id
+
+
+def test_global_options_reach_every_tenant_with_its_name(districts) -> None:
+    root, _ = districts
+    refused = run("--journal", str(root / "one.db"), "plan", "--all-tenants")
+    assert refused.exit_code == 1 and "{tenant}" in refused.output
+    result = run("--journal", str(root / "journal-{tenant}.db"), "plan", "--all-tenants", "--backend", "google")
+    assert result.exit_code == 0, result.output
+    assert (root / "journal-north.db").is_file() and (root / "journal-south.db").is_file()

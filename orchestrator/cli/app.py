@@ -92,17 +92,31 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     default=None,
     help="Override the journal path from the config.",
 )
+@click.option(
+    "--runner",
+    envvar="ORCHESTRATOR_RUNNER",
+    default=None,
+    help="Who runs this (e.g. provider, district): only the backends the config's owners: gives it "
+    "(default: $ORCHESTRATOR_RUNNER; unset: every backend).",
+)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", help="Log line format.")
 @click.option("-v", "--verbose", is_flag=True, help="Log API calls and retries.")
 @click.version_option(package_name="k12-orchestrator")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, journal_path: str | None, log_format: str, verbose: bool) -> None:
+def main(
+    ctx: click.Context,
+    config_path: str | None,
+    journal_path: str | None,
+    runner: str | None,
+    log_format: str,
+    verbose: bool,
+) -> None:
     """K-12 fleet orchestrator: policies in git, reconciled against Google Admin, Intune and network gear.
 
     Example: orchestrator validate && orchestrator plan --out plan.json && orchestrator apply plan.json
     """
     setup_logging(log_format, logging.DEBUG if verbose else logging.WARNING)
-    ctx.obj = {"config": config_path, "journal": journal_path}
+    ctx.obj = {"config": config_path, "journal": journal_path, "runner": runner}
     if "tenants" in ctx.meta:
         fan_out(ctx, ctx.meta["tenants"])
 
@@ -168,6 +182,7 @@ def open_session(ctx: click.Context, backends: tuple[str, ...] | list[str] = ())
         ctx.obj["config"],
         backends=tuple(backends),
         journal=ctx.obj["journal"],
+        runner=ctx.obj.get("runner"),
         status=console.status,
         progress=ProgressBar(),
     )

@@ -55,7 +55,7 @@ class TenantGroup(click.Group):
                 parallel = "4"
             if not parallel.isdigit() or int(parallel) < 1:
                 raise click.UsageError(f"--parallel must be a whole number of at least 1, not {parallel!r}", ctx)
-            ctx.meta["tenants"] = {"names": names, "all": everyone, "parallel": int(parallel), "args": rest}
+            ctx.meta["tenants"] = {"names": names, "all": everyone, "parallel": int(parallel), "args": list(rest)}
         elif parallel is not None:
             raise click.UsageError("--parallel applies to --tenant/--all-tenants runs", ctx)
         return super().parse_args(ctx, rest)

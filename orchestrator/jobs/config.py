@@ -7,6 +7,7 @@ validated by the config model its BackendSpec registers, so a new backend needs 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ class Config(_Section):
     reports: str = ".orchestrator/reports"
     environment_file: str | None = None
     """KEY=value file with this district's credential variables; read only by this district's runs."""
+    owners: dict[str, str] = Field(default_factory=dict)
+    """backend → who keeps it (`{network: provider, google: district}`): a runner that says who it is
+    (`--runner`, $ORCHESTRATOR_RUNNER) touches only what it keeps. Backends not listed are anyone's."""
     base_dir: Path = Field(default=Path("."), exclude=True)
     sections: dict[str, Any] = Field(default_factory=dict, exclude=True)
     """backend name → its validated config section (only the backends the file configures)."""
@@ -150,9 +154,40 @@ def load_config(path: str | Path | None = None, catalog: Catalog = CATALOG) -> C
         )
     except ValidationError as exc:
         lines += [f"{cfg_path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    for backend, who in (raw.get("owners") or {}).items() if isinstance(raw.get("owners"), dict) else ():
+        if backend not in catalog.specs:
+            lines.append(f"{cfg_path}: owners.{backend}: not a backend (one of {', '.join(catalog.names())})")
+        elif not isinstance(who, str) or not who.strip():
+            lines.append(f"{cfg_path}: owners.{backend}: name who keeps it (e.g. provider, district)")
     if lines:
         raise ConfigError("\n".join(lines))
     return config.model_copy(update={"sections": sections})
+
+
+def runner_backends(
+    config: Config, backends: Sequence[str], runner: str | None, catalog: Catalog = CATALOG
+) -> tuple[list[str], list[str]]:
+    """(the backends a run may use, notes) for `runner` under the config's `owners:`.
+
+    No runner or no owners: `backends` unchanged. Otherwise a named backend kept by someone else is an error,
+    and with none named the run uses every backend not kept by someone else; the others are noted.
+    """
+    if not runner or not config.owners:
+        return list(backends), []
+    kept = {b: who for b, who in config.owners.items() if who != runner}
+    where = f"district {config.tenant!r}" if config.tenant else "this district"
+    refused = [b for b in backends if b in kept]
+    if refused:
+        raise ConfigError(
+            "; ".join(f"{b}: kept by {kept[b]} in {where} (owners:), not by this runner ({runner})" for b in refused)
+        )
+    notes = [f"{b}: kept by {who} (owners:); left alone by this runner ({runner})" for b, who in kept.items()]
+    if backends:
+        return list(backends), notes
+    mine = [b for b in catalog.names() if b not in kept]
+    if not mine:
+        raise ConfigError(f"runner {runner!r} keeps no part of {where}: owners: gives every backend to someone else")
+    return mine, notes
 
 
 _SECRET_KEYS = ("secret", "password", "private_key", "token")

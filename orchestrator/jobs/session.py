@@ -29,7 +29,7 @@ from orchestrator.engine.plan import Plan, policy_commit
 from orchestrator.engine.prune import Pruning
 from orchestrator.engine.reconcile import make_plan
 from orchestrator.engine.settle import unsettled_lines
-from orchestrator.jobs.config import environment_of
+from orchestrator.jobs.config import environment_of, runner_backends
 from orchestrator.jobs.connect import Connections, open_backends
 from orchestrator.jobs.tenants import record_summary
 from orchestrator.jobs.workspace import Workspace, open_workspace
@@ -111,18 +111,22 @@ class Session:
         catalog: Catalog = CATALOG,
         status: StatusCallback | None = None,
         progress: ProgressCallback | None = None,
+        runner: str | None = None,
     ) -> Session:
         """Load `config` (default: ./orchestrator.yaml or $ORCHESTRATOR_CONFIG) and connect its backends.
 
         Backends named in `backends` (a `--backend` choice, or a saved plan's list) must be configured and
         usable; with none named, every configured one is used and the unconfigured ones are skipped and
-        listed in the plan's notes (never silently). `journal` overrides the config's journal path.
+        listed in the plan's notes (never silently). `journal` overrides the config's journal path. `runner`
+        (who runs this: `provider`, `district`) limits the run to the backends the config's `owners:` gives it.
         """
         ws = open_workspace(config, journal=journal)
         # The district's own environment_file (credential variables); what the environment already sets wins.
         for key, value in environment_of(ws.config).items():
             os.environ.setdefault(key, value)
-        connections = open_backends(ws.config, list(backends) or None, required=bool(backends), catalog=catalog)
+        names, owner_notes = runner_backends(ws.config, backends, runner, catalog)
+        connections = open_backends(ws.config, names or None, required=bool(backends), catalog=catalog)
+        connections.notes += owner_notes
         try:
             opened = Journal(ws.journal_path)
         except BaseException:

@@ -129,8 +129,13 @@ class LostGoogle(Strict):
 
 
 class LostIntune(Strict):
+    """iOS/iPadOS: Lost Mode on supervised corporate devices, else `action`. Windows: `windows` (Intune's remote
+    lock is not supported on Windows desktops): disable_device = disable the Entra ID device object (re-enabled
+    when found; needs Device.ReadWrite.All), none = nothing is sent and each device is reported not locked."""
+
     action: Literal["remote_lock", "none"] = "remote_lock"
     lost_mode: StrictBool = True
+    windows: Literal["disable_device", "none"] = "none"
 
 
 class LostNetwork(Strict):

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from orchestrator.sandbox.graph_state import GraphProblem, GraphState, stable_id
 
@@ -26,7 +27,7 @@ DEVICE_CAST = "microsoft.graph.device"
 GROUP_CAST = "microsoft.graph.group"
 
 
-def entra_device(record: dict[str, Any]) -> dict[str, Any]:
+def entra_device(record: dict[str, Any], state: GraphState | None = None) -> dict[str, Any]:
     """The Entra ID device object behind a managed device record."""
     device_id = record.get("azureADDeviceId") or stable_id("entra-device", str(record.get("serialNumber")))
     return {
@@ -35,8 +36,56 @@ def entra_device(record: dict[str, Any]) -> dict[str, Any]:
         "deviceId": device_id,
         "displayName": record.get("deviceName"),
         "operatingSystem": record.get("operatingSystem"),
-        "accountEnabled": True,
+        "accountEnabled": device_id not in (state.entra_disabled if state else set()),
     }
+
+
+_BY_DEVICE_ID = re.compile(r"^devices\(deviceId='([^']+)'\)$")
+WRITABLE_DEVICE_FIELDS = ("accountEnabled", "extensionAttributes", "displayName", "operatingSystem")
+
+
+def _entra_record(state: GraphState, parts: list[str]) -> dict[str, Any]:
+    """The managed record behind `devices/{id}` or `devices(deviceId='{deviceId}')` (404 if none)."""
+    match = _BY_DEVICE_ID.match(unquote(parts[0])) if len(parts) == 1 else None
+    for record in state.devices.values():
+        entra = entra_device(record)
+        if (match and entra["deviceId"] == match.group(1)) or (len(parts) == 2 and entra["id"] == parts[1]):
+            return record
+    wanted = match.group(1) if match else parts[-1]
+    raise GraphProblem(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{wanted}' does not exist or one of its queried reference-property objects are not present.",
+    )
+
+
+def entra_get(state: GraphState, parts: list[str], query: dict[str, str]) -> dict[str, Any]:
+    """`GET /devices/{id}` or `/devices(deviceId='…')`, with `$select`."""
+    device = entra_device(_entra_record(state, parts), state)
+    select = [f for f in (query.get("$select") or "").split(",") if f]
+    return {k: v for k, v in device.items() if not select or k in select or k == "@odata.type"}
+
+
+def entra_patch(state: GraphState, parts: list[str], body: Any) -> None:
+    """`PATCH /devices/{id}` (204). App-only callers may set accountEnabled only on Windows devices; for other
+    devices only extensionAttributes (Graph "Update device", learn.microsoft.com/graph/api/device-update)."""
+    record = _entra_record(state, parts)
+    if not isinstance(body, dict) or not body:
+        raise GraphProblem(400, "Request_BadRequest", "A request body with the properties to update is required.")
+    unknown = sorted(set(body) - set(WRITABLE_DEVICE_FIELDS))
+    if unknown:
+        raise GraphProblem(400, "Request_BadRequest", f"Property '{unknown[0]}' is read-only or does not exist.")
+    windows = str(record.get("operatingSystem") or "").lower() == "windows"
+    if set(body) - {"extensionAttributes"} and not windows:
+        raise GraphProblem(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+    if "accountEnabled" in body:
+        if not isinstance(body["accountEnabled"], bool):
+            raise GraphProblem(400, "Request_BadRequest", "Invalid value for property 'accountEnabled'.")
+        device_id = entra_device(record)["deviceId"]
+        if body["accountEnabled"]:
+            state.entra_disabled.discard(device_id)
+        else:
+            state.entra_disabled.add(device_id)
 
 
 def _flatten(state: GraphState, group_id: str, seen: set[str]) -> list[dict[str, Any]]:
@@ -49,7 +98,7 @@ def _flatten(state: GraphState, group_id: str, seen: set[str]) -> list[dict[str,
             out.append({"@odata.type": "#microsoft.graph.group", **state.groups[member]})
             out += _flatten(state, member, seen)
         elif member in state.devices:
-            out.append(entra_device(state.devices[member]))
+            out.append(entra_device(state.devices[member], state))
     return out
 
 

@@ -12,6 +12,8 @@ Routes (under both /v1.0 and /beta; beta-only fields and actions are refused or 
   GET    groups ($filter displayName eq '…'), groups/{id}
   GET    groups/{id}/transitiveMembers[/microsoft.graph.device]  paged, $top ≤ 999 (see graph_directory.py)
   GET    groups/{id}/members[/microsoft.graph.device|user|group]/$count  text/plain (ConsistencyLevel: eventual)
+  GET/PATCH devices/{id} | devices(deviceId='…')   Entra ID device objects; PATCH accountEnabled (Windows only)
+  remoteLock on a Windows device → 400 (not supported on Windows desktops)
   GET    deviceAppManagement/mobileApps ($filter displayName eq '…'), mobileApps/{id}, …/{id}/assignments
   POST   deviceAppManagement/mobileApps/{id}/assign  {"mobileAppAssignments": [...]}  → 204 (replaces)
   GET|POST deviceManagement/deviceConfigurations ($expand=assignments); GET|PATCH|DELETE …/{id}
@@ -46,7 +48,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from orchestrator.sandbox.district import District, generate
-from orchestrator.sandbox.graph_directory import transitive_members
+from orchestrator.sandbox.graph_directory import entra_get, entra_patch, transitive_members
 from orchestrator.sandbox.graph_state import (
     BETA_ONLY_CONFIG_FIELDS,
     BETA_ONLY_DEVICE_FIELDS,
@@ -115,7 +117,7 @@ def endpoint_name(method: str, parts: list[str]) -> str:
         return "POST $batch"
     collection = parts[1] if parts and parts[0] in ("deviceManagement", "deviceAppManagement") else ""
     rest = parts[2:] if collection else parts[1:]
-    base = collection or (parts[0] if parts else "")
+    base = collection or (parts[0].split("(", 1)[0] if parts else "")  # devices(deviceId='…') → devices
     if not rest:
         return f"{method} {base}"
     if len(rest) == 1:
@@ -177,6 +179,12 @@ class GraphApi:
             return self._configs(method, version, parts[2:], query, body)
         if head == ["deviceAppManagement", "mobileApps"]:
             return self._apps(method, parts[2:], query, body)
+        if parts and (parts[0].startswith("devices(") or (parts[0] == "devices" and len(parts) == 2)):
+            if method == "GET":
+                return Reply(200, entra_get(state, parts, query))
+            if method == "PATCH":
+                entra_patch(state, parts, body)
+                return Reply(204)
         if parts[:1] == ["groups"] and method == "GET":
             if len(parts) == 1:
                 groups = list(state.groups.values())

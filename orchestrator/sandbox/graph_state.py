@@ -87,6 +87,7 @@ class GraphState:
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     group_members: dict[str, set[str]] = field(default_factory=dict)
     group_users: dict[str, set[str]] = field(default_factory=dict)  # user members (user principal names)
+    entra_disabled: set[str] = field(default_factory=set)  # Entra ID deviceIds whose accountEnabled is false
     apps: dict[str, dict[str, Any]] = field(default_factory=dict)
     app_assignments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -165,6 +166,10 @@ class GraphState:
         if action not in DEVICE_ACTIONS or (action in BETA_ONLY_ACTIONS and version != "beta"):
             raise GraphProblem(400, "BadRequest", f"Resource not found for the segment '{action}'.")
         record = self.device(device_id)
+        if action == "remoteLock" and str(record.get("operatingSystem") or "").lower() == "windows":
+            # Remote lock is not supported on Windows desktops (MicrosoftDocs/memdocs device-remote-lock.md). The
+            # real answer is unverified (api-conformance.md); the emulator refuses it rather than pretend.
+            raise GraphProblem(400, "BadRequest", "remoteLock is not supported for this device platform (Windows)")
         if action in ("enableLostMode", "disableLostMode"):
             if not (
                 record["operatingSystem"] in ("iOS", "iPadOS")

@@ -13,8 +13,9 @@ Keys are built with the types in spec.py and the strings come from names.py (sha
   app is merged into one resource (sources = union). meta: group_sources, app_sources.
 - device_lock, key = serial, value {"lost": true} for lost/stolen Windows/iOS inventory devices and
   {"lost": false} for found ones (when on_found.disable_lost_mode). How the lock is done is in meta:
-  lost_mode (supervised iOS: enableLostMode with message/phone/footer), remote_lock (otherwise), plus
-  school, inventory_line, platform, max_per_run.
+  lost_mode (supervised iOS/iPadOS: enableLostMode with message/phone/footer), remote_lock (other iOS/iPadOS),
+  windows (Windows: disable_device = Entra ID accountEnabled false, {"lost": false} when found and
+  on_found.reenable; none = reported not locked), plus school, inventory_line, platform, max_per_run.
 - reimage, key (serial, request), value {"action": "wipe", "keepEnrollmentData": bool,
   "keepUserData": false} (autopilot_reset keeps enrollment data), or {"action": "retire"} for method
   retire. meta: school, batch_size, max_devices_per_window, method (retire is compiled as "deprovision",
@@ -31,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from orchestrator.backends.intune.names import PROFILE_PLATFORMS, RETIRE, WIPE, profile_name
+from orchestrator.backends.intune.names import PROFILE_PLATFORMS, RETIRE, WINDOWS_DISABLE, WIPE, profile_name
 from orchestrator.backends.intune.spec import APP_ASSIGNMENT, CONFIG_PROFILE, DEVICE_LOCK, REIMAGE
 from orchestrator.core.resources import Resource
 from orchestrator.inventory.devices import Device, Inventory
@@ -128,6 +129,13 @@ def _lost_policy_for(device: Device, lost_policies: list[tuple[LostDevicePolicy,
     return chosen[0] if chosen else None
 
 
+def _apple_lock_wanted(model: LostDevicePolicy, found: bool) -> bool:
+    """iOS/iPadOS: found devices get lost mode disabled (if asked); lost ones Lost Mode or a remote lock."""
+    if found:
+        return model.on_found.disable_lost_mode
+    return model.intune.action != "none" or model.intune.lost_mode
+
+
 def _device_locks(policies: PolicySet, inventory: Inventory) -> list[Resource]:
     lost_policies = policies.of_kind(LostDevicePolicy)
     out = []
@@ -139,9 +147,12 @@ def _device_locks(policies: PolicySet, inventory: Inventory) -> list[Resource]:
             continue
         model, loaded = chosen
         found = device.inventoryStatus == "found"
-        if found and not model.on_found.disable_lost_mode:
-            continue
-        if not found and model.intune.action == "none" and not model.intune.lost_mode:
+        if device.platform == "windows":
+            # No remote lock on Windows (not supported on Windows desktops): the Entra ID device object is
+            # disabled (re-enabled when found), or nothing is sent and the device is reported not locked.
+            if found and not (model.intune.windows == WINDOWS_DISABLE and model.on_found.reenable):
+                continue
+        elif not _apple_lock_wanted(model, found):
             continue
         meta = {
             "school": device.school,
@@ -151,6 +162,7 @@ def _device_locks(policies: PolicySet, inventory: Inventory) -> list[Resource]:
             "max_per_run": model.max_per_run,
             "lost_mode": model.intune.lost_mode,
             "remote_lock": model.intune.action == "remote_lock",
+            "windows": model.intune.windows,
             "message": model.message,
             "phone": model.phone or "",
             "footer": model.footer or "",

@@ -2,8 +2,11 @@
 
 device_lock (serial,) {"lost": bool}: observed from the device list (beta, for lostModeState): lost = lost
 mode enabled or a remoteLock in deviceActionResults (pending, active or done); for a found device only lost
-mode counts (a remote lock has no remote undo). Applied as enableLostMode (supervised corporate iOS/iPadOS, policy
-lost_mode) or remoteLock, and disableLostMode for found devices, in $batch requests of ≤20.
+mode counts (a remote lock has no remote undo). Applied as enableLostMode (supervised corporate iOS/iPadOS,
+policy lost_mode) or remoteLock, and disableLostMode for found devices, in $batch requests of ≤20. Windows
+never gets a remote lock (not supported on Windows desktops): with intune.windows disable_device, lost = its
+Entra ID device object is disabled (PATCH accountEnabled in the same $batch); with none, never lost and each
+device is reported failed "not locked: remote lock is not supported on Windows".
 reimage (serial, request): journal-observed; `wipe` (or `retire`) in $batch, never re-sent after a timeout
 (reported "unknown"); `settle` asks Intune whether an unknown one ran.
 
@@ -13,11 +16,12 @@ always read and filtered here); a serial matching several managed devices is a p
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from orchestrator.backends.intune.graph import MAX_BATCH, BatchItem, GraphSession
-from orchestrator.backends.intune.names import RETIRE
+from orchestrator.backends.intune.names import RETIRE, WINDOWS_DISABLE
 from orchestrator.backends.intune.outcomes import batch_outcome, lock_value, settle_from_record
 from orchestrator.backends.intune.spec import DEVICE_LOCK, REIMAGE
 from orchestrator.backends.pacing import TokenBucket
@@ -27,8 +31,10 @@ from orchestrator.core.resources import Change, ChangeResult, Resource, Resource
 
 DEVICE_FIELDS = (
     "id,serialNumber,operatingSystem,deviceType,isSupervised,managedDeviceOwnerType,lostModeState,"
-    "deviceActionResults,managementState"
+    "deviceActionResults,managementState,azureADDeviceId"
 )
+NO_ENTRA_ID = "00000000-0000-0000-0000-000000000000"
+NOT_ON_WINDOWS = "not locked: remote lock is not supported on Windows (LostDevicePolicy intune.windows: none)"
 # Lost Mode (beta enableLostMode) is for supervised corporate iOS/iPadOS devices. iPads report operatingSystem
 # "iPadOS", iPhones "iOS" (API-NOTES §6); the beta managedDevice's deviceType (iPhone, iPad, iPod, ...:
 # microsoft-graph-docs-contrib api-reference/beta/resources/intune-devices-manageddevice.md) names the device
@@ -36,12 +42,27 @@ DEVICE_FIELDS = (
 APPLE_MOBILE_OS = ("ios", "ipados")
 APPLE_MOBILE_TYPES = ("iphone", "ipad", "ipod")
 INVENTORY_FIELDS = "id,serialNumber,operatingSystem,wiFiMacAddress,lastSyncDateTime"
+ENTRA_FIELDS = "id,deviceId,accountEnabled"
 
 
 def _serial(rid: ResourceId) -> str:
     """The serial of a device_lock or reimage key."""
     rtype = REIMAGE if rid.type == REIMAGE.name else DEVICE_LOCK
     return rtype.split(rid.key)["serial"]
+
+
+def is_windows(record: dict[str, Any]) -> bool:
+    return str(record.get("operatingSystem") or "").lower() == "windows"
+
+
+def entra_device_path(record: dict[str, Any]) -> str:
+    """The Entra ID device object of a managed device, addressed by its deviceId (the managed device's
+    azureADDeviceId): `/devices(deviceId='{deviceId}')` (Graph "Update device": a device can be addressed by
+    its id or its deviceId, learn.microsoft.com/graph/api/device-update)."""
+    device_id = str(record.get("azureADDeviceId") or "")
+    if not device_id or device_id == NO_ENTRA_ID:
+        raise BackendError(f"serial {record.get('serialNumber')} has no Entra ID device object (azureADDeviceId)")
+    return f"/devices(deviceId='{device_id}')"
 
 
 def is_apple_mobile(record: dict[str, Any]) -> bool:
@@ -93,6 +114,7 @@ class Devices:
     async def observe_locks(self, locks: list[Resource], problems: list[str]) -> list[Resource]:
         index = await self.index(refresh=True)
         observed = []
+        windows: list[tuple[Resource, dict[str, Any]]] = []
         for resource in locks:
             serial = _serial(resource.id)
             matches = index.get(serial, [])
@@ -105,6 +127,9 @@ class Devices:
             if not matches:
                 continue
             record = matches[0]
+            if is_windows(record):
+                windows.append((resource, record))
+                continue
             observed.append(
                 Resource(
                     id=resource.id,
@@ -112,7 +137,55 @@ class Devices:
                     meta={"id": record["id"], "lostModeState": record.get("lostModeState")},
                 )
             )
+        observed += await self._observe_windows(windows, problems)
         return observed
+
+    async def _observe_windows(
+        self, pairs: list[tuple[Resource, dict[str, Any]]], problems: list[str]
+    ) -> list[Resource]:
+        """Windows locks: lost = the Entra ID device object is disabled (disable_device); with `none` never lost.
+
+        A remote lock is never counted on Windows (not supported there). One `GET /devices(deviceId='…')`
+        (`$select=id,deviceId,accountEnabled`) per device that policy disables.
+        """
+        out: list[Resource] = []
+        reads = [(r, rec) for r, rec in pairs if r.meta.get("windows") == WINDOWS_DISABLE]
+        for resource, record in pairs:
+            if resource.meta.get("windows") != WINDOWS_DISABLE:
+                out.append(Resource(id=resource.id, value={"lost": False}, meta={"id": record["id"]}))
+        paths = []
+        for resource, record in reads:
+            try:
+                paths.append(entra_device_path(record))
+            except BackendError as exc:
+                problems.append(f"{', '.join(resource.sources)}: {exc}; cannot disable it")
+                paths.append("")
+        objects = await asyncio.gather(
+            *(
+                self.session.json(
+                    "GET devices", "GET", self.session.url("v1.0", path.lstrip("/"), **{"$select": ENTRA_FIELDS})
+                )
+                for path in paths
+                if path
+            )
+        )
+        found = iter(objects)
+        for (resource, record), path in zip(reads, paths, strict=True):
+            if not path:
+                continue
+            entra = next(found) or {}
+            out.append(
+                Resource(
+                    id=resource.id,
+                    value={"lost": entra.get("accountEnabled") is False},
+                    meta={
+                        "id": record["id"],
+                        "entra_id": entra.get("id"),
+                        "accountEnabled": entra.get("accountEnabled"),
+                    },
+                )
+            )
+        return out
 
     # ---- apply: device actions through $batch -------------------------------------------------------
 
@@ -136,7 +209,23 @@ class Devices:
         record = self._device(_serial(change.id))
         base = f"/deviceManagement/managedDevices/{record['id']}"
         meta = change.meta
-        if not (change.after or {}).get("lost"):
+        lost = bool((change.after or {}).get("lost"))
+        if is_windows(record):
+            # Intune's remoteLock is not supported on Windows desktops (MicrosoftDocs/memdocs
+            # intune/remote-actions/device-remote-lock.md): never sent. disable_device: PATCH the Entra ID device
+            # object's accountEnabled (application permission Device.ReadWrite.All; app-only callers may set it
+            # for Windows devices, learn.microsoft.com/graph/api/device-update).
+            if meta.get("windows") != WINDOWS_DISABLE:
+                if lost:
+                    raise BackendError(NOT_ON_WINDOWS)
+                return "nothing to undo on Windows (intune.windows: none)"
+            label = (
+                "Entra ID device disabled (accountEnabled false; remote lock is not supported on Windows)"
+                if lost
+                else "Entra ID device re-enabled (accountEnabled true)"
+            )
+            return BatchItem(change.key, "PATCH", entra_device_path(record), {"accountEnabled": not lost}, label)
+        if not lost:
             if record.get("lostModeState") == "enabled":
                 return BatchItem(change.key, "POST", f"{base}/disableLostMode")
             return "nothing to undo: lost mode is off (a remote lock is released with the device passcode)"

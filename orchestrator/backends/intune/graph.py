@@ -68,6 +68,7 @@ class BatchItem:
     method: str
     url: str
     body: dict[str, Any] | None = None
+    label: str = ""  # how results name the request (default: the URL's last segment, e.g. "remoteLock")
 
 
 @dataclass

@@ -23,3 +23,8 @@ def profile_name(policy_name: str) -> str:
 def is_managed(display_name: str) -> bool:
     """Whether a profile display name is ours (authoritative: a managed profile no policy wants is deleted)."""
     return display_name.startswith(MANAGED_PREFIX)
+
+
+# LostDevicePolicy intune.windows: what a lost Windows device gets instead of a remote lock.
+WINDOWS_DISABLE = "disable_device"
+WINDOWS_NONE = "none"

@@ -24,7 +24,7 @@ def batch_outcome(
     (4xx: validation, 404, 403, or 429 throttled past our retries); any 5xx, 408, missing answer or lost
     re-send is `unknown` (Graph JSON batching: inner requests run independently and each carries its own
     status, learn.microsoft.com/graph/json-batching)."""
-    action = item.url.rsplit("/", 1)[-1]
+    action = item.label or item.url.rsplit("/", 1)[-1]
     if result is None or result.unknown:
         detail = result.error_text() if result is not None else "no response in the batch"
         return ChangeResult(change.key, "unknown", f"{action}: {detail}; outcome unknown, not re-sent")

@@ -210,7 +210,9 @@ class Session:
                 pruning=Pruning(everything=prune, declared=self.catalog.declared_pruning(ws.config.sections)),
             )
         made.tenant = ws.config.tenant
-        record_summary(changes=len(made.changes), drift=bool(made.changes), failures=0)
+        record_summary(
+            changes=len(made.changes), drift=bool(made.changes), failures=0, calls=sum(self.api_calls().values())
+        )
         return made
 
     def apply(

@@ -27,8 +27,9 @@ class GoogleConfig(BaseModel):
     managed_root_ou: str = "/"
     requests_per_minute: int = Field(default=1800, ge=1)
     policy_writes_per_minute: int = Field(default=25, ge=1)
-    # Chrome Policy reads: 30 QPS per project but 5 QPS per user; None = min(requests_per_minute, 1500).
-    # Set 300 to stay under the per-user limit on a tenant shared with other tools.
+    # Chrome Policy reads (policies:resolve, policySchemas): 5 queries per second per user (api-quotas page);
+    # None = 300/min against Google (one admin subject is one user), 1500/min against a loopback emulator.
+    # Raise it only if Google raised your per-user quota; lower it on a tenant shared with other tools.
     policy_reads_per_minute: int | None = Field(default=None, ge=1)
     # Where pruning is declared: settings at these OUs (and below) that no policy mentions are deleted.
     # Absent: nothing is pruned; such settings are listed in the plan as unmanaged.

@@ -4,8 +4,13 @@ the network did ("not locked: <reason>"), the still-locked devices every night, 
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 import json
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 from lockdown_tenant import Tenant
@@ -108,3 +113,25 @@ def test_a_quiet_night_still_lists_the_devices_that_stay_locked(tenant: Tenant) 
     for serial in chromebooks:
         assert f"| {serial} |" in markdown
     assert "2 lost or stolen device(s) still locked" in " ".join(quiet.stdout.split())
+
+
+def test_plan_and_lockdown_key_redaction_with_the_districts_key_beside_the_journal(tenant: Tenant) -> None:
+    [laptop] = tenant.serials("windows", 1)
+    tenant.mark("lost", laptop)
+    student = tenant.device(laptop).assignedStudent
+    command = ["plan", "--scope", "lockdown", "--format", "json"]
+    plan = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "--config", str(tenant.config), *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tenant.root,
+    )
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    key = tenant.root / "redaction.key"  # beside the journal (tenant.root / journal.db)
+    assert key.is_file() and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert tenant.lockdown().returncode == 0
+    expected = hmac.new(bytes.fromhex(key.read_text()), student.encode(), hashlib.sha256).hexdigest()[:12]
+    reported = tenant.latest_report()[1]
+    tokens = {e["student"] for e in reported["devices"] + reported["still_locked"] if e["serial"] == laptop}
+    assert tokens == {f"<redacted:{expected}>"}

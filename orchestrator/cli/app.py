@@ -18,10 +18,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from orchestrator.backends.registry import CATALOG
-from orchestrator.cli.logs import setup_logging
+from orchestrator.cli.logs import setup_logging, trace_journal
 from orchestrator.cli.render import render_report
 from orchestrator.cli.tenants import TenantGroup, option_value, render_tenant_runs, schedule_text
 from orchestrator.core.errors import OrchestratorError, PolicyError
+from orchestrator.core.redact import use_district_key
 from orchestrator.engine.apply import ApplyReport
 from orchestrator.jobs.session import SCOPES, ApplyStep, Session
 from orchestrator.jobs.tenants import COMMANDS as TENANT_COMMANDS
@@ -168,8 +169,11 @@ def fan_out(ctx: click.Context, chosen: dict[str, Any]) -> None:
 
 # sessions -------------------------------------------------------------------------------------------
 def workspace(ctx: click.Context) -> Workspace:
-    """Config, policies and inventory named by the global options (no backend connected)."""
-    return open_workspace(ctx.obj["config"], journal=ctx.obj["journal"])
+    """Config, policies and inventory named by the global options (no backend connected); redaction tokens
+    are keyed with this district's key from here on."""
+    ws = open_workspace(ctx.obj["config"], journal=ctx.obj["journal"])
+    use_district_key(ws.journal_path.parent)
+    return ws
 
 
 def open_session(ctx: click.Context, backends: tuple[str, ...] | list[str] = ()) -> Session:
@@ -178,7 +182,7 @@ def open_session(ctx: click.Context, backends: tuple[str, ...] | list[str] = ())
     Backends named here (by --backend, or a saved plan's list) must be configured and usable; with none named,
     every configured one is used and the unconfigured ones are skipped and listed (never silently).
     """
-    return Session.open(
+    session = Session.open(
         ctx.obj["config"],
         backends=tuple(backends),
         journal=ctx.obj["journal"],
@@ -186,6 +190,9 @@ def open_session(ctx: click.Context, backends: tuple[str, ...] | list[str] = ())
         status=console.status,
         progress=ProgressBar(),
     )
+    use_district_key(session.workspace.journal_path.parent)  # stable tokens in this district's output and journal
+    trace_journal(session.journal, session.workspace.config.tenant)  # run id and change keys on every log line
+    return session
 
 
 class ProgressBar:

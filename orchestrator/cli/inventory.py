@@ -10,18 +10,10 @@ import click
 from rich.table import Table
 
 from orchestrator.cli.app import console, handle_errors, pii_option, workspace
-from orchestrator.core.redact import PII_KEYS, redact, redact_field, use_district_key
+from orchestrator.core.redact import PII_KEYS, redact, redact_field
 from orchestrator.inventory.devices import COLUMNS, write_inventory_csv
 from orchestrator.inventory.edits import history_path, read_history
 from orchestrator.jobs.inventory import SYNC_BACKENDS, import_gam, set_device, sync_inventory
-from orchestrator.jobs.workspace import Workspace
-
-
-def district(ctx: click.Context) -> Workspace:
-    """The workspace, with redaction keyed by this district's key (beside the journal)."""
-    ws = workspace(ctx)
-    use_district_key(ws.journal_path.parent)
-    return ws
 
 
 @click.group()
@@ -44,7 +36,7 @@ def import_(ctx: click.Context, gam_file: str) -> None:
 
     Example: orchestrator inventory import --from-gam cros.csv  (from `gam print cros > cros.csv`)
     """
-    done = import_gam(district(ctx), gam_file)
+    done = import_gam(workspace(ctx), gam_file)
     console.print(
         f"{done.rows} GAM rows: {done.added} added, {done.updated} updated, {len(done.history)} history entries. "
         f"Wrote {done.path}."
@@ -62,7 +54,7 @@ def export(ctx: click.Context, fmt: str, out: str | None, show_pii: bool) -> Non
 
     Example: orchestrator inventory export --format json --out devices.json --show-pii
     """
-    ws = district(ctx)
+    ws = workspace(ctx)
     devices = ws.inventory.devices
     if not show_pii:
         devices = [replace(d, **{c: redact_field(c, getattr(d, c)) for c in COLUMNS if c in PII_KEYS}) for d in devices]
@@ -99,7 +91,7 @@ def set_(
     }
     if not changes:
         raise click.UsageError("nothing to change: give --status, --student or --school")
-    history = set_device(district(ctx), serial, changes)
+    history = set_device(workspace(ctx), serial, changes)
 
     def shown(field: str, value: str) -> str:
         return (value if show_pii else redact_field(field, value)) or "-"
@@ -118,7 +110,7 @@ def history(ctx: click.Context, serial: str, show_pii: bool) -> None:
 
     Example: orchestrator inventory history CB0000011
     """
-    ws = district(ctx)
+    ws = workspace(ctx)
     table = Table(title=f"History of {serial}", header_style="bold")
     for column in ("at", "field", "old", "new", "source", "actor"):
         table.add_column(column)
@@ -150,7 +142,7 @@ def sync_(ctx: click.Context, write: bool, backends: tuple[str, ...], fmt: str, 
 
     Example: orchestrator inventory sync --write
     """
-    synced = sync_inventory(district(ctx), backends=backends, write=write)
+    synced = sync_inventory(workspace(ctx), backends=backends, write=write)
     result, written = synced.result, synced.written
     if fmt == "json":
         data = {**result.to_json(), "notes": synced.notes, "written": bool(written)}

@@ -20,11 +20,10 @@ from orchestrator.cli.app import (
     with_gate_options,
     workspace,
 )
-from orchestrator.cli.logs import trace_journal
 from orchestrator.cli.render import render_text
 from orchestrator.cli.windows import parse_at, print_check, print_refresh, print_windows
 from orchestrator.core.errors import ConfigError, OrchestratorError
-from orchestrator.core.redact import redact_text, use_district_key
+from orchestrator.core.redact import redact_text
 from orchestrator.engine.plan import Plan
 from orchestrator.jobs.config import config_path, load_config
 from orchestrator.jobs.lockdown import REPORT_OUTCOMES, run_lockdown
@@ -48,8 +47,6 @@ def lockdown(
     Example: orchestrator lockdown --dry-run
     """
     with open_session(ctx, backends) as session:
-        use_district_key(session.workspace.journal_path.parent)
-        trace_journal(session.journal, getattr(session.workspace.config, "tenant", None))
         outcome = run_lockdown(
             session,
             dry_run=dry_run,

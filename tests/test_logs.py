@@ -10,7 +10,7 @@ import sys
 from lockdown_tenant import Tenant
 
 from orchestrator.backends.pacing import RetryPolicy
-from orchestrator.cli.logs import ScrubbingFormatter, log_context, scrub
+from orchestrator.cli.logs import ScrubbingFormatter, context, log_context, scrub, trace_journal
 from orchestrator.core.errors import TransientError
 from orchestrator.sandbox.httpbase import Fault
 
@@ -66,7 +66,33 @@ def test_json_lines_carry_the_run_the_tenant_and_the_change_being_sent() -> None
         text = ScrubbingFormatter(as_json=False).format(record)
     assert (parsed["run"], parsed["tenant"], parsed["change"], parsed["retry_wait"]) == ("r-42", "north", "abc123", 0.5)
     assert "[run r-42 abc123] retry 1" in text
-    assert "run" not in json.loads(ScrubbingFormatter(as_json=True).format(record))
+    with log_context():
+        assert "run" not in json.loads(ScrubbingFormatter(as_json=True).format(record))
+
+
+def test_the_journal_trace_follows_a_run_from_start_to_finish() -> None:
+    class FakeJournal:
+        def start_run(self, kind: str) -> str:
+            return "r-7"
+
+        def record(self, run_id: str, change, state: str) -> None:
+            return None
+
+        def finish_run(self, run_id: str, status: str) -> None:
+            return None
+
+    class FakeChange:
+        key = "k1"
+
+    journal = FakeJournal()
+    trace_journal(journal)
+    run = journal.start_run("apply")
+    journal.record(run, FakeChange(), "sent")
+    assert context() == {"run": "r-7", "change": "k1"}
+    journal.record(run, FakeChange(), "succeeded")
+    assert context() == {"run": "r-7"}
+    journal.finish_run(run, "succeeded")
+    assert context() == {}
 
 
 def test_json_log_of_a_lockdown_names_the_run_and_change_of_each_retry(tenant: Tenant) -> None:

@@ -60,7 +60,7 @@ def trace_journal(journal: Any, tenant: str | None = None) -> None:
     """Follow `journal` (an engine Journal): its run id and the changes pending or sent go on every log line."""
     if tenant:
         _now["tenant"] = tenant
-    start_run, record = journal.start_run, journal.record
+    start_run, record, finish_run = journal.start_run, journal.record, journal.finish_run
 
     def traced_start(*args: Any, **kwargs: Any) -> str:
         run_id = start_run(*args, **kwargs)
@@ -72,7 +72,13 @@ def trace_journal(journal: Any, tenant: str | None = None) -> None:
         _now["changes"] = (*keys, change.key) if state in ("pending", "sent") else keys
         return record(run_id, change, state, *args, **kwargs)
 
-    journal.start_run, journal.record = traced_start, traced_record
+    def traced_finish(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return finish_run(*args, **kwargs)
+        finally:
+            _now.update(run=None, changes=())
+
+    journal.start_run, journal.record, journal.finish_run = traced_start, traced_record, traced_finish
 
 
 class ScrubbingFormatter(logging.Formatter):

@@ -132,3 +132,13 @@ def test_the_emulator_deprovisions_with_a_full_enum_name(emulator, chromeos):
     assert "response" in reply["changeChromeOsDeviceStatusResults"][0]
     assert emulator.state.devices[device_id]["status"] == "DEPROVISIONED"
     assert emulator.state.devices[device_id]["deprovisionReason"] == "DEPROVISION_REASON_RETIRING_DEVICE"
+
+
+def test_a_reason_without_deprovision_is_an_error(tmp_path):
+    text = RETIRE.format(reason="  reason: same_model_replacement\n").replace(
+        "method: deprovision", "method: powerwash"
+    )
+    (tmp_path / "retire.yaml").write_text(text)
+    (tmp_path / "windows.yaml").write_text((ROOT / "policies" / "windows.yaml").read_text())
+    with pytest.raises(PolicyError, match="reason applies only to method: deprovision"):
+        load_policies(tmp_path)

@@ -383,6 +383,12 @@ class ReimageGoogle(Strict):
     method: Literal["powerwash", "wipe_users", "deprovision"] = "wipe_users"
     reason: DeprovisionReason = "retiring_device"
 
+    @model_validator(mode="after")
+    def _reason_needs_deprovision(self) -> ReimageGoogle:
+        if "reason" in self.model_fields_set and self.method != "deprovision":
+            raise ValueError("reason applies only to method: deprovision")
+        return self
+
 
 class ReimageIntune(Strict):
     """wipe / autopilot_reset: the `wipe` action; retire: the `retire` action (the device leaves management)."""

@@ -121,8 +121,17 @@ def merge(
                 baselines[key] = policy
     result: list[L] = []
     for doc in own:
-        key = (doc.data.get("kind"), doc.data.get("name")) if isinstance(doc.data, dict) else None
-        policy = overlaid(baselines.pop(key), doc) if key in baselines else loaded(doc)  # type: ignore[index]
+        key = _kind_and_name(doc)
+        policy = overlaid(baselines.pop(key), doc) if key in baselines else loaded(doc)
         if policy is not None:
             result.append(policy)
     return [*baselines.values(), *duplicates, *result]
+
+
+def _kind_and_name(doc: YamlDocument) -> tuple[str, str] | None:
+    """(kind, name) when both are plain strings; a malformed document (a list, a mapping as its name) has none
+    and is loaded, and rejected with its file:line, like any other."""
+    if not isinstance(doc.data, dict):
+        return None
+    kind, name = doc.data.get("kind"), doc.data.get("name")
+    return (kind, name) if isinstance(kind, str) and isinstance(name, str) else None

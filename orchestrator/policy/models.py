@@ -1,4 +1,9 @@
-"""One pydantic model per policy kind (DESIGN.md §3). Unknown keys are errors; values use the grammars."""
+"""One pydantic model per policy kind (DESIGN.md §3). Unknown keys are errors; values use the grammars.
+
+Over 400 lines: the whole policy language in one place, so the JSON Schema, the reference in docs/policies.md
+and a reviewer read the same file; each kind is a short class and splitting them would scatter the shared
+selector and rule models they use.
+"""
 
 from __future__ import annotations
 

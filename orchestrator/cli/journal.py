@@ -9,7 +9,7 @@ from rich.table import Table
 
 from orchestrator.cli.app import console, handle_errors, pii_option
 from orchestrator.core.errors import OrchestratorError
-from orchestrator.core.redact import redact_text
+from orchestrator.core.redact import redact_text, use_district_key
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.settle import resolve_unknown, unsettled_lines
 from orchestrator.jobs.config import load_config
@@ -40,6 +40,7 @@ def journal(ctx: click.Context, run_id: str | None, limit: int, show_pii: bool) 
     if not path.exists():
         console.print(f"No journal yet at {path}.")
         return
+    use_district_key(path.parent)  # the same redaction tokens as the district's plans and reports
     j = Journal(path)
     try:
         if run_id:

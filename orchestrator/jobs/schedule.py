@@ -255,20 +255,33 @@ def _systemd(job: _Job, user: str | None, on_failure: str | None) -> str:
             *([f"EnvironmentFile={_systemd_exec(job.env_file)}"] if job.env_file else []),
             f"ExecStartPre=/usr/bin/mkdir -p {_systemd_exec(shlex.quote(lock_dir))}",
             f"ExecStart={_systemd_exec(command)}",
-            f"\n# ---- {unit}.timer ----",
-            "[Unit]",
-            f"Description=Schedule for {unit}",
-            "",
-            "[Timer]",
-            f"OnCalendar={calendar}",
-            "Persistent=true",
-            "AccuracySec=30s",
-            f"Unit={unit}.service",
-            "",
-            "[Install]",
-            "WantedBy=timers.target",
+            *systemd_timer(unit, f"Schedule for {unit}", calendar, f"{unit}.service"),
         ]
-    parts += [
+    parts += systemd_failure_unit(alert)
+    return "\n".join(parts) + "\n"
+
+
+def systemd_timer(name: str, description: str, calendar: str, service: str) -> list[str]:
+    """The lines of one `.timer` unit (persistent: a missed night runs at the next boot)."""
+    return [
+        f"\n# ---- {name}.timer ----",
+        "[Unit]",
+        f"Description={description}",
+        "",
+        "[Timer]",
+        f"OnCalendar={calendar}",
+        "Persistent=true",
+        "AccuracySec=30s",
+        f"Unit={service}",
+        "",
+        "[Install]",
+        "WantedBy=timers.target",
+    ]
+
+
+def systemd_failure_unit(alert: str) -> list[str]:
+    """The `OnFailure=` template service that runs the alert hook with the failed unit's name."""
+    return [
         f"\n# ---- {FAILURE_UNIT}.service ----",
         "[Unit]",
         "Description=Alert that %i failed (k12 fleet orchestrator)",
@@ -278,7 +291,6 @@ def _systemd(job: _Job, user: str | None, on_failure: str | None) -> str:
         "Environment=K12_FAILED_JOB=%i",
         f"ExecStart={alert}",
     ]
-    return "\n".join(parts) + "\n"
 
 
 def utc_times_for_local(at: dt.time, timezone: str, year: int) -> list[tuple[dt.time, str]]:

@@ -35,6 +35,8 @@ from orchestrator.jobs.schedule import (
     _actions_alert,
     _systemd_exec,
     emit,
+    systemd_failure_unit,
+    systemd_timer,
     utc_times_for_local,
 )
 from orchestrator.policy.grammar import check_timezone
@@ -177,30 +179,10 @@ def _systemd_tenants(
             ("orchestrator-lockdown", f"*-*-* {LOCKDOWN_AT:%H:%M}:00 {tenant.timezone}"),
             ("orchestrator-maintenance", f"*-*-* *:00/{MAINTENANCE_EVERY_MINUTES}:00 {tenant.timezone}"),
         ):
-            parts += [
-                f"\n# ---- {unit}@{tenant.name}.timer ----",
-                "[Unit]",
-                f"Description=Schedule for {unit}@{tenant.name} ({tenant.timezone})",
-                "",
-                "[Timer]",
-                f"OnCalendar={calendar}",
-                "Persistent=true",
-                "AccuracySec=30s",
-                f"Unit={unit}@{tenant.name}.service",
-                "",
-                "[Install]",
-                "WantedBy=timers.target",
-            ]
-    parts += [
-        f"\n# ---- {FAILURE_UNIT}.service ----",
-        "[Unit]",
-        "Description=Alert that %i failed (k12 fleet orchestrator)",
-        "",
-        "[Service]",
-        "Type=oneshot",
-        "Environment=K12_FAILED_JOB=%i",
-        f"ExecStart={alert}",
-    ]
+            instance = f"{unit}@{tenant.name}"
+            description = f"Schedule for {instance} ({tenant.timezone})"
+            parts += systemd_timer(instance, description, calendar, f"{instance}.service")
+    parts += systemd_failure_unit(alert)
     return "\n".join(parts) + "\n"
 
 

@@ -2,7 +2,7 @@
 # Install everything the tests need (Debian packages when root, Python packages in .venv), lint, and run them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DEBIAN_PACKAGES="dnsmasq unbound dnsutils nftables openssh-server iputils-ping iproute2 procps"
+DEBIAN_PACKAGES="dnsmasq unbound dnsutils nftables openssh-server iputils-ping iproute2 procps chromium"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=""
   for pkg in $DEBIAN_PACKAGES; do dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"; done

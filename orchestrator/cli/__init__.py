@@ -11,9 +11,10 @@ from orchestrator.cli.journal import journal
 from orchestrator.cli.ops import calendar_group, lockdown, maintenance, schedule, windows
 from orchestrator.cli.reconcile import apply, drift, plan, schema, validate
 from orchestrator.cli.sandbox import sandbox
+from orchestrator.cli.site import report
 
 COMMANDS = (validate, schema, plan, drift, apply, lockdown, maintenance, windows, calendar_group, schedule)
-for _command in (*COMMANDS, inventory, journal, sandbox):
+for _command in (*COMMANDS, report, inventory, journal, sandbox):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -1,0 +1,192 @@
+"""`orchestrator report --html`: the principals' static site, generated from a real maintenance run.
+
+The sample district is copied to a temp repository; its Reimage policy runs against the Google and Graph
+emulators inside the Thanksgiving break window (tests/test_maintenance_e2e.py's fleet), so the journal holds
+real maintenance actions with the window interval they ran in. A lockdown JSON report with a student's email
+sits in the reports folder. `site_dir` is the generated site; tests/test_site_browser.py opens it in Chromium.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from test_maintenance_e2e import BREAK_MORNING, make_fleet
+
+from orchestrator.cli import main
+from orchestrator.cli.site import write_site
+from orchestrator.engine.plan import Plan
+from orchestrator.jobs.lockdown_report import LockdownReport, write_report
+from orchestrator.jobs.report import SiteData, gather_site
+from orchestrator.jobs.workspace import open_workspace
+from orchestrator.policy.models import SchoolCalendar
+from orchestrator.schooltime.calendar import SchoolDays
+
+STUDENT = "ava.student@students.district.example"
+NOW = dt.datetime(2026, 11, 26, 18, 0, tzinfo=dt.UTC)  # the day after the reimages ran
+
+
+def lockdown_report(folder: Path) -> None:
+    device = {
+        "serial": "CB0000001",
+        "school": "lincoln-elementary",
+        "platform": "chromeos",
+        "asset": "LIN-0001",
+        "student": STUDENT,
+        "status": "lost",
+        "inventory": "inventory/devices.csv:2",
+        "outcome": "locked",
+        "actions": [{"backend": "google", "outcome": "locked", "detail": f"disabled for {STUDENT}", "said": "locked"}],
+    }
+    still = {k: v for k, v in device.items() if k not in ("actions", "outcome")} | {"locked_on": ["google"]}
+    report = LockdownReport(
+        devices=[device],
+        totals=Counter(locked=1),
+        per_school={"lincoln-elementary": Counter(locked=1)},
+        still_locked=[still, {**still, "serial": "PF0000002", "platform": "windows", "locked_on": ["intune"]}],
+    )
+    write_report(report, folder, "2026-11-26T080000Z", "20261126T080000Z-abcdef")
+
+
+def build(tmp_path: Path) -> tuple[Path, SiteData, Path]:
+    """The fleet's district with a real maintenance run in its journal; returns (repo, data, site folder)."""
+    fleet_iter = make_fleet(tmp_path)
+    fleet = next(fleet_iter)
+    try:
+        report = fleet.apply(fleet.plan(), BREAK_MORNING)
+        assert set(report.states.values()) == {"succeeded"}
+    finally:
+        fleet_iter.close()
+    repo = fleet.root
+    (repo / "orchestrator.yaml").write_text(
+        f"journal: {tmp_path / 'journal.db'}\nreports: reports\n"
+        "google:\n  directory_endpoint: http://127.0.0.1:9/\n  policy_endpoint: http://127.0.0.1:9/\n"
+        "intune:\n  graph_endpoint: http://127.0.0.1:9/\n"
+    )
+    lockdown_report(repo / "reports")
+    data = gather_site(open_workspace(str(repo / "orchestrator.yaml")), now=NOW)
+    site = tmp_path / "site"
+    write_site(data, site)
+    return repo, data, site
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, SiteData, Path]]:
+    yield build(tmp_path_factory.mktemp("prairie-valley"))
+
+
+def school_days(repo: Path) -> SchoolDays:
+    ws = open_workspace(str(repo / "orchestrator.yaml"))
+    (model,) = [m for m, _ in ws.policies.of_kind(SchoolCalendar) if m.name == "district-2026-27"]
+    return SchoolDays(model, repo)
+
+
+class Tables(HTMLParser):
+    """Counts tables and the header cells inside each; collects every src/href and inline url()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[int] = []
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.tables.append(0)
+        if tag == "th" and self.tables:
+            self.tables[-1] += 1
+        self.links += [v or "" for k, v in attrs if k in ("src", "href")]
+
+
+def test_every_page_is_written_self_contained_with_headers_and_no_student(built) -> None:
+    _, _, site = built
+    pages = sorted(p.name for p in site.iterdir())
+    assert pages == ["calendar.html", "index.html", "lockdown.html", "plan.html"]
+    for page in site.iterdir():
+        html = page.read_text()
+        parser = Tables()
+        parser.feed(html)
+        assert all(headers > 0 for headers in parser.tables), f"{page.name}: a table without <th>"
+        external = [link for link in parser.links if not re.fullmatch(r"#[\w-]+|[a-z]+\.html", link)]
+        assert not external, f"{page.name} links outside the site: {external}"
+        assert "<script" not in html and "@import" not in html and "url(http" not in html
+        assert STUDENT not in html and "ava.student" not in html
+        assert '<meta name="viewport"' in html and "<h1>" in html
+
+
+def test_the_calendar_counts_the_class_days_of_the_sample_year(built) -> None:
+    repo, data, site = built
+    days = school_days(repo)
+    html = (site / "calendar.html").read_text()
+    district = next(y for y in data.years if y.school == "whole district")
+    expected = days.class_days_between(dt.date(2026, 8, 1), dt.date(2027, 5, 31))
+    assert district.class_days == expected == 180
+    svg = html[html.index('id="cal-district-2026-27-whole-district"') :]
+    svg = svg[: svg.index("</svg>")]
+    assert svg.count('data-kind="class_day"') == expected
+    for year in data.years:
+        assert year.class_days == days.class_days_between(year.first, year.last, year.school)
+
+
+def test_the_calendar_shows_blackouts_windows_and_what_ran(built) -> None:
+    _, data, site = built
+    district = next(y for y in data.years if y.school == "whole district")
+    by_date = {d.date: d for d in district.days}
+    assert by_date[dt.date(2026, 11, 25)].kind == "no_students"
+    assert any("break-days" in text for text in by_date[dt.date(2026, 11, 25)].opened)
+    ran = by_date[dt.date(2026, 11, 25)].ran
+    assert sorted(r.split(": ")[1] for r in ran) == [
+        "CB0000004 succeeded",
+        "CB0000104 succeeded",
+        "PF0000008 succeeded",
+        "PF0000108 succeeded",
+    ]
+    assert not by_date[dt.date(2026, 11, 27)].opened, "a window after `now` has not opened yet"
+    assert by_date[dt.date(2027, 4, 20)].testing and by_date[dt.date(2027, 4, 20)].blackouts
+    assert any("before Spring semester" in b for b in by_date[dt.date(2027, 1, 4)].blackouts)
+    assert [d.date for d in district.days if d.kind == "staff_only"] == [dt.date(2026, 10, 9), dt.date(2027, 1, 5)]
+    html = (site / "calendar.html").read_text()
+    assert "What ran in the maintenance windows" in html and "PF0000108" in html
+    jefferson = next(y for y in data.years if y.school == "jefferson-high")
+    assert any(d.testing == "AP exams" for d in jefferson.days)
+
+
+def test_status_lockdown_and_plan_pages(built) -> None:
+    _, data, site = built
+    assert {s.backend: s.state for s in data.status} == {"google": "unknown", "intune": "unknown"}
+    lockdown = (site / "lockdown.html").read_text()
+    assert "CB0000001" in lockdown and "PF0000002" in lockdown and "Still locked" in lockdown
+    assert "Lost or stolen devices still locked (2)" in lockdown
+    plan = (site / "plan.html").read_text()
+    assert "maintenance" in plan and "reimage" in plan
+    index = (site / "index.html").read_text()
+    assert "180 class days" in index and "2 still locked" in index
+
+
+def test_report_command_writes_the_site_from_a_saved_plan(built, tmp_path: Path) -> None:
+    repo, _, _ = built
+    plan_file = tmp_path / "plan.json"
+    runner = CliRunner()
+    config = str(repo / "orchestrator.yaml")
+    out = tmp_path / "out"
+    result = runner.invoke(main, ["--config", config, "report", "--html", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "index.html").exists()
+
+    Plan(changes=[], observed={}, backends=["google"], scopes=["policy"]).save(plan_file)
+    result = runner.invoke(main, ["--config", config, "report", "--html", str(out), "--plan", str(plan_file)])
+    assert result.exit_code == 0, result.output
+    index = (out / "index.html").read_text()
+    assert "in sync" in index and "not checked by this plan" in index
+
+
+def test_the_readme_shows_the_screenshots(repo_root: Path) -> None:
+    readme = (repo_root / "README.md").read_text()
+    for name in ("site-lockdown-phone.png", "site-calendar-desktop.png"):
+        assert (repo_root / "docs" / "img" / name).exists(), f"docs/img/{name} is missing"
+        assert f"docs/img/{name}" in readme

@@ -348,15 +348,15 @@ def test_profile_is_created_once_then_shows_no_drift(
 ) -> None:
     desired = policy_resources(tmp_path, **{"web.yaml": WEBFILTER})
     changes, results = run_once(backend, desired)
-    assert sorted(c.id.key for c in changes) == [
-        "ios|K12 WebFilter elementary-filter",
-        "windows|K12 WebFilter elementary-filter",
+    assert sorted(str(c.id) for c in changes) == [
+        "intune/config_profile/ios|K12 WebFilter elementary-filter",
+        "intune/settings_policy/windows|K12 WebFilter elementary-filter",
     ]
     assert {r.state for r in results} == {"succeeded"}
-    assert len(emulator.state.configs) == 2
+    assert len(emulator.state.configs) == 1 and len(emulator.state.catalog.policies) == 1
     again, _ = run_once(backend, desired)
     assert again == []
-    assert len(emulator.state.configs) == 2
+    assert len(emulator.state.configs) == 1 and len(emulator.state.catalog.policies) == 1
 
 
 def test_assignment_order_is_not_drift(emulator: GraphEmulator, backend: IntuneBackend, tmp_path: Path) -> None:
@@ -378,8 +378,8 @@ def test_changed_list_updates_the_profile_in_place(
     changes, results = run_once(backend, desired)
     assert [(c.op, c.id.key) for c in changes] == [("update", "ios|K12 WebFilter elementary-filter")]
     assert "extra.example" in changes[0].before["blocked"]
-    assert [r.state for r in results] == ["succeeded"] and len(emulator.state.configs) == 2
-    assert emulator.calls["POST deviceConfigurations/assign"] == 2  # assignments unchanged: not re-sent
+    assert [r.state for r in results] == ["succeeded"] and len(emulator.state.configs) == 1
+    assert emulator.calls["POST deviceConfigurations/assign"] == 1  # assignments unchanged: not re-sent
 
 
 def test_unmanaged_duplicate_or_orphan_profiles(
@@ -398,13 +398,13 @@ def test_unmanaged_duplicate_or_orphan_profiles(
     assert [c.id.key for c in deletes] == ["windows|K12 WebFilter retired-filter"]
     assert orphan["id"] not in emulator.state.configs
     assert any(c["displayName"] == "Contoso baseline" for c in emulator.state.configs.values())
-    windows = next(
+    ios = next(
         c
         for c in emulator.state.configs.values()
-        if c["displayName"] == "K12 WebFilter elementary-filter" and "omaSettings" in c
+        if c["displayName"] == "K12 WebFilter elementary-filter" and "contentFilterSettings" in c
     )
-    emulator.state.create_config({**windows, "id": None})
-    with pytest.raises(PlanError, match="2 windows profiles named 'K12 WebFilter elementary-filter'"):
+    emulator.state.create_config({**ios, "id": None})
+    with pytest.raises(PlanError, match="2 ios profiles named 'K12 WebFilter elementary-filter'"):
         backend.observe(desired)
 
 

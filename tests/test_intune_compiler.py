@@ -52,8 +52,14 @@ def test_webfilter_becomes_one_profile_per_platform_with_sources(tmp_path: Path)
         },
     )
     profiles = of_type(resources, "config_profile")
-    assert sorted(profiles) == ["ios|K12 WebFilter elementary-filter", "windows|K12 WebFilter elementary-filter"]
-    profile = profiles["windows|K12 WebFilter elementary-filter"]
+    assert sorted(profiles) == ["ios|K12 WebFilter elementary-filter"]
+    settings = of_type(resources, "settings_policy")  # Windows: Edge lists as a Settings Catalog policy
+    assert sorted(settings) == ["windows|K12 WebFilter elementary-filter"]
+    assert (
+        settings["windows|K12 WebFilter elementary-filter"].value
+        == profiles["ios|K12 WebFilter elementary-filter"].value
+    )
+    profile = settings["windows|K12 WebFilter elementary-filter"]
     assert profile.value == {
         "blocked": ["roblox.com", "tiktok.com"],
         "allowed": ["khanacademy.org"],
@@ -199,7 +205,7 @@ def test_reimage_selects_windows_devices_by_ou_subtree_and_exact_serial(tmp_path
 def test_repository_policies_compile(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
     resources = compile_intune(load_policies(root / "policies"), Inventory("inventory/devices.csv", []))
-    assert {r.id.type for r in resources} == {"config_profile", "app_assignment"}
+    assert {r.id.type for r in resources} == {"settings_policy", "config_profile", "app_assignment"}
     assert all(r.sources for r in resources)
 
 

@@ -18,6 +18,10 @@ Routes (under both /v1.0 and /beta; beta-only fields and actions are refused or 
   POST   deviceAppManagement/mobileApps/{id}/assign  {"mobileAppAssignments": [...]}  → 204 (replaces)
   GET|POST deviceManagement/deviceConfigurations ($expand=assignments); GET|PATCH|DELETE …/{id}
   POST   deviceManagement/deviceConfigurations/{id}/assign {"assignments": [...]}  → 200; GET …/assignments
+  beta deviceManagement/configurationPolicies (Settings Catalog, graph_catalog.py): GET ($expand=settings,
+         assignments) | POST; GET|PUT (replace, settings included)|PATCH (no settings)|DELETE …/{id};
+         GET …/{id}/settings; POST …/{id}/assign → 200; GET …/{id}/assignments. Unknown setting definitions and
+         wrong instance shapes are 400; on /v1.0 the segment does not exist.
   POST   $batch  ≤20 relative inner requests; write requests need a body and Content-Type (else the whole
          batch is 400, like Graph); every inner request is counted and throttled on its own.
 
@@ -48,6 +52,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from orchestrator.sandbox.district import District, generate
+from orchestrator.sandbox.graph_catalog import CatalogProblem
 from orchestrator.sandbox.graph_directory import entra_get, entra_patch, transitive_members
 from orchestrator.sandbox.graph_state import (
     BETA_ONLY_CONFIG_FIELDS,
@@ -121,7 +126,7 @@ def endpoint_name(method: str, parts: list[str]) -> str:
     if not rest:
         return f"{method} {base}"
     if len(rest) == 1:
-        return f"{method} {base.rstrip('s')}"
+        return f"{method} {base[:-3] + 'y' if base.endswith('ies') else base.rstrip('s')}"
     if rest[-1] == "$count":
         return f"{method} {base}/{rest[1]}/$count"
     return f"{method} {base}/{rest[1]}"
@@ -179,6 +184,11 @@ class GraphApi:
             return self._configs(method, version, parts[2:], query, body)
         if head == ["deviceAppManagement", "mobileApps"]:
             return self._apps(method, parts[2:], query, body)
+        if head == ["deviceManagement", "configurationPolicies"] and version == "beta":
+            try:
+                return self._policies(method, parts[2:], query, body)
+            except CatalogProblem as problem:
+                raise GraphProblem(problem.status, problem.code, problem.message) from None
         if parts and (parts[0].startswith("devices(") or (parts[0] == "devices" and len(parts) == 2)):
             if method == "GET":
                 return Reply(200, entra_get(state, parts, query))
@@ -296,6 +306,36 @@ class GraphApi:
             return Reply(200, {"value": state.config_assignments.get(rest[0], [])})
         raise GraphProblem(405, "MethodNotAllowed", f"{method} is not allowed here")
 
+    def _policies(self, method: str, rest: list[str], query: dict[str, str], body: Any) -> Reply:
+        catalog = self.state.catalog
+        expand = query.get("$expand") or ""
+        if not rest:
+            if method == "GET":
+                records = [catalog.expanded(r, expand) for r in catalog.policies.values()]
+                return Reply(200, {"value": [_select(r, query.get("$select")) for r in records]})
+            if method == "POST":
+                return Reply(201, catalog.create(_object(body), now_iso()))
+        elif len(rest) == 1:
+            if method == "GET":
+                return Reply(200, catalog.expanded(catalog.get(rest[0]), expand))
+            if method == "PUT":
+                catalog.replace(rest[0], _object(body), now_iso())
+                return Reply(204)
+            if method == "PATCH":
+                catalog.patch(rest[0], _object(body), now_iso())
+                return Reply(204)
+            if method == "DELETE":
+                catalog.delete(rest[0])
+                return Reply(204)
+        elif len(rest) == 2 and method == "GET" and rest[1] in ("settings", "assignments"):
+            catalog.get(rest[0])
+            table = catalog.settings if rest[1] == "settings" else catalog.assignments
+            return Reply(200, {"value": table.get(rest[0], [])})
+        elif len(rest) == 2 and rest[1] == "assign" and method == "POST":
+            stored = self.state.assign_policy(rest[0], list(_object(body).get("assignments") or []))
+            return Reply(200, {"value": stored})
+        raise GraphProblem(405, "MethodNotAllowed", f"{method} is not allowed here")
+
     def _apps(self, method: str, rest: list[str], query: dict[str, str], body: Any) -> Reply:
         state = self.state
         if not rest and method == "GET":
@@ -351,6 +391,9 @@ class GraphHandler(JsonHandler):
 
     def do_DELETE(self) -> None:
         self._serve("DELETE")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
 
     def _serve(self, method: str) -> None:
         raw = self.read_body()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.sandbox.district import USER_GROUPS, District, SeedDevice
+from orchestrator.sandbox.graph_catalog import Catalog
 
 BETA_ONLY_DEVICE_FIELDS = ("lostModeState", "deviceType")  # not on the v1.0 managedDevice (msgraph-sdk 1.65)
 BETA_ONLY_CONFIG_FIELDS = ("contentFilterSettings",)
@@ -92,6 +93,7 @@ class GraphState:
     app_assignments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     config_assignments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    catalog: Catalog = field(default_factory=Catalog)  # Settings Catalog configurationPolicies (beta)
     lost_mode_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)  # what the lock screen shows
     # (device id, action) → times the action was executed: what tests assert "never wiped twice" against.
     executed: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -236,6 +238,16 @@ class GraphState:
             target = self._target(assignment)
             stored.append({"id": f"{config_id}_{target.get('groupId', 'all')}", "target": target})
         self.config_assignments[config_id] = stored
+        return stored
+
+    def assign_policy(self, policy_id: str, assignments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """configurationPolicies/{id}/assign: replaces the policy's assignments."""
+        self.catalog.get(policy_id)
+        stored = []
+        for assignment in assignments:
+            target = self._target(assignment)
+            stored.append({"id": f"{policy_id}_{target.get('groupId', 'all')}", "target": target})
+        self.catalog.assignments[policy_id] = stored
         return stored
 
     # ---- apps ----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 A thin router over one module per resource kind, sharing one Graph session, one group-name cache and the
 write pacers:
+  settings_policy settings_policies.py  Edge URL lists as Settings Catalog policies (authoritative, managed names)
   config_profile  profiles.py  web filter deviceConfigurations (authoritative for managed names)
   app_assignment  apps.py      mobileApp assignments
   device_lock     devices.py   lost mode / remote lock in $batch
@@ -26,7 +27,8 @@ from orchestrator.backends.intune.graph import GraphSession
 from orchestrator.backends.intune.group_names import GroupNames
 from orchestrator.backends.intune.groups import group_serials, known_names
 from orchestrator.backends.intune.profiles import Profiles
-from orchestrator.backends.intune.spec import APP_ASSIGNMENT, CONFIG_PROFILE, DEVICE_LOCK, REIMAGE
+from orchestrator.backends.intune.settings_policies import SettingsPolicies
+from orchestrator.backends.intune.spec import APP_ASSIGNMENT, CONFIG_PROFILE, DEVICE_LOCK, REIMAGE, SETTINGS_POLICY
 from orchestrator.backends.pacing import CallCounter, RetryPolicy, TokenBucket
 from orchestrator.core.backend import ResultCallback, SentCallback
 from orchestrator.core.errors import BackendError, OutcomeUnknown, PlanError
@@ -54,6 +56,7 @@ class IntuneBackend:
         self.config_writes = TokenBucket(config.config_writes_per_20s, 20.0, sleep=sleep)
         self.groups = GroupNames(self.session)
         self.profiles = Profiles(self.session, self.groups, self.config_writes)
+        self.settings_policies = SettingsPolicies(self.session, self.groups, self.config_writes)
         self.apps = Apps(self.session, self.groups, self.config_writes)
         self.devices = Devices(self.session, self.device_writes)
 
@@ -67,7 +70,7 @@ class IntuneBackend:
         problems: list[str] = []
         wanted_groups: dict[str, str] = {}
         for resource in desired:
-            if resource.id.type == CONFIG_PROFILE.name:
+            if resource.id.type in (CONFIG_PROFILE.name, SETTINGS_POLICY.name):
                 names = list(resource.value.get("assignments") or [])
             elif resource.id.type == APP_ASSIGNMENT.name:
                 names = [entry["group"] for entry in resource.value]
@@ -77,7 +80,8 @@ class IntuneBackend:
                 where = resource.meta.get("group_sources", {}).get(name) or ", ".join(resource.sources)
                 wanted_groups.setdefault(name, where)
         await self.groups.resolve(wanted_groups, problems)
-        observed = await self.profiles.observe(problems)
+        observed = await self.settings_policies.observe(problems)
+        observed += await self.profiles.observe(problems)
         observed += await self.apps.observe([r for r in desired if r.id.type == APP_ASSIGNMENT.name], problems)
         locks = [r for r in desired if r.id.type == DEVICE_LOCK.name]
         if locks:
@@ -91,7 +95,17 @@ class IntuneBackend:
         by_type: dict[str, list[Change]] = {}
         for change in changes:
             by_type.setdefault(change.id.type, []).append(change)
+        not_replaced: set[str] = set()  # settings policies not created: keep the custom profile they replace
+        for change in by_type.pop(SETTINGS_POLICY.name, []):
+            result = _one(change, on_sent, self.settings_policies.apply)
+            if result.state != "succeeded":
+                not_replaced.add(change.id.key)
+            on_result(result)
         for change in by_type.pop(CONFIG_PROFILE.name, []):
+            if change.op == "delete" and change.id.key in not_replaced:
+                why = f"not deleted: the settings policy {change.id.key} that replaces it was not applied; re-run"
+                on_result(ChangeResult(change.key, "failed", why))
+                continue
             on_result(_one(change, on_sent, self.profiles.apply))
         for change in by_type.pop(APP_ASSIGNMENT.name, []):
             on_result(_one(change, on_sent, self.apps.apply))

@@ -4,11 +4,13 @@ Resource types (backend "intune"; keys are strings):
 
 Keys are built with the types in spec.py and the strings come from names.py (shared with the backend).
 
-- config_profile, key (platform, "K12 WebFilter {policy}") (platform windows|ios), value
-  {"blocked": [...], "allowed": [...], "assignments": [group display names]} (all sorted). One profile per
-  WebFilter with intune_groups and platform: Windows = Edge URLBlocklist/URLAllowlist (OMA-URI custom
-  profile), iOS = web content filter (auto filter with blocked/allowed URLs). `*.example.com` becomes
-  `example.com` (both Edge patterns and Apple's filter match subdomains). meta: group_sources.
+- settings_policy, key ("windows", "K12 WebFilter {policy}"), and config_profile, key ("ios", same name),
+  value {"blocked": [...], "allowed": [...], "assignments": [group display names]} (all sorted). One of each
+  per WebFilter with intune_groups: Windows = a Settings Catalog policy with the Edge URLBlocklist /
+  URLAllowlist settings (settings_body.py), iOS = a web content filter profile (auto filter with blocked/allowed
+  URLs). `*.example.com` becomes `example.com` (both Edge patterns and Apple's filter match subdomains).
+  meta: group_sources. A Windows custom (OMA-URI) profile of the same name left by earlier versions is no
+  longer wanted, so the plan deletes it after creating the settings policy that replaces it.
 - app_assignment, key = app display name, value sorted [{"group", "intent"}]; every AppPush naming the
   app is merged into one resource (sources = union). meta: group_sources, app_sources.
 - device_lock, key = serial, value {"lost": true} for lost/stolen Windows/iOS inventory devices and
@@ -32,8 +34,15 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from orchestrator.backends.intune.names import PROFILE_PLATFORMS, RETIRE, WINDOWS_DISABLE, WIPE, profile_name
-from orchestrator.backends.intune.spec import APP_ASSIGNMENT, CONFIG_PROFILE, DEVICE_LOCK, REIMAGE
+from orchestrator.backends.intune.names import (
+    PROFILE_PLATFORMS,
+    RETIRE,
+    SETTINGS_PLATFORMS,
+    WINDOWS_DISABLE,
+    WIPE,
+    profile_name,
+)
+from orchestrator.backends.intune.spec import APP_ASSIGNMENT, CONFIG_PROFILE, DEVICE_LOCK, REIMAGE, SETTINGS_POLICY
 from orchestrator.core.resources import Resource
 from orchestrator.inventory.devices import Device, Inventory
 from orchestrator.inventory.selection import reimage_resource, selects
@@ -73,10 +82,11 @@ def _profiles(policies: PolicySet) -> list[Resource]:
             "assignments": sorted(set(groups)),
         }
         sources = (str(loaded.source), str(loaded.source_of("targets", "intune_groups")))
-        for platform in PROFILE_PLATFORMS:
+        kinds = [(SETTINGS_POLICY, p) for p in SETTINGS_PLATFORMS] + [(CONFIG_PROFILE, p) for p in PROFILE_PLATFORMS]
+        for rtype, platform in kinds:
             out.append(
                 Resource(
-                    id=CONFIG_PROFILE.id(platform, profile_name(model.name)),
+                    id=rtype.id(platform, profile_name(model.name)),
                     value={**value},
                     sources=sources,
                     policy=model.name,

@@ -1,14 +1,15 @@
 """The strings the Intune compiler writes and the Intune backend reads, each defined once.
 
-Managed web filter profiles are found by display name: `profile_name(policy)` builds it, `is_managed`
-recognises it, so the two cannot drift. Keys are built and split with the resource types in `spec.py`
+Managed web filter profiles and settings policies are found by name: `profile_name(policy)` builds it,
+`is_managed` recognises it, so the two cannot drift. Keys are built and split with the resource types in `spec.py`
 (`CONFIG_PROFILE.key(platform, name)`, `REIMAGE.split(key)`).
 """
 
 from __future__ import annotations
 
 MANAGED_PREFIX = "K12 "
-PROFILE_PLATFORMS = ("windows", "ios")
+PROFILE_PLATFORMS = ("ios",)  # deviceConfigurations (config_profile): the iOS/iPadOS web content filter
+SETTINGS_PLATFORMS = ("windows",)  # Settings Catalog configurationPolicies (settings_policy): Edge URL lists
 
 # reimage values: {"action": WIPE, "keepEnrollmentData": bool, "keepUserData": bool} or {"action": RETIRE}.
 WIPE = "wipe"

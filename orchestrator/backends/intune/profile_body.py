@@ -1,7 +1,9 @@
 """Web filter profiles as Intune deviceConfigurations: build the Graph body, read it back to our value.
 
-Windows: a `windows10CustomConfiguration` with two ADMX-backed OMA-URI string settings for Microsoft Edge
-(`URLBlocklist`, `URLAllowlist`); list data is `<enabled/><data id="…Desc" value="1&#xF000;a.com&#xF000;2…"/>`.
+Windows (read back only): earlier versions wrote a `windows10CustomConfiguration` with two ADMX-backed OMA-URI
+settings for Microsoft Edge (`URLBlocklist`, `URLAllowlist`; `<enabled/><data id="…Desc" value="1&#xF000;a.com…"/>`),
+which devices ignore without the Edge ADMX ingested. Such a managed profile is still observed (so the plan shows
+and deletes it) but never written: Edge lists are a Settings Catalog policy now (`settings_body.py`).
 iOS/iPadOS: an `iosDeviceFeaturesConfiguration` (beta) whose `contentFilterSettings` is an
 `iosWebContentFilterAutoFilter` with `blockedUrls` / `allowedUrls` (https:// URLs).
 """
@@ -22,13 +24,6 @@ _SEP = "&#xF000;"
 _DATA = re.compile(r'<data\s+id="[^"]*"\s+value="([^"]*)"\s*/>')
 
 
-def _admx_list(name: str, domains: list[str]) -> str:
-    if not domains:
-        return "<disabled/>"
-    pairs = _SEP.join(f"{i}{_SEP}{html.escape(d, quote=True)}" for i, d in enumerate(domains, start=1))
-    return f'<enabled/><data id="{name}Desc" value="{pairs}"/>'
-
-
 def _admx_values(text: str) -> list[str]:
     match = _DATA.search(text or "")
     if not match or "<enabled/>" not in text:
@@ -38,23 +33,8 @@ def _admx_values(text: str) -> list[str]:
 
 
 def profile_body(platform: str, display_name: str, value: dict[str, Any]) -> dict[str, Any]:
-    """The POST/PATCH body for a web filter profile on `platform`."""
+    """The POST/PATCH body for a web filter profile on `platform` (iOS only)."""
     blocked, allowed = list(value.get("blocked") or []), list(value.get("allowed") or [])
-    if platform == "windows":
-        return {
-            "@odata.type": WINDOWS_TYPE,
-            "displayName": display_name,
-            "description": DESCRIPTION,
-            "omaSettings": [
-                {
-                    "@odata.type": "#microsoft.graph.omaSettingString",
-                    "displayName": f"Edge {name}",
-                    "omaUri": EDGE_URI.format(name=name),
-                    "value": _admx_list(name, domains),
-                }
-                for name, domains in (("URLBlocklist", blocked), ("URLAllowlist", allowed))
-            ],
-        }
     if platform == "ios":
         return {
             "@odata.type": IOS_TYPE,
@@ -66,7 +46,7 @@ def profile_body(platform: str, display_name: str, value: dict[str, Any]) -> dic
                 "allowedUrls": [f"https://{d}" for d in allowed],
             },
         }
-    raise ValueError(f"no web filter profile for platform {platform!r} (windows, ios)")
+    raise ValueError(f"no web filter profile for platform {platform!r} (ios; Windows uses a settings policy)")
 
 
 def _strip_scheme(url: str) -> str:

@@ -12,6 +12,9 @@ from orchestrator.core.backend import Backend, BackendSpec, CompileInput, OpenCo
 from orchestrator.core.resources import Resource, ResourceId
 from orchestrator.core.types import ResourceType
 
+# Settings Catalog policies (Edge URL lists on Windows) sort before config profiles, so a migration's create and
+# assign always precede the delete of the custom profile it replaces.
+SETTINGS_POLICY = ResourceType("intune", "settings_policy", ("platform", "name"), order=1, authoritative=True)
 CONFIG_PROFILE = ResourceType("intune", "config_profile", ("platform", "name"), order=2, authoritative=True)
 APP_ASSIGNMENT = ResourceType("intune", "app_assignment", ("app",), order=3)
 DEVICE_LOCK = ResourceType("intune", "device_lock", ("serial",), order=6, scope="lockdown")
@@ -61,7 +64,7 @@ def prunes(section: Any, rid: ResourceId) -> bool:
 SPEC = BackendSpec(
     name="intune",
     order=1,
-    types=(CONFIG_PROFILE, APP_ASSIGNMENT, DEVICE_LOCK, REIMAGE),
+    types=(SETTINGS_POLICY, CONFIG_PROFILE, APP_ASSIGNMENT, DEVICE_LOCK, REIMAGE),
     config_model=IntuneConfig,
     problem=problem,
     open=open_backend,

@@ -6,6 +6,7 @@
 """
 
 from orchestrator.cli.app import main
+from orchestrator.cli.export import export
 from orchestrator.cli.inventory import inventory
 from orchestrator.cli.journal import journal
 from orchestrator.cli.ops import calendar_group, lockdown, maintenance, schedule, windows
@@ -13,7 +14,7 @@ from orchestrator.cli.reconcile import apply, drift, plan, schema, validate
 from orchestrator.cli.sandbox import sandbox
 from orchestrator.cli.site import report
 
-COMMANDS = (validate, schema, plan, drift, apply, lockdown, maintenance, windows, calendar_group, schedule)
+COMMANDS = (validate, schema, plan, drift, apply, export, lockdown, maintenance, windows, calendar_group, schedule)
 for _command in (*COMMANDS, report, inventory, journal, sandbox):
     main.add_command(_command)
 

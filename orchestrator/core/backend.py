@@ -80,6 +80,17 @@ class OpenContext:
 
 
 @dataclass(frozen=True)
+class ExportInput:
+    """What a backend's exporter reads: the settings `observe([])` returned (what a plan with no policy sees),
+    its config section, the OU/group/site subtree asked for (None: everything) and when they were read."""
+
+    observed: Sequence[Resource]
+    section: Any
+    subtree: str | None
+    read_at: str  # ISO 8601 UTC, for the comments of the exported documents
+
+
+@dataclass(frozen=True)
 class BackendSpec:
     """Everything the rest of the system knows about one backend; adding a backend is one spec + one
     registry line.
@@ -105,6 +116,9 @@ class BackendSpec:
     """Kinds of target names policies use that this backend can look up (`known_targets(kind, names)`)."""
     prunes: Callable[[Any, ResourceId], bool] = lambda section, rid: False
     """Whether the section's `manage:` declares `rid`'s scope pruned (settings no policy wants are deleted)."""
+    export: Callable[[ExportInput], list[Any]] | None = None
+    """Optional: observed settings → policy files (orchestrator.policy.writer.ExportFile) that plan back to no
+    change (`orchestrator export`); None when the backend cannot be exported."""
 
     def device_types(self) -> set[str]:
         """Lockdown types keyed by one device serial (a console's lock/disable of one device)."""

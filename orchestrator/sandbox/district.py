@@ -130,3 +130,69 @@ def generate(devices: int = 120, seed: int = 2026, ous: int = 0) -> District:
             )
         )
     return District(ous=ou_list, devices=result, groups=list(GROUPS), apps=list(INTUNE_APPS))
+
+
+# `orchestrator sandbox --lived-in`: what a district set by hand in the Admin console before adopting the tool
+# (org unit, Chrome Policy schema, app_id or "", value). Settings at several levels inherit downwards; some
+# are not in the policy language (incognito) or not plain domains (a URL with a path), so export leaves
+# them out; the rest export to policies that plan back to no change.
+LIVED_IN_GOOGLE: list[tuple[str, str, str, dict[str, object]]] = [
+    ("/", "chrome.users.UrlBlocking", "", {"urlBlocklist": ["malware-test.example", "proxy-unblocker.example"]}),
+    (
+        "/Students",
+        "chrome.users.UrlBlocking",
+        "",
+        {"urlBlocklist": ["discord.com", "tiktok.com", "twitch.tv"], "urlAllowlist": ["khanacademy.org"]},
+    ),
+    (
+        "/Students",
+        "chrome.users.SafeSearchRestrictedMode",
+        "",
+        {"forceGoogleSafeSearch": True, "forceYoutubeRestrictedMode": "MODERATE"},
+    ),
+    ("/Students", "chrome.users.IncognitoMode", "", {"incognitoModeAvailability": "DISABLED"}),
+    ("/Students/Elementary", "chrome.users.SafeSearchRestrictedMode", "", {"forceYoutubeRestrictedMode": "STRICT"}),
+    (
+        "/Students/Elementary",
+        "chrome.users.UrlBlocking",
+        "",
+        {"urlBlocklist": ["coolmathgames.com", "discord.com", "roblox.com", "tiktok.com", "twitch.tv"]},
+    ),
+    (
+        "/Students/High/Jefferson",
+        "chrome.users.UrlBlocking",
+        "",
+        {"urlBlocklist": ["discord.com", "https://chat.example/rooms/*"]},
+    ),
+    ("/Staff", "chrome.users.SafeSearchRestrictedMode", "", {"forceGoogleSafeSearch": False}),
+    (
+        "/Students",
+        "chrome.users.apps.InstallType",
+        "chrome:ghbmnnjooekpmoecnnnilnnbdlolhkhi",
+        {"appInstallType": "FORCED"},
+    ),
+    (
+        "/Students",
+        "chrome.users.apps.InstallType",
+        "chrome:cjpalhdlnbpafiamejdnhcphjbkeiagm",
+        {"appInstallType": "BLOCKED"},
+    ),
+    (
+        "/Students/Elementary",
+        "chrome.users.apps.InstallType",
+        "chrome:mkaakpdehdafacodkgkpghoibnmamcme",
+        {"appInstallType": "FORCED_AND_PIN_TO_TOOLBAR"},
+    ),
+    (
+        "/Labs/Jefferson",
+        "chrome.users.apps.InstallType",
+        "chrome:aapocclcgogkmnckokdopfmhonfmgoek",
+        {"appInstallType": "NORMAL"},
+    ),
+    (
+        "/Testing",
+        "chrome.users.apps.InstallType",
+        "chrome:felcaaldnbdncclmgdcncolpebgiejap",
+        {"appInstallType": "ALLOWED"},
+    ),
+]

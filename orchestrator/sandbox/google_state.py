@@ -213,6 +213,11 @@ class GoogleState:
             state.order.append(device_id)
         return state
 
+    def set_by_hand(self, settings: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+        """Settings made in the Admin console before the tool came (`sandbox --lived-in`): (ou, schema, app, value)."""
+        for path, schema, app, value in settings:
+            self.policies[(self.add_ou(path).id, schema, app)] = dict(value)
+
     def add_ou(self, path: str) -> OrgUnit:
         if path in self.ous:
             return self.ous[path]

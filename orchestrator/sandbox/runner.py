@@ -8,14 +8,21 @@ import threading
 from rich.console import Console
 
 from orchestrator.core.errors import OrchestratorError
-from orchestrator.sandbox.district import generate
+from orchestrator.sandbox.district import LIVED_IN_GOOGLE, generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
 from orchestrator.sandbox.graph_emulator import GraphEmulator
 from orchestrator.sandbox.graph_state import GraphState
 
 
 def run_sandbox(
-    *, host: str, ports: tuple[int, int], devices: int, seed: int, latency: float, console: Console
+    *,
+    host: str,
+    ports: tuple[int, int],
+    devices: int,
+    seed: int,
+    latency: float,
+    console: Console,
+    lived_in: bool = False,
 ) -> None:
     district = generate(devices=devices, seed=seed)
     try:
@@ -27,10 +34,18 @@ def run_sandbox(
             "choose other ports with --google-port/--graph-port and update orchestrator.yaml)"
         ) from exc
     graph.faults.latency = latency
+    if lived_in:
+        google.state.set_by_hand(LIVED_IN_GOOGLE)
     graph.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     console.print(f"Sandbox district: {len(district.devices)} devices, {len(district.ous)} org units (seed {seed}).")
+    if lived_in:
+        console.print(
+            f"  lived in: {len(LIVED_IN_GOOGLE)} Chrome settings already set by hand at several org units "
+            "(try `orchestrator export --backend google --out policies/exported`)",
+            soft_wrap=True,
+        )
     console.print(f"  Google Admin + Chrome Policy emulator  {google.url}")
     console.print(f"  Microsoft Graph emulator               {graph.url}")
     console.print(

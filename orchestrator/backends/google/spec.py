@@ -7,7 +7,7 @@ from pathlib import Path
 
 from orchestrator.backends.endpoints import is_loopback
 from orchestrator.backends.google.config import GoogleConfig
-from orchestrator.core.backend import Backend, BackendSpec, CompileInput, OpenContext
+from orchestrator.core.backend import Backend, BackendSpec, CompileInput, ExportInput, OpenContext
 from orchestrator.core.resources import Resource, ResourceId
 from orchestrator.core.types import KEY_SEPARATOR, ResourceType
 
@@ -49,6 +49,12 @@ def compile_resources(given: CompileInput) -> list[Resource]:
     return compile_google(given.policies, given.inventory, group_serials=given.group_serials)
 
 
+def export_files(given: ExportInput) -> list:
+    from orchestrator.backends.google.exporter import export_google  # noqa: PLC0415 (the exporter imports the compiler, which imports this spec)
+
+    return export_google(given)
+
+
 def prunes(section: GoogleConfig, rid: ResourceId) -> bool:
     """The nearest `manage:` entry at or above the setting's OU decides; no entry: not pruned."""
     if rid.type not in (OU_POLICY.name, OU_APP.name):
@@ -73,5 +79,6 @@ SPEC = BackendSpec(
     compile=compile_resources,
     target_kinds=("google_ou",),
     prunes=prunes,
+    export=export_files,
     credential_env=credential_env,
 )

@@ -1,0 +1,93 @@
+"""`orchestrator export`: the consoles' current settings → policy YAML that plans back to no change.
+
+Each connected backend whose spec has an `export` is observed exactly as a plan with no policy observes it
+(`observe([])`, through the session's connections, pacers and call counter: never more reads than `plan`),
+and its exporter turns what it saw into files (orchestrator.policy.writer). Writing is all or nothing: when
+a file already exists with other settings and `force` is not given, nothing is written and the files are
+named. A file whose settings did not change is left as it is (not even its `# Read at:` line), so the
+`git diff` of two exports shows only what changed in the consoles.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.core.backend import ExportInput
+from orchestrator.core.errors import OrchestratorError
+from orchestrator.jobs.session import Session
+from orchestrator.policy.writer import ExportFile, render_file, same_settings
+
+READING = "Reading the consoles' current settings..."
+
+
+@dataclass
+class ExportReport:
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    documents: int = 0
+    left_out: list[str] = field(default_factory=list)
+    """`path or ou: what` for each console setting the policy language cannot say exactly (left unmanaged)."""
+    notes: list[str] = field(default_factory=list)
+    calls: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def export_files(session: Session, *, subtree: str | None = None, now: dt.datetime | None = None) -> list[ExportFile]:
+    """What every exportable connected backend has, as files (nothing written); notes for the others."""
+    read_at = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    files: list[ExportFile] = []
+    for name in session.backends:
+        spec = session.catalog.spec(name)
+        if spec.export is None:
+            continue
+        with session.status(READING):
+            observed = session.connections.backends[name].observe([])
+        section = session.workspace.config.sections.get(name)
+        files += spec.export(ExportInput(observed=observed, section=section, subtree=subtree, read_at=read_at))
+    return sorted(files, key=lambda f: f.path)
+
+
+def export_district(
+    session: Session, out: Path, *, subtree: str | None = None, force: bool = False, now: dt.datetime | None = None
+) -> ExportReport:
+    """Export into `out`; OrchestratorError (nothing written) when a file would be overwritten without `force`."""
+    started = time.monotonic()
+    report = ExportReport()
+    for name in session.backends:
+        if session.catalog.spec(name).export is None:
+            report.notes.append(f"{name}: export is not available for this backend yet; nothing read from it")
+    report.notes += session.connections.notes
+    files = export_files(session, subtree=subtree, now=now)
+    planned: list[tuple[Path, str]] = []
+    refused: list[str] = []
+    for file in files:
+        report.left_out += [f"{file.path}: {item}" for item in file.left_out]
+        if not file.documents:
+            continue
+        report.documents += len(file.documents)
+        path = out / file.path
+        text = render_file(file)
+        if path.exists():
+            old = path.read_text(encoding="utf-8")
+            if same_settings(old, text):
+                report.unchanged.append(path)
+                continue
+            if not force:
+                refused.append(str(path))
+                continue
+        planned.append((path, text))
+    if refused:
+        raise OrchestratorError(
+            f"{len(refused)} file(s) already exist with other settings; nothing was written (use --force to "
+            "overwrite them, or export into an empty folder):\n" + "\n".join(f"  {p}" for p in refused)
+        )
+    for path, text in planned:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        report.written.append(path)
+    report.calls = session.api_calls()
+    report.seconds = time.monotonic() - started
+    return report

@@ -164,3 +164,31 @@ def test_ou_slugs_are_stable_names() -> None:
     assert ou_slug("/Students/High/Jefferson") == "students-high-jefferson"
     long = ou_slug("/" + "/".join(["Very Long Org Unit Name"] * 4))
     assert len(long) + len("-web-filter") <= 63 and long == ou_slug("/" + "/".join(["Very Long Org Unit Name"] * 4))
+
+
+def test_a_file_the_console_no_longer_backs_is_named_not_deleted(lived: Lived) -> None:
+    out = lived.root / "policies"
+    assert lived.cli("export", "--backend", "google", "--out", str(out)).exit_code == 0
+    testing = lived.emulator.state.ou_by_ref("/Testing").id
+    del lived.emulator.state.policies[
+        (testing, "chrome.users.apps.InstallType", "chrome:felcaaldnbdncclmgdcncolpebgiejap")
+    ]
+    again = lived.cli("export", "--backend", "google", "--out", str(out))
+    assert again.exit_code == 0, again.output
+    assert "testing.yaml: exported earlier, but the console no longer has its settings" in " ".join(
+        again.output.split()
+    )
+    assert (out / "google" / "testing.yaml").exists()
+    bad = lived.cli("export", "--backend", "google", "--ou", "Students", "--out", str(out))
+    assert bad.exit_code != 0 and "not an org unit path" in bad.output
+
+
+def test_the_writer_never_writes_an_email_address() -> None:
+    from orchestrator.policy.models import WebFilter
+    from orchestrator.policy.writer import ExportedDoc, render_document
+
+    doc = WebFilter(
+        kind="WebFilter", name="x", description="ask jane.doe@district.example", targets={"google_ous": ["/"]}
+    )
+    with pytest.raises(ValueError, match="e-mail"):
+        render_document(ExportedDoc(doc))

@@ -18,7 +18,8 @@ from pathlib import Path
 from orchestrator.core.backend import ExportInput
 from orchestrator.core.errors import OrchestratorError
 from orchestrator.jobs.session import Session
-from orchestrator.policy.writer import ExportFile, render_file, same_settings
+from orchestrator.policy.grammar import check_ou_path
+from orchestrator.policy.writer import EXPORTED_BY, ExportFile, render_file, same_settings
 
 READING = "Reading the consoles' current settings..."
 
@@ -55,6 +56,11 @@ def export_district(
 ) -> ExportReport:
     """Export into `out`; OrchestratorError (nothing written) when a file would be overwritten without `force`."""
     started = time.monotonic()
+    if subtree is not None:
+        try:
+            check_ou_path(subtree)
+        except ValueError as exc:
+            raise OrchestratorError(f"--ou {subtree!r}: {exc}") from None
     report = ExportReport()
     for name in session.backends:
         if session.catalog.spec(name).export is None:
@@ -79,6 +85,8 @@ def export_district(
                 refused.append(str(path))
                 continue
         planned.append((path, text))
+    if subtree is None:
+        report.notes += _gone(out, {out / f.path for f in files if f.documents}, session.backends)
     if refused:
         raise OrchestratorError(
             f"{len(refused)} file(s) already exist with other settings; nothing was written (use --force to "
@@ -91,3 +99,16 @@ def export_district(
     report.calls = session.api_calls()
     report.seconds = time.monotonic() - started
     return report
+
+
+def _gone(out: Path, produced: set[Path], backends: list[str]) -> list[str]:
+    """Files an earlier export wrote that the consoles no longer back (kept: deleting them is a review's call)."""
+    notes = []
+    for name in backends:
+        for path in sorted((out / name).glob("*.yaml")) if (out / name).is_dir() else []:
+            if path not in produced and path.read_text(encoding="utf-8").startswith(EXPORTED_BY):
+                notes.append(
+                    f"{path}: exported earlier, but the console no longer has its settings (delete it to leave the "
+                    "console as it is; keep it and apply to set them again)"
+                )
+    return notes

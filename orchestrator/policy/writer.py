@@ -19,6 +19,7 @@ import yaml
 from orchestrator.policy.models import PolicyDoc
 
 READ_AT = "# Read at: "
+EXPORTED_BY = "# Exported by `orchestrator export`"
 _EMAIL = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
 
 

@@ -174,7 +174,11 @@ def app_name(change: Change) -> str | None:
         path, _, line = source.rpartition(":")
         if not line.isdigit() or not Path(path).is_file():
             continue
-        text = linecache.getline(path, int(line))
+        # Keyed by the absolute path and re-checked: a relative path read from another folder, or a file
+        # edited since, must never return a stale line from linecache.
+        absolute = str(Path(path).resolve())
+        linecache.checkcache(absolute)
+        text = linecache.getline(absolute, int(line))
         if app_id in text and (found := _COMMENT.search(text.split(app_id, 1)[1])):
             return found.group(1)
     return None

@@ -51,15 +51,15 @@ class PolicyError(OrchestratorError):
 
 
 class ConfigError(OrchestratorError):
-    pass
+    """orchestrator.yaml is missing, malformed or incomplete, or a configured backend cannot connect."""
 
 
 class BackendError(OrchestratorError):
-    pass
+    """A console or device API failed after retries; the message names the backend and the call."""
 
 
 class QuotaError(BackendError):
-    pass
+    """The API kept throttling (429 / rate-limit 403) past the retry budget."""
 
 
 class AuthError(BackendError):
@@ -86,7 +86,7 @@ class TransientError(OrchestratorError):
 
 
 class PlanError(OrchestratorError):
-    pass
+    """The plan cannot be built (an unknown target, an ambiguous app name, a selector that cannot expand)."""
 
 
 class UnknownResourceType(PlanError):
@@ -94,4 +94,4 @@ class UnknownResourceType(PlanError):
 
 
 class StalePlanError(OrchestratorError):
-    pass
+    """The consoles changed since a saved plan was reviewed: nothing was applied; plan again."""

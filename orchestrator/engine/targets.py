@@ -61,14 +61,14 @@ class KnowsTargets(Protocol):
 
         The extra names feed the did-you-mean; a backend may return all names of that kind.
         """
-        ...
 
 
 @runtime_checkable
 class ExpandsGroups(Protocol):
     """A backend that can turn device group names into the serial numbers of their (transitive) members."""
 
-    def group_device_serials(self, names: Collection[str]) -> dict[str, set[str]]: ...
+    def group_device_serials(self, names: Collection[str]) -> dict[str, set[str]]:
+        """Group name → serials of the devices that are (transitive) members; every asked name is a key."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ always read and filtered here); a serial matching several managed devices is a p
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ from orchestrator.backends.pacing import TokenBucket
 from orchestrator.core.backend import ResultCallback, SentCallback
 from orchestrator.core.errors import AuthError, BackendError, OutcomeUnknown
 from orchestrator.core.resources import Change, ChangeResult, Resource, ResourceId
+
+log = logging.getLogger(__name__)
 
 DEVICE_FIELDS = (
     "id,serialNumber,operatingSystem,deviceType,isSupervised,managedDeviceOwnerType,lostModeState,"
@@ -315,26 +318,29 @@ class Devices:
             return out
         try:
             index = self.session.run(self.index(refresh=True))
-            for change in wanted:
-                matches = index.get(_serial(change.id), [])
-                if len(matches) != 1:
-                    continue  # gone (a full wipe removes the record, so may an admin) or ambiguous: cannot tell
-                url = self.session.url(
-                    "beta",
-                    f"deviceManagement/managedDevices/{matches[0]['id']}",
-                    **{"$select": "id,managementState,deviceActionResults"},
-                )
-                try:
-                    record = self.session.run(self.session.json("GET managedDevice", "GET", url))
-                except AuthError:
-                    raise
-                except BackendError:
-                    continue
-                result = settle_from_record(change, record or {})
-                if result is not None:
-                    out.append(result)
         except AuthError:
             raise
-        except BackendError:
-            pass  # the device list could not be read: what is settled so far stands, the rest stays unknown
+        except BackendError as exc:
+            log.warning(
+                "intune: cannot settle %d unknown outcome(s): the device list could not be read: %s", len(wanted), exc
+            )
+            return out  # every change stays unknown: never guessed
+        for change in wanted:
+            matches = index.get(_serial(change.id), [])
+            if len(matches) != 1:
+                continue  # gone (a full wipe removes the record, so may an admin) or ambiguous: cannot tell
+            url = self.session.url(
+                "beta",
+                f"deviceManagement/managedDevices/{matches[0]['id']}",
+                **{"$select": "id,managementState,deviceActionResults"},
+            )
+            try:
+                record = self.session.run(self.session.json("GET managedDevice", "GET", url))
+            except AuthError:
+                raise
+            except BackendError:
+                continue  # this device could not be read: it stays unknown
+            result = settle_from_record(change, record or {})
+            if result is not None:
+                out.append(result)
         return out

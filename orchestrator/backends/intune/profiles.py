@@ -18,7 +18,7 @@ from msgraph.generated.models.group_assignment_target import GroupAssignmentTarg
 
 from orchestrator.backends.intune.graph import GraphSession, odata_quote
 from orchestrator.backends.intune.group_names import GroupNames
-from orchestrator.backends.intune.names import is_managed
+from orchestrator.backends.intune.names import is_managed, one_managed_each
 from orchestrator.backends.intune.profile_body import PLATFORM_OF_TYPE, profile_body, profile_lists
 from orchestrator.backends.intune.spec import CONFIG_PROFILE
 from orchestrator.backends.pacing import TokenBucket
@@ -48,20 +48,7 @@ class Profiles:
             if is_managed(name):
                 self._records.setdefault((_platform(record), name), []).append(record)
         observed = []
-        for (platform, name), same in sorted(self._records.items()):
-            if len(same) > 1:
-                ids = ", ".join(sorted(r["id"] for r in same))
-                problems.append(
-                    f"Intune has {len(same)} {platform} profiles named {name!r} "
-                    f"({ids}); delete the extras so exactly one is managed"
-                )
-                continue
-            try:
-                rid = CONFIG_PROFILE.id(platform, name)
-            except ValueError as exc:  # a name our keys cannot carry: never guessed, never deleted
-                problems.append(f"Intune profile {same[0]['id']}: {exc}; rename it")
-                continue
-            record = same[0]
+        for rid, record in one_managed_each(self._records, CONFIG_PROFILE, ("profile", "profiles"), problems):
             targets = await self.groups.targets(record.get("assignments") or [])
             value = {**profile_lists(record), "assignments": sorted({t for t in targets if t})}
             observed.append(

@@ -23,7 +23,7 @@ from typing import Any
 
 from orchestrator.backends.intune.graph import GraphSession
 from orchestrator.backends.intune.group_names import GroupNames
-from orchestrator.backends.intune.names import is_managed
+from orchestrator.backends.intune.names import is_managed, one_managed_each
 from orchestrator.backends.intune.settings_body import PLATFORMS, foreign_settings, policy_body, policy_lists
 from orchestrator.backends.intune.spec import SETTINGS_POLICY
 from orchestrator.backends.pacing import TokenBucket
@@ -31,6 +31,7 @@ from orchestrator.core.backend import SentCallback
 from orchestrator.core.errors import BackendError
 from orchestrator.core.resources import Change, ChangeResult, Resource
 
+SETTINGS_NOUN = ("settings catalog policy", "settings catalog policies")
 COLLECTION = "deviceManagement/configurationPolicies"
 PLATFORM_OF = {PLATFORMS: "windows"}
 
@@ -60,20 +61,8 @@ class SettingsPolicies:
     async def observe(self, problems: list[str]) -> list[Resource]:
         self._records = await self._list()
         observed = []
-        for (platform, name), same in sorted(self._records.items()):
-            if len(same) > 1:
-                ids = ", ".join(sorted(r["id"] for r in same))
-                problems.append(
-                    f"Intune has {len(same)} {platform} settings catalog policies named {name!r} "
-                    f"({ids}); delete the extras so exactly one is managed"
-                )
-                continue
-            try:
-                rid = SETTINGS_POLICY.id(platform, name)
-            except ValueError as exc:  # a name our keys cannot carry: never guessed, never deleted
-                problems.append(f"Intune settings catalog policy {same[0]['id']}: {exc}; rename it")
-                continue
-            policy_id = same[0]["id"]
+        for rid, record in one_managed_each(self._records, SETTINGS_POLICY, SETTINGS_NOUN, problems):
+            policy_id = record["id"]
             base = f"{COLLECTION}/{policy_id}"
             settings = await self.session.get_all(
                 "GET configurationPolicies/settings", self.session.url("beta", f"{base}/settings")

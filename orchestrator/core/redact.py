@@ -22,6 +22,7 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 PII_KEYS = {
     "annotatedUser",
     "assignedStudent",
+    "notes",
     "userPrincipalName",
     "emailAddress",
     "userDisplayName",

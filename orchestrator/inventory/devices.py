@@ -8,6 +8,7 @@ encodings, broken quoting) are `file:line: column: message` diagnostics, never a
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from collections import Counter
@@ -42,7 +43,20 @@ COLUMNS = (
     "mdn",
     "assignedStudent",
     "inventoryStatus",
+    "annotatedLocation",
+    "notes",
+    "lastSync",
+    "autoUpdateExpiration",
+    "repairSince",
+    "repairReason",
+    "loanFor",
+    "loanedOn",
+    "loanDue",
 )
+"""Columns after inventoryStatus: `annotatedLocation` and `notes` are desired state written back to Google;
+`lastSync` and `autoUpdateExpiration` are read from the consoles by `inventory sync`; `repairSince` and
+`repairReason` describe a device in repair; a loaner checked out records the device it stands in for
+(`loanFor`), when (`loanedOn`) and when it is due back (`loanDue`), and its borrower in `assignedStudent`."""
 
 
 @dataclass
@@ -61,6 +75,15 @@ class Device:
     simIccid: str = ""
     mdn: str = ""
     assignedStudent: str = ""
+    annotatedLocation: str = ""
+    notes: str = ""
+    lastSync: str = ""
+    autoUpdateExpiration: str = ""
+    repairSince: str = ""
+    repairReason: str = ""
+    loanFor: str = ""
+    loanedOn: str = ""
+    loanDue: str = ""
     line: int = 0
 
     @property
@@ -88,12 +111,25 @@ class Inventory:
         return Counter(d.school for d in self.devices if d.school)
 
 
+def _check_date(value: str) -> str:
+    """An ISO date (YYYY-MM-DD), as spreadsheets and the Directory API's autoUpdateExpiration are normalised to."""
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ValueError(f"not a date {value!r} (YYYY-MM-DD)") from None
+
+
 _CHECKS = {
     "serialNumber": check_serial,
     "annotatedAssetId": check_asset_tag,
     "orgUnitPath": check_ou_path,
     "macAddress": check_mac,
     "school": check_name,
+    "loanFor": check_serial,
+    "repairSince": _check_date,
+    "loanedOn": _check_date,
+    "loanDue": _check_date,
+    "autoUpdateExpiration": _check_date,
 }
 
 

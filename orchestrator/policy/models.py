@@ -154,6 +154,16 @@ class OnFound(Strict):
     release_quarantine: StrictBool = True
 
 
+class Escalation(Strict):
+    """A device still lost after `after_school_days` school days (counted on `window`'s calendar) is queued for
+    `action` as a destructive change in `window`, under the usual gates; found before it runs, it leaves the queue.
+    powerwash/wipe: Google powerwash or Intune wipe; deprovision/retire also need the plan's acknowledgement."""
+
+    after_school_days: StrictInt = Field(ge=1, le=180)
+    action: Literal["powerwash", "wipe", "deprovision", "retire"]
+    window: Name
+
+
 class LostDevicePolicy(PolicyDoc):
     kind: Literal["LostDevicePolicy"]
     message: SafeText = Field(max_length=500)
@@ -165,6 +175,7 @@ class LostDevicePolicy(PolicyDoc):
     intune: LostIntune = LostIntune()
     network: LostNetwork = LostNetwork()
     on_found: OnFound = OnFound()
+    escalate: Escalation | None = None
 
 
 class Term(Strict):
@@ -430,7 +441,19 @@ class Reimage(PolicyDoc):
     """Per school and window interval (night): a count (5) or a share of the school's devices ("10%")."""
 
 
+class RepairPolicy(PolicyDoc):
+    """Repair turnaround and loaner due dates, in school days on `calendar` (weekends, holidays, snow days do not
+    count). Loaner pools are the inventory's devices with inventoryStatus `loaner` at each school."""
+
+    kind: Literal["RepairPolicy"]
+    calendar: Name
+    turnaround_school_days: StrictInt = Field(default=2, ge=1, le=60)
+    loaner_due_school_days: StrictInt = Field(default=10, ge=1, le=180)
+    not_seen_days: StrictInt = Field(default=30, ge=1, le=365)
+    """The morning report lists devices the consoles have not seen for more than this many (calendar) days."""
+
+
 KINDS: dict[str, type[PolicyDoc]] = {
     model.model_fields["kind"].annotation.__args__[0]: model  # type: ignore[union-attr]
-    for model in (WebFilter, AppPush, LostDevicePolicy, SchoolCalendar, MaintenanceWindow, Reimage)
+    for model in (WebFilter, AppPush, LostDevicePolicy, SchoolCalendar, MaintenanceWindow, Reimage, RepairPolicy)
 }

@@ -239,6 +239,7 @@ def run(*args: str):
 def test_ou_typo_writes_no_plan_and_never_removes_filtering_from_the_real_ou(cli_district) -> None:
     root, server = cli_district
     assert run("plan", "--backend", "google", "--out", "first.json").exit_code == 0
+    assert server.calls["orgunits.list"] == 1, "the target check and the observation share one orgunits.list"
     assert run("apply", "first.json", "--yes").exit_code == 0
     assert run("drift", "--backend", "google").exit_code == 0
     web = root / "policies" / "webfilter-elementary.yaml"

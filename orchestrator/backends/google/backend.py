@@ -223,7 +223,7 @@ class GoogleBackend:
 
     def _observe_policies(self, desired: list[Resource]) -> list[Resource]:
         self._check_enum_values(desired)
-        ous = self.org_units(refresh=True)
+        ous = self.org_units()  # the plan's target check read it moments ago: one orgunits.list per plan
         paths = {v: k for k, v in ous.items()}
         root = self.config.managed_root_ou
         wanted = {(r.id.type, *split_key(r.id.type, r.id.key)): r for r in desired}

@@ -453,7 +453,45 @@ class RepairPolicy(PolicyDoc):
     """The morning report lists devices the consoles have not seen for more than this many (calendar) days."""
 
 
+WriteBackMode = Literal["if_set", "always"]
+
+
+class WriteBackGoogle(Strict):
+    """Chrome device fields written from the inventory (console field ← inventory column) and what an empty cell
+    means: `if_set` writes filled cells only (an empty one leaves the console alone), `always` also clears the
+    console. A field left out is not managed: nothing in the console that no policy mentions is changed."""
+
+    asset_tag: WriteBackMode | None = None  # annotatedAssetId ← annotatedAssetId
+    user: WriteBackMode | None = None  # annotatedUser ← assignedStudent (a checked-out loaner's borrower)
+    location: WriteBackMode | None = None  # annotatedLocation ← annotatedLocation
+    notes: WriteBackMode | None = None  # notes ← notes
+
+    @model_validator(mode="after")
+    def _something(self) -> WriteBackGoogle:
+        if not any((self.asset_tag, self.user, self.location, self.notes)):
+            raise ValueError("manages no field (set asset_tag, user, location or notes to if_set or always)")
+        return self
+
+
+class InventoryWriteBack(PolicyDoc):
+    """The inventory is desired state for these console fields (plan shows the drift, apply writes it); a policy
+    naming a device's school beats a catch-all one."""
+
+    kind: Literal["InventoryWriteBack"]
+    schools: list[Name] = []
+    google: WriteBackGoogle
+
+
 KINDS: dict[str, type[PolicyDoc]] = {
     model.model_fields["kind"].annotation.__args__[0]: model  # type: ignore[union-attr]
-    for model in (WebFilter, AppPush, LostDevicePolicy, SchoolCalendar, MaintenanceWindow, Reimage, RepairPolicy)
+    for model in (
+        WebFilter,
+        AppPush,
+        LostDevicePolicy,
+        SchoolCalendar,
+        MaintenanceWindow,
+        Reimage,
+        RepairPolicy,
+        InventoryWriteBack,
+    )
 }

@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 
 DEVICE_BATCH = 50
 LIST_PAGE = 300
-DEVICE_FIELDS = "nextPageToken,chromeosdevices(deviceId,serialNumber,status,orgUnitPath)"
+DEVICE_FIELDS = (
+    "nextPageToken,chromeosdevices(deviceId,serialNumber,status,orgUnitPath,"
+    "annotatedAssetId,annotatedUser,annotatedLocation,notes)"  # annotations.py reads these from the same pages
+)
 STATUS_ACTIONS = {DISABLED: "DISABLE", ACTIVE: "REENABLE"}
 # google.rpc.Code values worth retrying inside a batchChangeStatus reply.
 TRANSIENT_CODES = frozenset({4, 8, 10, 13, 14})  # DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNAVAILABLE

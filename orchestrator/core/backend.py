@@ -81,8 +81,9 @@ class OpenContext:
 
 @dataclass(frozen=True)
 class ExportInput:
-    """What a backend's exporter reads: the settings `observe([])` returned (what a plan with no policy sees),
-    its config section, the OU/group/site subtree asked for (None: everything) and when they were read."""
+    """What a backend's exporter reads: the settings `observe([])` returned (what a plan with no policy sees), or
+    what the spec's `export_read` returned, its config section, the OU/group/site subtree asked for (None:
+    everything) and when they were read."""
 
     observed: Sequence[Resource]
     section: Any
@@ -119,6 +120,10 @@ class BackendSpec:
     export: Callable[[ExportInput], list[Any]] | None = None
     """Optional: observed settings → policy files (orchestrator.policy.writer.ExportFile) that plan back to no
     change (`orchestrator export`); None when the backend cannot be exported."""
+    export_read: Callable[[Backend], list[Resource]] | None = None
+    """Optional: what `export` reads through the open backend (its session, pacers and call counter) instead of
+    `observe([])`, for a backend whose observe reads only what policies name (Intune apps, network sites): every
+    resource of its types the console has, with `meta` saying what the exporter needs to judge it."""
 
     def device_types(self) -> set[str]:
         """Lockdown types keyed by one device serial (a console's lock/disable of one device)."""

@@ -2,7 +2,9 @@
 
 Each connected backend whose spec has an `export` is observed exactly as a plan with no policy observes it
 (`observe([])`, through the session's connections, pacers and call counter: never more reads than `plan`),
-and its exporter turns what it saw into files (orchestrator.policy.writer). Writing is all or nothing: when
+or through the spec's `export_read` where observe reads only what policies name (Intune apps, network sites),
+and its exporter turns what it saw into files (orchestrator.policy.writer). Two documents of one kind with one
+name (from two consoles) refuse the export before anything is written. Writing is all or nothing: when
 a file already exists with other settings and `force` is not given, nothing is written and the files are
 named. A file whose settings did not change is left as it is (not even its `# Read at:` line), so the
 `git diff` of two exports shows only what changed in the consoles.
@@ -44,11 +46,31 @@ def export_files(session: Session, *, subtree: str | None = None, now: dt.dateti
         spec = session.catalog.spec(name)
         if spec.export is None:
             continue
+        backend = session.connections.backends[name]
         with session.status(READING):
-            observed = session.connections.backends[name].observe([])
+            observed = spec.export_read(backend) if spec.export_read is not None else backend.observe([])
         section = session.workspace.config.sections.get(name)
         files += spec.export(ExportInput(observed=observed, section=section, subtree=subtree, read_at=read_at))
-    return sorted(files, key=lambda f: f.path)
+    files.sort(key=lambda f: f.path)
+    _check_unique_names(files)
+    return files
+
+
+def _check_unique_names(files: list[ExportFile]) -> None:
+    """Two exported documents of one kind with one name would not validate: refuse before writing anything."""
+    first: dict[tuple[str, str], str] = {}
+    clashes = []
+    for file in files:
+        for doc in file.documents:
+            key = (doc.model.kind, doc.model.name)
+            if key in first:
+                clashes.append(f"{key[0]} {key[1]!r} in {first[key]} and {file.path}")
+            first.setdefault(key, file.path)
+    if clashes:
+        raise OrchestratorError(
+            "the consoles' settings would export to documents with the same name; nothing was written (rename "
+            "one of them in its console and export again):\n" + "\n".join(f"  {c}" for c in clashes)
+        )
 
 
 def export_district(

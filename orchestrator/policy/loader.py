@@ -303,7 +303,7 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 
 def check_references(policies: PolicySet) -> list[Diagnostic]:
-    """Duplicate names and references between documents (window → calendar, reimage → window)."""
+    """Duplicate names and references between documents (window → calendar, reimage and escalate → window)."""
     problems: list[Diagnostic] = []
     seen: dict[tuple[str, str], LoadedPolicy] = {}
     for loaded in policies.policies:
@@ -323,26 +323,23 @@ def check_references(policies: PolicySet) -> list[Diagnostic]:
             seen[key] = loaded
     calendars = {m.name for m, _ in policies.of_kind(SchoolCalendar)}
     windows = {m.name for m, _ in policies.of_kind(MaintenanceWindow)}
-    for model, loaded in policies.of_kind(MaintenanceWindow):
-        if model.calendar not in calendars:
+    # (the name used, the names it may be, their kind, the document, the field path)
+    refs = [(w.calendar, calendars, "SchoolCalendar", d, ("calendar",)) for w, d in policies.of_kind(MaintenanceWindow)]
+    refs += [(m.window, windows, "MaintenanceWindow", ld, ("window",)) for m, ld in policies.of_kind(Reimage)]
+    refs += [
+        (m.escalate.window, windows, "MaintenanceWindow", ld, ("escalate", "window"))
+        for m, ld in policies.of_kind(LostDevicePolicy)
+        if m.escalate
+    ]
+    for name, known, kind, loaded, path in refs:
+        if name not in known:
             problems.append(
                 Diagnostic(
                     loaded.doc.file,
-                    loaded.doc.line_of(("calendar",)),
-                    "calendar",
-                    f"no SchoolCalendar named {model.calendar!r}{_did_you_mean(model.calendar, calendars)}",
-                    "known: " + (", ".join(sorted(calendars)) or "none"),
-                )
-            )
-    for model, loaded in policies.of_kind(Reimage):
-        if model.window not in windows:
-            problems.append(
-                Diagnostic(
-                    loaded.doc.file,
-                    loaded.doc.line_of(("window",)),
-                    "window",
-                    f"no MaintenanceWindow named {model.window!r}{_did_you_mean(model.window, windows)}",
-                    "known: " + (", ".join(sorted(windows)) or "none"),
+                    loaded.doc.line_of(path),
+                    ".".join(path),
+                    f"no {kind} named {name!r}{_did_you_mean(name, known)}",
+                    "known: " + (", ".join(sorted(known)) or "none"),
                 )
             )
     return problems

@@ -155,13 +155,27 @@ class OnFound(Strict):
 
 
 class Escalation(Strict):
-    """A device still lost after `after_school_days` school days (counted on `window`'s calendar) is queued for
-    `action` as a destructive change in `window`, under the usual gates; found before it runs, it leaves the queue.
-    powerwash/wipe: Google powerwash or Intune wipe; deprovision/retire also need the plan's acknowledgement."""
+    """A device still lost after `after_school_days` school days (class days on the calendar of `window`, for the
+    device's school, after the day the history says it became lost) is queued for `action` as a destructive
+    change in `window`, under the usual gates; found before it runs, it leaves the queue.
+
+    What each action sends (docs/policies.md, "Escalation"):
+    powerwash   Chromebook `issueCommand` REMOTE_POWERWASH; Windows and iOS/iPadOS Intune `wipe`
+                (keepEnrollmentData false, keepUserData false): a factory reset everywhere.
+    wipe        Chromebook `issueCommand` WIPE_USERS; Windows Intune `wipe` with keepEnrollmentData true,
+                keepUserData false (user data gone, still enrolled, still disabled). iOS/iPadOS has no wipe
+                that keeps enrollment (keepEnrollmentData is a Windows option): not escalated, noted in the plan.
+    deprovision / retire   Chromebook `batchChangeStatus` DEPROVISION (DEPROVISION_REASON_RETIRING_DEVICE);
+                Intune `retire`. Both take the device out of management for good and need the same
+                acknowledgement as a Reimage deprovision (--acknowledge-deprovision).
+    """
 
     after_school_days: StrictInt = Field(ge=1, le=180)
     action: Literal["powerwash", "wipe", "deprovision", "retire"]
     window: Name
+    max_devices_per_window: StrictInt = Field(default=10, ge=1, le=1000)
+    """Blast radius: escalations of this policy per window interval (more lost at once is more likely a mistake)."""
+    batch_size: StrictInt = Field(default=10, ge=1, le=500)
 
 
 class LostDevicePolicy(PolicyDoc):

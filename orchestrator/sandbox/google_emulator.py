@@ -24,7 +24,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from orchestrator.sandbox import district as district_mod
-from orchestrator.sandbox.google_fields import parse_fields, select
+from orchestrator.sandbox.google_device_update import update_device
+from orchestrator.sandbox.google_fields import parse_fields, project, select
 from orchestrator.sandbox.google_state import ApiError, GoogleState, deprovision_reasons
 from orchestrator.sandbox.httpbase import EmulatorServer, Fault, JsonHandler
 
@@ -41,6 +42,8 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(CROS + r"/(?P<device>[^/:]+):issueCommand$"), "chromeosdevices.issueCommand"),
     ("GET", re.compile(CROS + r"/(?P<device>[^/:]+)/commands/(?P<command>[^/]+)$"), "commands.get"),
     ("GET", re.compile(CROS + r"/(?P<device>[^/:]+)$"), "chromeosdevices.get"),
+    ("PATCH", re.compile(CROS + r"/(?P<device>[^/:]+)$"), "chromeosdevices.patch"),
+    ("PUT", re.compile(CROS + r"/(?P<device>[^/:]+)$"), "chromeosdevices.update"),
     ("GET", re.compile(DIR + r"/orgunits$"), "orgunits.list"),
     ("GET", re.compile(DIR + r"/orgunits/(?P<path>.+)$"), "orgunits.get"),
     ("POST", re.compile(POLICY + r":resolve$"), "policies.resolve"),
@@ -52,20 +55,6 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 MAX_LIST = 300
 MAX_DEVICE_BATCH = 50
 MAX_RESOLVE_PAGE = 1000
-BASIC_FIELDS = (
-    "kind",
-    "etag",
-    "deviceId",
-    "serialNumber",
-    "status",
-    "orgUnitPath",
-    "orgUnitId",
-    "annotatedAssetId",
-    "annotatedUser",
-    "model",
-    "osVersion",
-    "lastSync",
-)
 FAULT_REASONS = {
     429: "rateLimitExceeded",
     403: "userRateLimitExceeded",
@@ -195,7 +184,10 @@ class GoogleHandler(JsonHandler):
             return 200, self._list_devices(state, query)
         if endpoint == "chromeosdevices.get":
             device = state.device(unquote(params["device"]))
-            return 200, _project(device, query.get("projection", "FULL"))
+            return 200, project(device, query.get("projection", "FULL"))
+        if endpoint in ("chromeosdevices.patch", "chromeosdevices.update"):
+            device = update_device(state, unquote(params["device"]), payload, replace=endpoint.endswith("update"))
+            return 200, project(device, query.get("projection", "FULL"))
         if endpoint == "chromeosdevices.batchChangeStatus":
             ids = payload.get("deviceIds") or []
             if not ids or len(ids) > MAX_DEVICE_BATCH:
@@ -270,7 +262,7 @@ class GoogleHandler(JsonHandler):
         out: dict[str, Any] = {
             "kind": "admin#directory#chromeosdevices",
             "etag": '"list"',
-            "chromeosdevices": [_project(d, query.get("projection", "FULL")) for d in page],
+            "chromeosdevices": [project(d, query.get("projection", "FULL")) for d in page],
         }
         if offset + size < len(devices):
             out["nextPageToken"] = _make_token(offset + size, scope)
@@ -327,12 +319,6 @@ def _route(method: str, path: str) -> tuple[str, re.Match[str]] | None:
         if match and verb == method:
             return endpoint, match
     return None
-
-
-def _project(device: dict[str, Any], projection: str) -> dict[str, Any]:
-    if projection.upper() == "BASIC":
-        return {k: device[k] for k in BASIC_FIELDS if k in device}
-    return dict(device)
 
 
 def _make_token(offset: int, scope: list[str]) -> str:

@@ -1,10 +1,31 @@
-"""Google partial-response `fields` selectors: `nextPageToken,chromeosdevices(deviceId,status)`, `a/b`."""
+"""Google partial responses: `fields` selectors (`nextPageToken,chromeosdevices(deviceId,status)`, `a/b`) and
+the Chrome device `projection` (BASIC or FULL)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 FieldTree = dict[str, "FieldTree | None"]  # None = the whole value
+# projection=BASIC: "only the basic metadata fields (e.g., deviceId, serialNumber, status, and user)" (directory_v1
+# discovery). The exact set is not published; this is GAM's CROS_BASIC_FIELDS_LIST (deviceId, annotatedAssetId,
+# annotatedLocation, annotatedUser, lastSync, notes, serialNumber, status) plus the OU, model and OS version.
+# autoUpdateExpiration/autoUpdateThrough and macAddress are FULL only here (unverified, api-conformance.md).
+BASIC_FIELDS = (
+    "kind",
+    "etag",
+    "deviceId",
+    "serialNumber",
+    "status",
+    "orgUnitPath",
+    "orgUnitId",
+    "annotatedAssetId",
+    "annotatedUser",
+    "annotatedLocation",
+    "notes",
+    "model",
+    "osVersion",
+    "lastSync",
+)
 
 
 def parse_fields(text: str) -> FieldTree:
@@ -65,3 +86,10 @@ def select(value: Any, tree: FieldTree | None) -> Any:
     if not isinstance(value, dict):
         return value
     return {k: select(value[k], sub) for k, sub in tree.items() if k in value}
+
+
+def project(device: dict[str, Any], projection: str) -> dict[str, Any]:
+    """A Chrome device as `projection` (BASIC or FULL) returns it."""
+    if projection.upper() == "BASIC":
+        return {k: device[k] for k in BASIC_FIELDS if k in device}
+    return dict(device)

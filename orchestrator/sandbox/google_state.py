@@ -207,6 +207,7 @@ class GoogleState:
                 "platformVersion": "15886.44.0",
                 "lastSync": "2026-11-20T14:03:11.000Z",
                 "autoUpdateThrough": "2031-06-01T00:00:00.000Z",
+                "autoUpdateExpiration": "1938038400000",  # deprecated twin: int64 ms since the epoch, as a string
                 "bootMode": "Verified",
                 "recentUsers": [{"type": "USER_TYPE_MANAGED", "email": d.annotatedUser}],
             }

@@ -14,7 +14,8 @@ Routes (under both /v1.0 and /beta; beta-only fields and actions are refused or 
   GET    groups/{id}/members[/microsoft.graph.device|user|group]/$count  text/plain (ConsistencyLevel: eventual)
   GET/PATCH devices/{id} | devices(deviceId='…')   Entra ID device objects; PATCH accountEnabled (Windows only)
   remoteLock on a Windows device → 400 (not supported on Windows desktops)
-  GET    deviceAppManagement/mobileApps ($filter displayName eq '…'), mobileApps/{id}, …/{id}/assignments
+  GET    deviceAppManagement/mobileApps ($filter displayName eq '…', $expand=assignments), mobileApps/{id},
+         …/{id}/assignments
   POST   deviceAppManagement/mobileApps/{id}/assign  {"mobileAppAssignments": [...]}  → 204 (replaces)
   GET|POST deviceManagement/deviceConfigurations ($expand=assignments); GET|PATCH|DELETE …/{id}
   POST   deviceManagement/deviceConfigurations/{id}/assign {"assignments": [...]}  → 200; GET …/assignments
@@ -343,6 +344,8 @@ class GraphApi:
             wanted = _filter_eq(query.get("$filter"), ("displayName", "id"))
             if wanted:
                 apps = [a for a in apps if a[wanted[0]] == wanted[1]]
+            if "assignments" in (query.get("$expand") or ""):
+                apps = [{**a, "assignments": state.app_assignments.get(a["id"], [])} for a in apps]
             return Reply(200, {"value": apps})
         if len(rest) == 1 and method == "GET":
             return Reply(200, state.app(rest[0]))

@@ -8,7 +8,7 @@ from typing import Any
 
 from orchestrator.backends.endpoints import is_loopback
 from orchestrator.backends.intune.config import IntuneConfig
-from orchestrator.core.backend import Backend, BackendSpec, CompileInput, OpenContext
+from orchestrator.core.backend import Backend, BackendSpec, CompileInput, ExportInput, OpenContext
 from orchestrator.core.resources import Resource, ResourceId
 from orchestrator.core.types import ResourceType
 
@@ -47,7 +47,21 @@ def open_backend(ctx: OpenContext) -> Backend:
 def compile_resources(given: CompileInput) -> list[Resource]:
     from orchestrator.backends.intune.compiler import compile_intune  # noqa: PLC0415 (the client SDK loads only when a backend is opened; backend and compiler import this spec)
 
-    return compile_intune(given.policies, given.inventory, group_serials=given.group_serials)
+    return compile_intune(
+        given.policies, given.inventory, group_serials=given.group_serials, escalations=given.escalations
+    )
+
+
+def export_read(backend: Backend) -> list[Resource]:
+    from orchestrator.backends.intune.export_read import read_for_export  # noqa: PLC0415 (the client SDK loads only when a backend is opened; backend and compiler import this spec)
+
+    return read_for_export(backend)  # type: ignore[arg-type]
+
+
+def export_files(given: ExportInput) -> list[Any]:
+    from orchestrator.backends.intune.exporter import export_intune  # noqa: PLC0415 (the exporter imports this spec for its types)
+
+    return export_intune(given)
 
 
 def credential_env(section: IntuneConfig) -> list[str]:
@@ -72,4 +86,6 @@ SPEC = BackendSpec(
     prunes=prunes,
     target_kinds=("intune_group", "intune_app"),
     credential_env=credential_env,
+    export=export_files,
+    export_read=export_read,
 )

@@ -61,12 +61,14 @@ class Backend(Protocol):
 
 @dataclass(frozen=True)
 class CompileInput:
-    """What a pure compiler reads: the loaded policies, the inventory, and selector data a plan read before
-    compiling (Intune group → member serials), so compilers never do I/O."""
+    """What a pure compiler reads: the loaded policies, the inventory, and data a plan read before compiling
+    (Intune group → member serials; lost devices due for escalation), so compilers never do I/O."""
 
     policies: Any  # orchestrator.policy.loader.PolicySet (core imports nothing of ours)
     inventory: Any  # orchestrator.inventory.devices.Inventory
     group_serials: Mapping[str, Collection[str]] = field(default_factory=dict)
+    escalations: Mapping[str, Any] = field(default_factory=dict)
+    """serial → orchestrator.inventory.escalation.Due: lost devices a LostDevicePolicy escalates now."""
 
 
 @dataclass(frozen=True)

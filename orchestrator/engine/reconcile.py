@@ -17,6 +17,7 @@ from orchestrator.engine.plan import Plan, observed_digests
 from orchestrator.engine.prune import Pruning
 from orchestrator.engine.targets import check_targets, expand_groups, selector_notes
 from orchestrator.inventory.devices import Inventory
+from orchestrator.inventory.escalation import Escalations
 from orchestrator.policy.loader import PolicySet
 
 
@@ -73,6 +74,7 @@ def make_plan(
     policy_commit: str | None = None,
     override_caps: bool = False,
     pruning: Pruning | None = None,
+    escalations: Escalations | None = None,
 ) -> Plan:
     """Resolve targets, expand selectors, compile, observe, diff.
 
@@ -80,12 +82,15 @@ def make_plan(
     the rest are listed in `plan.unmanaged` (see engine/prune.py). Default: nothing declared, no --prune.
 
     Every target a policy in scope names must exist before anything is compiled (PlanError otherwise, and
-    no plan); Intune group selectors are expanded through the backend here so compile stays pure.
+    no plan); Intune group selectors are expanded through the backend here so compile stays pure. Lost devices
+    due for escalation (`escalations`, see jobs/escalation.py) are compiled for the maintenance scope, with notes.
     """
     check_targets(catalog, policies, inventory, backends, scopes)
     group_serials = expand_groups(catalog, policies, backends, scopes)
     notes = [*notes, *selector_notes(policies, inventory, group_serials, scopes, list(backends))]
-    desired = compile_desired(catalog, policies, inventory, list(backends), scopes, group_serials)
+    due = escalations.due if escalations is not None and "maintenance" in scopes else {}
+    notes += escalations.notes if escalations is not None and "maintenance" in scopes else []
+    desired = compile_desired(catalog, policies, inventory, list(backends), scopes, group_serials, due)
     seen = observe(catalog, backends, desired, journal, scopes)
     observed = {rid: r for rid, r in seen.observed.items() if catalog.type_of(rid).scope in scopes}
     wanted = {r.id for r in desired}

@@ -1,10 +1,13 @@
 """`maintenance run`: execute queued reimages in batches while their window is open (no click, no rich).
 
-Each invocation re-plans from the current state (so a request committed while a window was closed is picked
-up when it opens) and works through every Reimage policy: a batch goes through the safety gates just before
+The queue holds every Reimage and every lost device a LostDevicePolicy escalates (`escalate:`, decided at the
+time of the run: jobs/escalation.py). Each invocation re-plans from the current state (so a request committed
+while a window was closed is picked up when it opens, and a device found since the last run is no longer
+escalated) and works through every policy: a batch goes through the safety gates just before
 it is sent, a policy whose batch is held back (its window closed, its cap reached) waits for its next window,
 and the other policies carry on. The journal makes the next invocation continue where this one stopped,
-without repeating a device.
+without repeating a device. A device found while the run is under way is checked again before its batch is
+sent: its escalation is reported `withdrawn` and nothing is sent for it.
 
 The dry run (`rehearse`) and the real run (`drain`) consider the changes in the same order (`gate_order`:
 policy, serial, key) through the same gates, so inside an open window "would run" equals "ran".
@@ -24,6 +27,7 @@ from orchestrator.engine.gates import GateDecision, build_window_schedules, gate
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan
 from orchestrator.engine.settle import resolve_command
+from orchestrator.jobs.escalation import withdrawn_escalations
 from orchestrator.jobs.session import Session
 from orchestrator.schooltime.windows import WindowSchedule
 
@@ -177,13 +181,24 @@ def run_maintenance(
     """Plan the reimage queue from the current state and `drain` it through `session` (gates at `clock()`).
 
     `on_plan` sees the queue before anything is sent; `on_report` each batch's report as soon as it is done.
+    Escalations no longer wanted when their batch comes up (the device was found meanwhile) are not sent: the
+    batch's report lists them as `withdrawn`, with the reason.
     """
-    plan = session.plan(("maintenance",), message=OBSERVING_QUEUE)
+    plan = session.plan(("maintenance",), message=OBSERVING_QUEUE, now=clock())
     if on_plan is not None:
         on_plan(plan)
+    ws = session.workspace
+    inventory_path = ws.config.path(ws.config.inventory)
 
     def apply_batch(sub: Plan, gates: GateOptions) -> ApplyReport:
-        report = session.apply(sub, gates, kind="maintenance", check_stale=False)
+        gone = withdrawn_escalations(sub, ws.policies, inventory_path, ws.repo_root, gates.now)
+        kept = replace(sub, changes=[c for c in sub.changes if c.key not in gone])
+        report = session.apply(kept, gates, kind="maintenance", check_stale=False)
+        for change in sub.changes:
+            if change.key in gone:
+                report.changes[change.key] = change
+                report.states[change.key] = "withdrawn"
+                report.details[change.key] = f"not sent: {gone[change.key]}"
         if on_report is not None:
             on_report(report)
         return report
@@ -221,10 +236,10 @@ def rehearse_maintenance(
     override_blast_radius: bool = False,
     acknowledge_deprovision: bool = False,
 ) -> MaintenanceRehearsal:
-    """Plan the reimage queue and `rehearse` it at `now` (any time: rehearse a night ahead; default: when the
-    queue has been observed); sends nothing."""
-    plan = session.plan(("maintenance",), message=OBSERVING_QUEUE)
+    """Plan the reimage queue and `rehearse` it at `now` (any time: rehearse a night ahead, lost devices escalated
+    as of then; default: the wall clock); sends nothing."""
     now = now or datetime.now(UTC)
+    plan = session.plan(("maintenance",), message=OBSERVING_QUEUE, now=now)
     ws = session.workspace
     rehearsal = rehearse(
         plan,

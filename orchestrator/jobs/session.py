@@ -16,11 +16,12 @@ import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 
 from orchestrator.backends.registry import CATALOG
 from orchestrator.core.backend import Catalog
-from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.errors import OrchestratorError, StalePlanError
 from orchestrator.core.resources import Change
 from orchestrator.engine.apply import ApplyReport, Executor, GateOptions
 from orchestrator.engine.compile import compile_desired
@@ -31,6 +32,7 @@ from orchestrator.engine.reconcile import make_plan
 from orchestrator.engine.settle import unsettled_lines
 from orchestrator.jobs.config import environment_of, runner_backends
 from orchestrator.jobs.connect import Connections, open_backends
+from orchestrator.jobs.escalation import plan_escalations, withdrawn_escalations
 from orchestrator.jobs.tenants import record_summary
 from orchestrator.jobs.workspace import Workspace, open_workspace
 
@@ -179,15 +181,22 @@ class Session:
         message: str = OBSERVING,
         override_caps: bool = False,
         prune: bool = False,
+        now: datetime | None = None,
     ) -> Plan:
         """Compile, observe and diff for `scopes`, showing `message` through the status callback while observing.
 
         Every skipped backend stays visible: the plan's notes say how many desired resources it was not
         checked for, and `unchecked` carries the counts. Settings no policy mentions are deleted only where
         the config's `manage:` sections declare pruning, where this tool applied them, or with `prune`
-        (this run only); the others are listed in `plan.unmanaged`.
+        (this run only); the others are listed in `plan.unmanaged`. Lost devices are escalated as of `now`
+        (default: the wall clock) when the maintenance scope is planned.
         """
         ws = self.workspace
+        escalations = None
+        if "maintenance" in scopes:
+            inventory_path = ws.config.path(ws.config.inventory)
+            when = now or datetime.now(UTC)
+            escalations = plan_escalations(ws.policies, ws.inventory, inventory_path, ws.repo_root, when)
         self.connections.unchecked = unchecked_resources(self.catalog, ws, self.connections.skipped, scopes)
         notes = list(self.connections.notes)
         for name, count in self.connections.unchecked.items():
@@ -208,6 +217,7 @@ class Session:
                 policy_commit=policy_commit(ws.config.path(ws.config.policies)),
                 override_caps=override_caps,
                 pruning=Pruning(everything=prune, declared=self.catalog.declared_pruning(ws.config.sections)),
+                escalations=escalations,
             )
         made.tenant = ws.config.tenant
         record_summary(
@@ -235,6 +245,16 @@ class Session:
             here = f"district {tenant!r}" if tenant else "a one-district repository"
             raise OrchestratorError(
                 f"this plan was made for {made_for} and cannot be applied to {here}; make the plan again for it"
+            )
+        ws = self.workspace
+        gone = withdrawn_escalations(
+            plan, ws.policies, ws.config.path(ws.config.inventory), ws.repo_root, (gates or GateOptions()).now
+        )
+        if gone:
+            shown = "\n  ".join(gone.values())
+            raise StalePlanError(
+                f"escalations in this plan are no longer wanted; nothing was applied.\n  {shown}\n"
+                "Run `orchestrator plan` again and review the new plan."
             )
         report_step = progress or self.progress or (lambda step: None)
         total = len(plan.changes)

@@ -10,6 +10,9 @@
                                       "DEPROVISION_REASON_RETIRING_DEVICE"} (the policy's google.reason)
                                       for method deprovision (meta method "deprovision": the gate then
                                       requires --acknowledge-deprovision)
+    LostDevicePolicy.escalate       → reimage {serial}|lost@{date} for each lost Chromebook due (decided at plan
+                                      time, inventory/escalation.py): powerwash REMOTE_POWERWASH, wipe WIPE_USERS,
+                                      deprovision/retire DEPROVISION (DEPROVISION_REASON_RETIRING_DEVICE)
 
 Domains become Chrome URL-filter entries: `example.com` and `*.example.com` both become `example.com`,
 which Chrome matches for the domain and all its subdomains (the same reach as the network DNS blocklist).
@@ -41,12 +44,21 @@ from orchestrator.backends.google.names import (
 from orchestrator.backends.google.spec import DEVICE_STATUS, OU_APP, OU_POLICY, REIMAGE
 from orchestrator.core.resources import Resource, ResourceId
 from orchestrator.inventory.devices import Inventory
+from orchestrator.inventory.escalation import Due, escalation_resource
 from orchestrator.inventory.selection import reimage_resource, selects
 from orchestrator.policy.loader import LoadedPolicy, PolicySet
 from orchestrator.policy.models import AppPush, ChromeApp, LostDevicePolicy, Reimage, WebFilter
 
 YOUTUBE = {"off": "OFF", "moderate": "MODERATE", "strict": "STRICT"}
 REIMAGE_COMMANDS = {"wipe_users": WIPE_USERS, "powerwash": REMOTE_POWERWASH, "deprovision": DEPROVISION}
+# issueCommand commandType / batchChangeStatus values in the bundled directory_v1 discovery document
+_RETIRE = {"command": DEPROVISION, "deprovisionReason": DEPROVISION_REASON_NAMES["retiring_device"]}
+ESCALATIONS = {
+    "powerwash": {"command": REMOTE_POWERWASH},  # factory reset; forced re-enrollment brings it back disabled
+    "wipe": {"command": WIPE_USERS},  # profiles only: still enrolled and disabled
+    "deprovision": _RETIRE,
+    "retire": _RETIRE,
+}
 LOST = ("lost", "stolen")
 
 
@@ -67,11 +79,16 @@ class _Acc:
 
 
 def compile_google(
-    policies: PolicySet, inventory: Inventory, *, group_serials: Mapping[str, Collection[str]] | None = None
+    policies: PolicySet,
+    inventory: Inventory,
+    *,
+    group_serials: Mapping[str, Collection[str]] | None = None,
+    escalations: Mapping[str, Due] | None = None,
 ) -> list[Resource]:
     """Desired Google resources, sorted by id, each traced to the policy lines (and inventory rows) behind it.
 
-    `group_serials` are the members of the Intune groups Reimage selectors name, read before compiling.
+    `group_serials` are the members of the Intune groups Reimage selectors name, read before compiling;
+    `escalations` the lost devices due for escalation (serial → Due), decided at plan time.
     """
     ou_policies: dict[tuple[str, str], _Acc] = {}
     resources: list[Resource] = []
@@ -87,6 +104,11 @@ def compile_google(
     resources += _apps(policies)
     resources += _lost_devices(policies, inventory)
     resources += _reimages(policies, inventory, group_serials)
+    resources += [
+        escalation_resource(REIMAGE.backend, due, ESCALATIONS[due.action], inventory)
+        for due in (escalations or {}).values()
+        if due.platform == "chromeos"
+    ]
     return sorted(resources, key=lambda r: r.id)
 
 

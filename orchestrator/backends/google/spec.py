@@ -46,7 +46,9 @@ def open_backend(ctx: OpenContext) -> Backend:
 def compile_resources(given: CompileInput) -> list[Resource]:
     from orchestrator.backends.google.compiler import compile_google  # noqa: PLC0415 (the client SDK loads only when a backend is opened; backend and compiler import this spec)
 
-    return compile_google(given.policies, given.inventory, group_serials=given.group_serials)
+    return compile_google(
+        given.policies, given.inventory, group_serials=given.group_serials, escalations=given.escalations
+    )
 
 
 def export_files(given: ExportInput) -> list:

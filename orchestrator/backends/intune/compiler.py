@@ -18,6 +18,9 @@ Keys are built with the types in spec.py and the strings come from names.py (sha
   lost_mode (supervised iOS/iPadOS: enableLostMode with message/phone/footer), remote_lock (other iOS/iPadOS),
   windows (Windows: disable_device = Entra ID accountEnabled false, {"lost": false} when found and
   on_found.reenable; none = reported not locked), plus school, inventory_line, platform, max_per_run.
+- reimage for LostDevicePolicy.escalate, key (serial, "lost@{date}"), for each lost Windows or iOS/iPadOS device
+  due (decided at plan time, inventory/escalation.py): powerwash = wipe without enrollment data, wipe = wipe keeping
+  enrollment data (Windows only: keepEnrollmentData is a Windows option), deprovision/retire = retire.
 - reimage, key (serial, request), value {"action": "wipe", "keepEnrollmentData": bool,
   "keepUserData": false} (autopilot_reset keeps enrollment data), or {"action": "retire"} for method
   retire. meta: school, batch_size, max_devices_per_window, method (retire is compiled as "deprovision",
@@ -45,11 +48,18 @@ from orchestrator.backends.intune.names import (
 from orchestrator.backends.intune.spec import APP_ASSIGNMENT, CONFIG_PROFILE, DEVICE_LOCK, REIMAGE, SETTINGS_POLICY
 from orchestrator.core.resources import Resource
 from orchestrator.inventory.devices import Device, Inventory
+from orchestrator.inventory.escalation import Due, escalation_resource
 from orchestrator.inventory.selection import reimage_resource, selects
 from orchestrator.policy.loader import PolicySet
 from orchestrator.policy.models import AppPush, LostDevicePolicy, Reimage, WebFilter
 
 INTUNE_PLATFORMS = ("windows", "ios")
+ESCALATIONS: dict[str, dict[str, Any]] = {  # Graph managedDevice wipe / retire (learn.microsoft.com/graph/api)
+    "powerwash": {"action": WIPE, "keepEnrollmentData": False, "keepUserData": False},
+    "wipe": {"action": WIPE, "keepEnrollmentData": True, "keepUserData": False},
+    "deprovision": {"action": RETIRE},
+    "retire": {"action": RETIRE},
+}
 
 
 def profile_domains(domains: list[str]) -> list[str]:
@@ -58,14 +68,24 @@ def profile_domains(domains: list[str]) -> list[str]:
 
 
 def compile_intune(
-    policies: PolicySet, inventory: Inventory, *, group_serials: Mapping[str, Collection[str]] | None = None
+    policies: PolicySet,
+    inventory: Inventory,
+    *,
+    group_serials: Mapping[str, Collection[str]] | None = None,
+    escalations: Mapping[str, Due] | None = None,
 ) -> list[Resource]:
-    """Desired Intune resources; `group_serials` = members of the groups Reimage selectors name (read by the plan)."""
+    """Desired Intune resources; `group_serials` = members of the groups Reimage selectors name (read by the plan),
+    `escalations` = lost devices due for escalation (serial → Due, decided at plan time)."""
     return [
         *_profiles(policies),
         *_app_assignments(policies),
         *_device_locks(policies, inventory),
         *_reimages(policies, inventory, group_serials),
+        *[
+            escalation_resource(REIMAGE.backend, due, ESCALATIONS[due.action], inventory)
+            for due in (escalations or {}).values()
+            if due.platform in INTUNE_PLATFORMS
+        ],
     ]
 
 

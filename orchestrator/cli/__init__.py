@@ -13,9 +13,10 @@ from orchestrator.cli.ops import calendar_group, lockdown, maintenance, schedule
 from orchestrator.cli.reconcile import apply, drift, plan, schema, validate
 from orchestrator.cli.sandbox import sandbox
 from orchestrator.cli.site import report
+from orchestrator.cli.tenants import tenant_worker
 
 COMMANDS = (validate, schema, plan, drift, apply, export, lockdown, maintenance, windows, calendar_group, schedule)
-for _command in (*COMMANDS, report, inventory, journal, sandbox):
+for _command in (*COMMANDS, report, inventory, journal, sandbox, tenant_worker):
     main.add_command(_command)
 
 __all__ = ["main"]

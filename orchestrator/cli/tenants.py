@@ -16,7 +16,17 @@ from rich.table import Table
 from orchestrator.jobs.config import load_config
 from orchestrator.jobs.schedule import credential_vars, installed_command
 from orchestrator.jobs.schedule_tenants import DEFAULT_TENANT_ENV_FILE, TENANT_KINDS, TenantJob, emit_tenants
+from orchestrator.jobs.tenant_workers import WORKER_COMMAND, serve
 from orchestrator.jobs.tenants import TenantRun, discover, select, worst_exit
+
+# What every district's run imports: the consoles' backends (their specs import them only when opened). The
+# worker imports these before its first fork and learns the rest (the SDKs' lazily loaded parts) from the
+# first districts that finish.
+WORKER_PRELOAD = (
+    "orchestrator.backends.google.backend",
+    "orchestrator.backends.intune.backend",
+    "orchestrator.backends.network.backend",
+)
 
 
 class TenantGroup(click.Group):
@@ -59,6 +69,15 @@ class TenantGroup(click.Group):
         elif parallel is not None:
             raise click.UsageError("--parallel applies to --tenant/--all-tenants runs", ctx)
         return super().parse_args(ctx, rest)
+
+
+@click.command(WORKER_COMMAND, hidden=True)
+@click.pass_context
+def tenant_worker(ctx: click.Context) -> None:
+    """Internal: the warm worker of a --tenant/--all-tenants run; forks one process per district from one that
+    has the command line and the backends imported (jobs.tenant_workers). Reads its orders on stdin."""
+    root = ctx.find_root().command
+    serve(lambda argv: root.main(args=argv, prog_name="orchestrator"), preload=WORKER_PRELOAD)
 
 
 def option_value(args: list[str], name: str) -> str | None:

@@ -2,14 +2,16 @@
 
 A repository of several districts holds `tenants/<name>/orchestrator.yaml` (each with its own policies,
 inventory, calendar, journal, reports and run lock, paths relative to its folder). `run_tenants` runs one
-command for each chosen district, each in its own process (`orchestrator --config tenants/<name>/...`):
+command for each chosen district, each in its own process (`orchestrator --config tenants/<name>/...`), forked
+from a warm worker that has the command line and the backends imported (`jobs.tenant_workers`; a new
+interpreter per district where fork is not available, or for a custom `command`):
 
 - **isolation**: a district's process gets the caller's environment minus every variable another district
   names for its credentials (`*_env` keys, `environment_file` entries), plus its own `environment_file`; so
   one district's secrets never reach another's backends, child processes or Ansible jobs. Two districts
   naming the same credential variable while it is set is refused for both (one secret, two districts).
-- **no district blocks another**: they run concurrently up to `parallel`; a failure, a crash or a timeout in
-  one is that district's result, and every other district still runs and is reported.
+- **no district blocks another**: they run concurrently up to `parallel`; a failure, a crash (a signal, out of
+  memory) or a timeout in one is that district's result, and every other district still runs and is reported.
 - **one view**: every district's result (exit code, output, and a summary its session records: changes,
   failures, drift) comes back in district order; `worst_exit` is the exit code of the whole run.
 
@@ -33,6 +35,7 @@ from typing import Any
 import yaml
 
 from orchestrator.core.errors import ConfigError
+from orchestrator.jobs import tenant_workers
 from orchestrator.jobs.config import TENANTS_DIR, read_environment_file, tenant_configs
 
 SUMMARY_ENV = "ORCHESTRATOR_TENANT_SUMMARY"
@@ -130,6 +133,14 @@ def shared_secrets(tenants: Sequence[Tenant], env: Mapping[str, str]) -> dict[st
     return shared
 
 
+def worker_environment(tenants: Sequence[Tenant], base: Mapping[str, str]) -> dict[str, str]:
+    """`base` without any district's credential variables: the warm worker's own environment."""
+    secrets = set().union(*(t.secret_vars for t in tenants))
+    return {
+        k: v for k, v in base.items() if k not in secrets and k not in (SUMMARY_ENV, TENANT_ENV, "ORCHESTRATOR_CONFIG")
+    }
+
+
 def tenant_environment(tenant: Tenant, tenants: Sequence[Tenant], base: Mapping[str, str]) -> dict[str, str]:
     """`base` without any variable another district reads secrets from, plus this district's own file."""
     others = set().union(*(t.secret_vars for t in tenants if t.name != tenant.name)) - tenant.secret_vars
@@ -149,6 +160,8 @@ class TenantRun:
     stderr: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    peak_rss_mib: float | None = None
+    """The district process's peak resident memory (known for districts run by the warm worker)."""
 
     @property
     def code(self) -> int:
@@ -200,6 +213,7 @@ class TenantRun:
             "drift": self.drift,
             "error": self.error,
             "seconds": round(self.seconds, 2),
+            "peak_rss_mib": None if self.peak_rss_mib is None else round(self.peak_rss_mib, 1),
         }
 
 
@@ -244,16 +258,22 @@ def run_tenants(
     base_env: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     on_done: Any = None,
+    warm: bool = True,
 ) -> list[TenantRun]:
     """Run `args` once per district in `chosen`, up to `parallel` at a time; results in `chosen`'s order.
 
     `known` are all the repository's districts (default: `chosen`): every one's secrets are kept from the
-    others. `on_done(run)` is called as each district finishes (for a live display).
+    others. `on_done(run)` is called as each district finishes (for a live display). `warm` (the default)
+    forks each district from one warm worker process; `warm=False`, or a custom `command` (a prefix that
+    replaces `python -m orchestrator`), starts a new interpreter per district.
     """
     known = list(known or chosen)
     env = dict(os.environ if base_env is None else base_env)
     shared = shared_secrets(known, env)
     prefix = list(command or orchestrator_command())
+    pool = None
+    if warm and command is None and tenant_workers.available() and len(chosen) > 1:
+        pool = tenant_workers.WarmPool(prefix, worker_environment(known, env))
 
     def one(tenant: Tenant) -> TenantRun:
         started = time.monotonic()
@@ -270,14 +290,61 @@ def run_tenants(
                 ),
             )
         else:
-            run = _run_child(tenant, prefix, args, tenant_environment(tenant, known, env), timeout)
+            scoped = tenant_environment(tenant, known, env)
+            run = None if pool is None else _run_warm(pool, tenant, args, scoped, timeout)
+            if run is None:
+                run = _run_child(tenant, prefix, args, scoped, timeout)
         run.seconds = time.monotonic() - started
         if on_done is not None:
             on_done(run)
         return run
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="tenant") as pool:
-        return list(pool.map(one, chosen))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="tenant") as threads:
+            return list(threads.map(one, chosen))
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _run_warm(
+    pool: tenant_workers.WarmPool, tenant: Tenant, args: Sequence[str], env: dict[str, str], timeout: float
+) -> TenantRun | None:
+    """One district forked from the warm worker; None when the worker would not run it (start it anew)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"orchestrator-{tenant.name}-"))
+    out, err, summary_path = folder / "stdout", folder / "stderr", folder / "summary.json"
+    try:
+        ended = pool.run(
+            tenant_args(tenant, args),
+            {**env, SUMMARY_ENV: str(summary_path)},
+            os.getcwd(),
+            str(out),
+            str(err),
+            timeout,
+        )
+        if ended.refused:
+            return None
+        stdout = out.read_text(errors="replace") if out.exists() else ""
+        stderr = err.read_text(errors="replace") if err.exists() else ""
+        code = ended.exit_code
+        if ended.timed_out:
+            stderr += f"\nerror: no result in {timeout} s (stopped)"
+            code = 1
+        elif ended.lost:
+            stderr += f"\nerror: {ended.lost}; this district was stopped"
+        elif ended.signal_name:
+            stderr += f"\nerror: the district's process ended by {ended.signal_name}"
+        try:
+            summary = json.loads(summary_path.read_text() or "{}")
+        except (OSError, json.JSONDecodeError):
+            summary = {}
+        run = TenantRun(tenant.name, code, stdout, stderr, summary)
+        run.peak_rss_mib = ended.max_rss_kib / 1024 if ended.max_rss_kib else None
+        return run
+    finally:
+        for path in folder.iterdir():
+            path.unlink(missing_ok=True)
+        folder.rmdir()
 
 
 def _run_child(

@@ -132,7 +132,7 @@ def main() -> None:
         "policy reads": backend.api.policy_read_bucket,
         "policy writes": backend.api.policy_write_bucket,
     }
-    reads_per_s = backend.api.policy_read_bucket.refill_per_second
+    reads_per_s = backend.api.policy_read_bucket.per_second
     print(
         f"\nquota floor for observe: {minimum['policies.resolve']} resolves at {reads_per_s:.0f}/s = "
         f"{minimum['policies.resolve'] / reads_per_s:.1f}s (Chrome Policy reads: 30 QPS per project)"

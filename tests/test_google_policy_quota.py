@@ -2,7 +2,7 @@
 
 developers.google.com/chrome/policy/guides/api-quotas: `customers.policies` and `customers.policySchemas`
 allow up to 5 queries per second per project per user; a service account impersonating one admin is one user.
-Against Google the read pace defaults to that (300/min, bursts of 5); it stays configurable, and a loopback
+Against Google the read pace defaults to that (300/min and 5 in any second); it stays configurable, and a loopback
 emulator keeps the quicker sandbox pace.
 """
 
@@ -17,7 +17,8 @@ from orchestrator.backends.google.config import GoogleConfig
 
 def reads(config: GoogleConfig, **kwargs) -> tuple[float, float]:
     api = GoogleApi(config, credentials=AnonymousCredentials(), **kwargs)
-    return api.policy_read_bucket.refill_per_second, api.policy_read_bucket.capacity
+    per_second = [limit.count for limit in api.policy_read_bucket.limits if limit.seconds == 1.0]
+    return api.policy_read_bucket.per_second, float(per_second[0])
 
 
 def test_against_google_reads_default_to_five_per_second():

@@ -33,7 +33,7 @@ from googleapiclient.errors import HttpError
 
 from orchestrator.backends.endpoints import is_loopback
 from orchestrator.backends.google.config import GoogleConfig
-from orchestrator.backends.pacing import CallCounter, RetryPolicy, TokenBucket, parse_retry_after
+from orchestrator.backends.pacing import CallCounter, Limit, Pacer, RetryPolicy, parse_retry_after
 from orchestrator.core.errors import AuthError, BackendError, ConfigError, OutcomeUnknown, TransientError
 
 SCOPES = (
@@ -54,6 +54,7 @@ ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
 # loopback endpoint keep the old project-level pace so the sandbox stays quick.
 POLICY_READS_PER_USER_PER_MINUTE = 300
 LOCAL_POLICY_READS_PER_MINUTE = 1500
+POLICY_WRITES_PER_SECOND = 15
 
 
 class GoogleApiError(BackendError):
@@ -129,18 +130,23 @@ class GoogleApi:
             client_options=_options(config.policy_endpoint),
             cache_discovery=False,
         )
-        rpm = config.requests_per_minute
-        # Per-minute quotas: a bucket of capacity c refilling r/min admits at most c + r in any minute.
-        self.directory_bucket = TokenBucket(rpm, 60.0, burst=max(1, rpm // 12), sleep=sleep)
+        # Every pacer holds its published limits over every window (backends/pacing.py). Directory API: 2,400
+        # queries per minute per user per project (developers.google.com/admin-sdk/directory/v1/limits).
+        self.directory_bucket = Pacer(Limit(config.requests_per_minute, 60.0), sleep=sleep)
         local = is_loopback(config.policy_endpoint)
         reads = (
             policy_reads_per_minute
             or config.policy_reads_per_minute
-            or (min(rpm, LOCAL_POLICY_READS_PER_MINUTE) if local else POLICY_READS_PER_USER_PER_MINUTE)
+            or (LOCAL_POLICY_READS_PER_MINUTE if local else POLICY_READS_PER_USER_PER_MINUTE)
         )
-        self.policy_read_bucket = TokenBucket(reads, 60.0, burst=max(1, reads // 60), sleep=sleep)
+        # Chrome Policy reads are a per-second quota (5 per user): the minute's share, second by second.
+        self.policy_read_bucket = Pacer(Limit(reads, 60.0), Limit(max(1, reads // 60), 1.0), sleep=sleep)
+        # Chrome Policy writes (policies.orgunits|groups): 30 queries per minute per customer and 15 QPS per
+        # project (developers.google.com/chrome/policy/guides/api-quotas).
         writes = config.policy_writes_per_minute
-        self.policy_write_bucket = TokenBucket(writes, 60.0, burst=max(1, min(5, writes // 5)), sleep=sleep)
+        self.policy_write_bucket = Pacer(
+            Limit(writes, 60.0), Limit(min(writes, POLICY_WRITES_PER_SECOND), 1.0), sleep=sleep
+        )
         self._local = threading.local()
         self._token_lock = threading.Lock()
 
@@ -172,7 +178,7 @@ class GoogleApi:
             self._local.http = http
         return http
 
-    def call(self, endpoint: str, request: Any, bucket: TokenBucket, *, idempotent: bool = True) -> Any:
+    def call(self, endpoint: str, request: Any, bucket: Pacer, *, idempotent: bool = True) -> Any:
         """Execute `request` paced, counted and retried by the one policy.
 
         Raises only the error tree: GoogleApiError/AuthError, OutcomeUnknown (not idempotent, answer lost),

@@ -23,7 +23,7 @@ from orchestrator.backends.intune.graph import GraphSession, odata_quote
 from orchestrator.backends.intune.group_names import GroupNames
 from orchestrator.backends.intune.groups import device_member_count
 from orchestrator.backends.intune.spec import APP_ASSIGNMENT
-from orchestrator.backends.pacing import TokenBucket
+from orchestrator.backends.pacing import Pacer
 from orchestrator.core.backend import SentCallback
 from orchestrator.core.errors import BackendError
 from orchestrator.core.resources import Change, ChangeResult, Resource
@@ -35,7 +35,7 @@ AVAILABLE = "available"
 class Apps:
     """Observe the assignments of the apps policies name; apply one app's assignments at a time."""
 
-    def __init__(self, session: GraphSession, groups: GroupNames, writes: TokenBucket):
+    def __init__(self, session: GraphSession, groups: GroupNames, writes: Pacer):
         self.session = session
         self.groups = groups
         self.writes = writes

@@ -29,7 +29,7 @@ from orchestrator.backends.intune.groups import group_serials, known_names
 from orchestrator.backends.intune.profiles import Profiles
 from orchestrator.backends.intune.settings_policies import SettingsPolicies
 from orchestrator.backends.intune.spec import APP_ASSIGNMENT, CONFIG_PROFILE, DEVICE_LOCK, REIMAGE, SETTINGS_POLICY
-from orchestrator.backends.pacing import CallCounter, RetryPolicy, TokenBucket
+from orchestrator.backends.pacing import CallCounter, Limit, Pacer, RetryPolicy
 from orchestrator.core.backend import ResultCallback, SentCallback
 from orchestrator.core.errors import BackendError, OutcomeUnknown, PlanError
 from orchestrator.core.resources import Change, ChangeResult, Resource
@@ -52,8 +52,8 @@ class IntuneBackend:
         self.config = config
         self.counter = counter or CallCounter()
         self.session = GraphSession(config, counter=self.counter, sleep=sleep, policy=policy, timeout=timeout)
-        self.device_writes = TokenBucket(config.device_writes_per_20s, 20.0, sleep=sleep)
-        self.config_writes = TokenBucket(config.config_writes_per_20s, 20.0, sleep=sleep)
+        self.device_writes = Pacer(Limit(config.device_writes_per_20s, 20.0), sleep=sleep)
+        self.config_writes = Pacer(Limit(config.config_writes_per_20s, 20.0), sleep=sleep)
         self.groups = GroupNames(self.session)
         self.profiles = Profiles(self.session, self.groups, self.config_writes)
         self.settings_policies = SettingsPolicies(self.session, self.groups, self.config_writes)

@@ -25,7 +25,10 @@ class IntuneConfig(BaseModel):
     authority_host: str | None = None
     # A CA bundle that signs the token endpoint's certificate (a TLS-inspecting proxy, a test authority).
     authority_ca_file: str | None = None
-    device_writes_per_20s: int = Field(default=180, ge=1)
-    config_writes_per_20s: int = Field(default=90, ge=1)
+    # Graph throttling per app per tenant (learn.microsoft.com/graph/throttling-limits, Intune): device writes
+    # (managedDevices and their actions) 200 per 20 s, configuration/apps writes 100 per 20 s; held over every
+    # 20-s window by the pacers (backends/pacing.py). Lower them when other apps share the tenant's limits.
+    device_writes_per_20s: int = Field(default=200, ge=1)
+    config_writes_per_20s: int = Field(default=100, ge=1)
     # Absent or prune: false: settings no policy mentions are listed in the plan as unmanaged, never deleted.
     manage: Managed = Managed()

@@ -25,7 +25,7 @@ from orchestrator.backends.intune.graph import MAX_BATCH, BatchItem, GraphSessio
 from orchestrator.backends.intune.names import RETIRE, WINDOWS_DISABLE
 from orchestrator.backends.intune.outcomes import batch_outcome, lock_value, settle_from_record
 from orchestrator.backends.intune.spec import DEVICE_LOCK, REIMAGE
-from orchestrator.backends.pacing import TokenBucket
+from orchestrator.backends.pacing import Pacer
 from orchestrator.core.backend import ResultCallback, SentCallback
 from orchestrator.core.errors import AuthError, BackendError, OutcomeUnknown
 from orchestrator.core.resources import Change, ChangeResult, Resource, ResourceId
@@ -44,7 +44,7 @@ NOT_ON_WINDOWS = "not locked: remote lock is not supported on Windows (LostDevic
 # kind whatever the OS string says. Either is enough; compared without case.
 APPLE_MOBILE_OS = ("ios", "ipados")
 APPLE_MOBILE_TYPES = ("iphone", "ipad", "ipod")
-INVENTORY_FIELDS = "id,serialNumber,operatingSystem,wiFiMacAddress,lastSyncDateTime"
+INVENTORY_FIELDS = "id,serialNumber,operatingSystem,wiFiMacAddress,lastSyncDateTime,userPrincipalName"
 ENTRA_FIELDS = "id,deviceId,accountEnabled"
 
 
@@ -88,7 +88,7 @@ def supervised_apple_mobile(record: dict[str, Any]) -> bool:
 class Devices:
     """Managed devices by exact serial (cached until a device action changes them), locks, wipes, settling."""
 
-    def __init__(self, session: GraphSession, writes: TokenBucket):
+    def __init__(self, session: GraphSession, writes: Pacer):
         self.session = session
         self.writes = writes
         self._index: dict[str, list[dict[str, Any]]] | None = None

@@ -21,7 +21,7 @@ from orchestrator.backends.intune.group_names import GroupNames
 from orchestrator.backends.intune.names import is_managed, one_managed_each
 from orchestrator.backends.intune.profile_body import PLATFORM_OF_TYPE, profile_body, profile_lists
 from orchestrator.backends.intune.spec import CONFIG_PROFILE
-from orchestrator.backends.pacing import TokenBucket
+from orchestrator.backends.pacing import Pacer
 from orchestrator.core.backend import SentCallback
 from orchestrator.core.errors import BackendError
 from orchestrator.core.resources import Change, ChangeResult, Resource
@@ -34,7 +34,7 @@ def _platform(record: dict[str, Any]) -> str:
 class Profiles:
     """Observe every managed profile (one beta list with assignments expanded); apply one change at a time."""
 
-    def __init__(self, session: GraphSession, groups: GroupNames, writes: TokenBucket):
+    def __init__(self, session: GraphSession, groups: GroupNames, writes: Pacer):
         self.session = session
         self.groups = groups
         self.writes = writes

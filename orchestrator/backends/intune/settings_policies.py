@@ -26,7 +26,7 @@ from orchestrator.backends.intune.group_names import GroupNames
 from orchestrator.backends.intune.names import is_managed, one_managed_each
 from orchestrator.backends.intune.settings_body import PLATFORMS, foreign_settings, policy_body, policy_lists
 from orchestrator.backends.intune.spec import SETTINGS_POLICY
-from orchestrator.backends.pacing import TokenBucket
+from orchestrator.backends.pacing import Pacer
 from orchestrator.core.backend import SentCallback
 from orchestrator.core.errors import BackendError
 from orchestrator.core.resources import Change, ChangeResult, Resource
@@ -43,7 +43,7 @@ def _platform(record: dict[str, Any]) -> str:
 class SettingsPolicies:
     """Observe every managed Settings Catalog policy; apply one change at a time."""
 
-    def __init__(self, session: GraphSession, groups: GroupNames, writes: TokenBucket):
+    def __init__(self, session: GraphSession, groups: GroupNames, writes: Pacer):
         self.session = session
         self.groups = groups
         self.writes = writes

@@ -20,7 +20,7 @@ import pytest
 
 from orchestrator.inventory.devices import COLUMNS, Device, load_inventory, write_inventory_csv
 from orchestrator.inventory.edits import history_path, read_history
-from orchestrator.sandbox.district import District, generate
+from orchestrator.sandbox.district import District, SeedDevice, generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
 from orchestrator.sandbox.graph_emulator import GraphEmulator
 from orchestrator.sandbox.graph_state import GraphState
@@ -228,6 +228,13 @@ class Consoles:
         return json.loads(result.stdout)
 
 
+def synced_before(seeded: SeedDevice) -> dict[str, str]:
+    """The columns an earlier `inventory sync --write` filled in: ids and what the emulators report."""
+    if seeded.device.platform == "chromeos":
+        return {"lastSync": "2026-11-20T14:03:11Z", "autoUpdateExpiration": "2031-06-01"}
+    return {"deviceId": seeded.intune_id, "lastSync": "2026-11-20T06:00:00Z"}
+
+
 @pytest.fixture
 def consoles(tmp_path: Path) -> Iterator[Consoles]:
     district = generate(devices=700, seed=5)
@@ -235,8 +242,8 @@ def consoles(tmp_path: Path) -> Iterator[Consoles]:
     graph = GraphEmulator.start_local(state=GraphState.from_district(district))
     config = make_repo(
         tmp_path,
-        # an inventory synced before: Intune rows carry their managedDevice id
-        [Device(**{**s.device.__dict__, "deviceId": s.device.deviceId or s.intune_id}) for s in district.devices],
+        # an inventory synced before: Intune rows carry their managedDevice id, every row the readings
+        [Device(**{**s.device.__dict__, **synced_before(s)}) for s in district.devices],
         f"google:\n  directory_endpoint: {google.url}\n  policy_endpoint: {google.url}\n"
         f"intune:\n  graph_endpoint: {graph.url}\n",
     )

@@ -38,11 +38,13 @@ class Line:
     depth: int = 0
 
 
-def shown(value: Any, show_pii: bool) -> str:
-    """A value as compact JSON (redacted unless `show_pii`); never shortened."""
+def shown(value: Any, show_pii: bool, name: str = "") -> str:
+    """A value as compact JSON (redacted unless `show_pii`; whole when `name` is a PII key); never shortened."""
     if value is None:
         return "(none)"
-    return json.dumps(value if show_pii else redact(value), sort_keys=True, default=str, ensure_ascii=False)
+    if not show_pii:
+        value = redact({name: value})[name]  # a student's notes hold no e-mail address, yet they are PII
+    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
 
 
 def _members(name: str, before: list[Any], after: list[Any], show_pii: bool, sign: str, depth: int = 0) -> list[Line]:
@@ -53,8 +55,8 @@ def _members(name: str, before: list[Any], after: list[Any], show_pii: bool, sig
     removed = [x for x in before if x not in after]
     kept = len(after) - len(added)
     heading = Line(sign, name, f"({kept} unchanged)" if kept else "", depth)
-    members = [Line("-", "", shown(x, show_pii), depth + 1) for x in removed]
-    return [heading, *members, *(Line("+", "", shown(x, show_pii), depth + 1) for x in added)]
+    members = [Line("-", "", shown(x, show_pii, name), depth + 1) for x in removed]
+    return [heading, *members, *(Line("+", "", shown(x, show_pii, name), depth + 1) for x in added)]
 
 
 def _attribute(name: str, before: Any, after: Any, show_pii: bool, is_new: bool, is_gone: bool) -> list[Line]:
@@ -62,10 +64,10 @@ def _attribute(name: str, before: Any, after: Any, show_pii: bool, is_new: bool,
     if isinstance(after, list | None) and isinstance(before, list | None) and (after is not None or before is not None):
         return _members(name, before or [], after or [], show_pii, sign)
     if is_new:
-        return [Line("+", name, shown(after, show_pii))]
+        return [Line("+", name, shown(after, show_pii, name))]
     if is_gone:
-        return [Line("-", name, shown(before, show_pii))]
-    return [Line("~", name, f"{shown(before, show_pii)} → {shown(after, show_pii)}")]
+        return [Line("-", name, shown(before, show_pii, name))]
+    return [Line("~", name, f"{shown(before, show_pii, name)} → {shown(after, show_pii, name)}")]
 
 
 def attribute_lines(change: Change, show_pii: bool = False) -> list[Line]:
@@ -83,7 +85,7 @@ def attribute_lines(change: Change, show_pii: bool = False) -> list[Line]:
                 continue
             lines += _attribute(key, old.get(key), after.get(key), show_pii, key not in old, key not in after)
     elif isinstance(before, dict) and after is None:
-        lines += [Line("-", k, shown(v, show_pii)) for k, v in sorted(before.items()) if k not in CHECK_MODE_KEYS]
+        lines += [Line("-", k, shown(v, show_pii, k)) for k, v in sorted(before.items()) if k not in CHECK_MODE_KEYS]
     elif isinstance(after, list) or isinstance(before, list):
         lines += _members("", before or [], after or [], show_pii, "~", -1)[1:] or [Line("~", "", "[]")]
     elif change.op == "delete":

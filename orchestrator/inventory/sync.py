@@ -1,18 +1,24 @@
 """`inventory sync`: refresh inventory rows from what the consoles report, and list what does not line up.
 
-Google: one bulk `chromeosdevices.list` (pages of 300, BASIC projection, `fields`); Intune: the raw
-`managedDevices` list ($top=1000, $select). Rows are matched by **exact** serial equality, never by a partial
-query; a serial held by several console records is reported as ambiguous and left alone.
+Google: one bulk `chromeosdevices.list` (pages of 300, `fields`); Intune: the raw `managedDevices` list
+($top=1000, $select). Rows are matched by **exact** serial equality, never by a partial query; a serial held by
+several console records is reported as ambiguous and left alone.
 
-Refreshed columns (all GAM names): `deviceId` (Google's deviceId, Intune's managedDevice id), `orgUnitPath`
-and `status` (Chromebooks), `macAddress` (Intune `wiFiMacAddress`; Google only returns it outside the BASIC
-projection, so Chromebook MACs come from `inventory import --from-gam`). Last-seen (`lastSync` for Chrome,
-`lastSyncDateTime` for Intune) is shown in the sync report only and deliberately not stored: it changes on
-every sync, would turn history.csv into noise, and the inventory's columns stay exactly GAM's + the district's.
+Console-owned columns (all GAM names), refreshed with a history row each: `deviceId` (Google's deviceId,
+Intune's managedDevice id), `orgUnitPath` and `status` (Chromebooks), `macAddress` (Intune `wiFiMacAddress`,
+Google `macAddress`). Readings, stored without history rows (they change on every sync and would turn
+history.csv into noise): `lastSync` (Google `lastSync`, Intune `lastSyncDateTime`; UTC, `YYYY-MM-DDTHH:MM:SSZ`)
+and `autoUpdateExpiration` (Chromebooks: the date of `autoUpdateThrough`, else of the deprecated
+`autoUpdateExpiration`, int64 milliseconds since the epoch as a string; `YYYY-MM-DD`, UTC).
+
+Never copied from a console: the write-back columns (asset tag, assignedStudent, annotatedLocation, notes).
+The inventory is the district's record; where a console differs on a field an InventoryWriteBack policy
+manages, the device is listed (field names only) and `plan`/`apply` fix it. Intune's primary user is
+read-only for us: a managed device whose `userPrincipalName` differs from the row's `assignedStudent` is
+listed (both redacted by the caller unless --show-pii).
 
 Also reported: console devices missing from the inventory, and inventory rows missing from the console their
 platform belongs to (chromeos → google, windows/ios → intune; retired rows are expected to be gone).
-Nothing here prints or stores a user: console user fields are never requested.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from orchestrator.inventory.devices import Device, Inventory
@@ -29,6 +35,7 @@ from orchestrator.policy.grammar import check_mac, check_ou_path
 
 CONSOLE_OF_PLATFORM = {"chromeos": "google", "windows": "intune", "ios": "intune"}
 SYNCED = {"google": ("deviceId", "orgUnitPath", "status", "macAddress"), "intune": ("deviceId", "macAddress")}
+READINGS = ("lastSync", "autoUpdateExpiration")
 NOT_EXPECTED_IN_CONSOLE = ("retired",)
 
 
@@ -45,6 +52,9 @@ class FieldUpdate:
 class SyncResult:
     consoles: list[str]
     updates: list[FieldUpdate] = field(default_factory=list)
+    readings: list[FieldUpdate] = field(default_factory=list)  # lastSync, autoUpdateExpiration: no history rows
+    annotation_drift: list[dict[str, str]] = field(default_factory=list)  # serial, console, fields (names only)
+    user_mismatches: list[dict[str, str]] = field(default_factory=list)  # serial, assignedStudent, userPrincipalName
     last_seen: dict[str, tuple[str, str]] = field(default_factory=dict)  # serial → (console, timestamp)
     not_in_inventory: list[dict[str, str]] = field(default_factory=list)
     not_in_console: list[dict[str, str]] = field(default_factory=list)
@@ -60,6 +70,9 @@ class SyncResult:
         return {
             "consoles": self.consoles,
             "updates": [u.__dict__ for u in self.updates],
+            "readings_changed": len(self.readings),
+            "annotation_drift": self.annotation_drift,
+            "user_mismatches": self.user_mismatches,
             "last_seen": {s: {"console": c, "at": t} for s, (c, t) in sorted(self.last_seen.items())},
             "not_in_inventory": self.not_in_inventory,
             "not_in_console": self.not_in_console,
@@ -85,19 +98,59 @@ def _ou(raw: str | None) -> str:
         return ""
 
 
+def _when(raw: Any) -> str:
+    """A console timestamp (RFC 3339, any offset or fraction) → UTC `YYYY-MM-DDTHH:MM:SSZ`, or "" if unreadable."""
+    try:
+        moment = datetime.fromisoformat(str(raw or "").strip())
+    except ValueError:
+        return ""
+    if moment.tzinfo is None:
+        return ""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def aue_date(record: Mapping[str, Any]) -> str:
+    """The auto-update expiration date (UTC, `YYYY-MM-DD`) of one chromeosdevices record, or "".
+
+    `autoUpdateThrough` (a timestamp) first; else the deprecated `autoUpdateExpiration`, int64 milliseconds
+    since the epoch as a string (directory_v1 discovery: `"format": "int64", "type": "string"`).
+    """
+    through = str(record.get("autoUpdateThrough") or "").strip()
+    if through:
+        if len(through) == 10:
+            try:
+                return date.fromisoformat(through).isoformat()
+            except ValueError:
+                return ""
+        return _when(through)[:10]
+    millis = str(record.get("autoUpdateExpiration") or "").strip()
+    if not millis.isdigit():
+        return ""
+    try:
+        return datetime.fromtimestamp(int(millis) / 1000, UTC).date().isoformat()
+    except (OverflowError, ValueError, OSError):
+        return ""
+
+
 def google_view(record: Mapping[str, Any]) -> tuple[dict[str, str], str]:
-    """(synced fields, last seen) of one chromeosdevices record."""
+    """(synced fields and readings, last seen as the console wrote it) of one chromeosdevices record."""
     values = {
         "deviceId": str(record.get("deviceId") or ""),
         "orgUnitPath": _ou(record.get("orgUnitPath")),
         "status": str(record.get("status") or ""),
         "macAddress": _mac(record.get("macAddress")),
+        "lastSync": _when(record.get("lastSync")),
+        "autoUpdateExpiration": aue_date(record),
     }
     return values, str(record.get("lastSync") or "")
 
 
 def intune_view(record: Mapping[str, Any]) -> tuple[dict[str, str], str]:
-    values = {"deviceId": str(record.get("id") or ""), "macAddress": _mac(record.get("wiFiMacAddress"))}
+    values = {
+        "deviceId": str(record.get("id") or ""),
+        "macAddress": _mac(record.get("wiFiMacAddress")),
+        "lastSync": _when(record.get("lastSyncDateTime")),
+    }
     return values, str(record.get("lastSyncDateTime") or "")
 
 
@@ -114,8 +167,17 @@ def _index(records: Iterable[Mapping[str, Any]], console: str) -> dict[str, list
     return by_serial
 
 
-def sync(inventory: Inventory, consoles: Mapping[str, Iterable[Mapping[str, Any]]]) -> SyncResult:
-    """Compare the inventory with console records (`{"google": [...], "intune": [...]}`); pure, no I/O."""
+def sync(
+    inventory: Inventory,
+    consoles: Mapping[str, Iterable[Mapping[str, Any]]],
+    write_backs: Mapping[str, Mapping[str, str]] | None = None,
+) -> SyncResult:
+    """Compare the inventory with console records (`{"google": [...], "intune": [...]}`); pure, no I/O.
+
+    `write_backs`: serial → the Google fields the inventory is desired state for (inventory/writeback.py);
+    a console that differs on one of them is listed in `annotation_drift`, never copied.
+    """
+    write_backs = write_backs or {}
     views = {"google": google_view, "intune": intune_view}
     result = SyncResult(consoles=sorted(consoles))
     indexes = {name: _index(records, name) for name, records in consoles.items()}
@@ -144,10 +206,12 @@ def sync(inventory: Inventory, consoles: Mapping[str, Iterable[Mapping[str, Any]
         changes = {
             name: value
             for name, value in values.items()
-            if name in SYNCED[console] and value and value != getattr(device, name)
+            if (name in SYNCED[console] or name in READINGS) and value and value != getattr(device, name)
         }
         for name, value in changes.items():
-            result.updates.append(FieldUpdate(device.serialNumber, name, getattr(device, name), value, console))
+            found = result.readings if name in READINGS else result.updates
+            found.append(FieldUpdate(device.serialNumber, name, getattr(device, name), value, console))
+        _compare_people(result, device, console, matches[0], write_backs.get(device.serialNumber, {}))
         devices.append(replace(device, **changes) if changes else device)
     for console, index in sorted(indexes.items()):
         for serial, records in sorted(index.items()):
@@ -164,3 +228,21 @@ def sync(inventory: Inventory, consoles: Mapping[str, Iterable[Mapping[str, Any]
                 )
     result.devices = devices
     return result
+
+
+def _compare_people(
+    result: SyncResult, device: Device, console: str, record: Mapping[str, Any], wanted: Mapping[str, str]
+) -> None:
+    """Write-back drift (Google: managed fields that differ) and Intune primary users that differ."""
+    if console == "google":
+        differ = sorted(name for name, value in wanted.items() if str(record.get(name) or "") != value)
+        if differ:
+            result.annotation_drift.append(
+                {"serial": device.serialNumber, "console": console, "fields": ", ".join(differ)}
+            )
+    elif console == "intune" and device.assignedStudent:
+        user = str(record.get("userPrincipalName") or "")
+        if user.casefold() != device.assignedStudent.casefold():  # UPNs compare without case
+            result.user_mismatches.append(
+                {"serial": device.serialNumber, "assignedStudent": device.assignedStudent, "userPrincipalName": user}
+            )

@@ -23,6 +23,7 @@ from orchestrator.inventory.edits import (
     set_fields,
 )
 from orchestrator.inventory.sync import CONSOLE_OF_PLATFORM, SyncResult, sync
+from orchestrator.inventory.writeback import google_write_backs
 from orchestrator.jobs.connect import open_backends
 from orchestrator.jobs.workspace import Workspace
 
@@ -88,7 +89,8 @@ def sync_inventory(
     catalog: Catalog = CATALOG,
 ) -> InventorySync:
     """Read every device record from the consoles (default: every configured one of SYNC_BACKENDS), match them
-    to the inventory by exact serial, and with `write` save the refreshed rows and their history.
+    to the inventory by exact serial, and with `write` save the refreshed rows and their history (readings such
+    as lastSync are saved without history rows). Write-back fields are compared, never copied.
 
     A console absent from the config is skipped with a note, even when named.
     """
@@ -97,9 +99,10 @@ def sync_inventory(
         records = {name: backend.inventory_records() for name, backend in connections.backends.items()}
     finally:
         connections.close()
-    result = sync(ws.inventory, records)
+    wanted = {wb.device.serialNumber: wb.value for wb in google_write_backs(ws.policies, ws.inventory)}
+    result = sync(ws.inventory, records, wanted)
     written = None
-    if write and result.updates:
+    if write and (result.updates or result.readings):
         written = save_inventory(ws, result.devices)
         append_history(history_path(written), result.history(actor=actor or default_actor()))
     return InventorySync(result=result, notes=list(connections.notes), written=written)

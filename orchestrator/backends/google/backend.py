@@ -4,6 +4,7 @@ Resource types (keys built and split by the codecs in spec.py; strings in names.
     ou_policy      (ou, schema)         → {field: value} of the fields we manage, lists sorted
     ou_app         (ou, app_id)         → {"appInstallType": FORCED|FORCED_AND_PIN_TO_TOOLBAR|NORMAL|...}
     device_status  (serial,)            → "ACTIVE" | "DISABLED"
+    device_annotations (serial,)        → {annotatedAssetId|annotatedUser|annotatedLocation|notes: value}
     reimage        (serial, request)    → {"command": "WIPE_USERS" | "REMOTE_POWERWASH"} (journal-observed)
 
 Reading is bulk: one org-unit list, device pages of 300, one policies:resolve per OU and namespace (on a
@@ -23,6 +24,7 @@ from typing import Any
 
 from google.auth.credentials import Credentials
 
+from orchestrator.backends.google.annotations import ChromeAnnotations, observe_annotations
 from orchestrator.backends.google.client import GoogleApi
 from orchestrator.backends.google.config import GoogleConfig
 from orchestrator.backends.google.devices import ChromeDevices
@@ -50,8 +52,10 @@ from orchestrator.core.resources import Change, ChangeResult, Resource, Resource
 log = logging.getLogger(__name__)
 
 POLICY_TYPES = ("ou_policy", "ou_app")
+DEVICE_TYPES = ("device_status", "device_annotations")  # read from the one bulk device listing
 INVENTORY_FIELDS = (
-    "nextPageToken,chromeosdevices(deviceId,serialNumber,status,orgUnitPath,annotatedAssetId,lastSync,macAddress)"
+    "nextPageToken,chromeosdevices(deviceId,serialNumber,status,orgUnitPath,annotatedAssetId,annotatedUser,"
+    "annotatedLocation,notes,lastSync,macAddress,autoUpdateThrough,autoUpdateExpiration)"
 )
 
 
@@ -87,6 +91,7 @@ class GoogleBackend:
         self.counter = self.api.counter
         self.workers = workers
         self.devices = ChromeDevices(self.api, sleep=sleep, workers=workers)
+        self.annotations = ChromeAnnotations(self.devices, workers=workers)
         self.reimages = ChromeReimages(
             self.devices, sleep=sleep, workers=workers, poll_interval=poll_interval, max_polls=max_polls
         )
@@ -109,16 +114,17 @@ class GoogleBackend:
         return self.devices.devices_by_serial(refresh=refresh)
 
     def inventory_records(self) -> list[dict[str, Any]]:
-        """Every Chrome device for `inventory sync`: pages of 300, BASIC projection, only the synced fields.
+        """Every Chrome device for `inventory sync`: pages of 300, FULL projection, only the synced fields.
 
-        Read-only and uncached. BASIC carries deviceId, serialNumber, status, orgUnitPath, annotatedAssetId and
-        lastSync; macAddress is kept when the console returns it (FULL-only on Google: import it with GAM).
+        Read-only and uncached. FULL because macAddress and the auto-update expiration are not basic metadata
+        (GAM's basic list: deviceId, annotated*, lastSync, notes, serialNumber, status); the `fields` mask keeps
+        each page to these fields, so it costs what a BASIC page does.
         """
         devices = self.api.directory.chromeosdevices()
         request = devices.list(
             customerId=self._customer,
             maxResults=300,
-            projection="BASIC",
+            projection="FULL",
             fields=INVENTORY_FIELDS,
         )
         out: list[dict[str, Any]] = []
@@ -182,8 +188,9 @@ class GoogleBackend:
 
         `types` names the resource types to read (e.g. {"ou_policy", "ou_app"} for a plan whose policies
         were all removed). By default: policy types when `desired` holds any of them or holds no
-        device-level resource (device_status, reimage); device_status when desired. `reimage` is
-        journal-observed and never read here. Raises BackendError (QuotaError when still throttled).
+        device-level resource (device_status, reimage); device_status and device_annotations when desired
+        (one device listing for both). `reimage` is journal-observed and never read here. Raises BackendError
+        (QuotaError when still throttled).
         """
         mine = [r for r in desired if r.id.backend == self.name]
         wanted = {r.id.type for r in mine}
@@ -195,14 +202,22 @@ class GoogleBackend:
         # Device pages and policy resolves use different quotas: read both at once.
         with ThreadPoolExecutor(max_workers=1) as side:
             devices = None
-            if "device_status" in types:
-                devices = side.submit(self.devices.observe, [r for r in mine if r.id.type == "device_status"])
+            if set(types) & set(DEVICE_TYPES):
+                devices = side.submit(self._observe_devices, [r for r in mine if r.id.type in types])
             if set(types) & set(POLICY_TYPES):
                 policies = [r for r in mine if r.id.type in POLICY_TYPES and r.id.type in types]
                 out += [r for r in self._observe_policies(policies) if r.id.type in types]
             if devices is not None:
                 out += devices.result()
         return out
+
+    def _observe_devices(self, desired: list[Resource]) -> list[Resource]:
+        """device_status and device_annotations from one fresh device listing."""
+        status = [r for r in desired if r.id.type == "device_status"]
+        out = self.devices.observe(status) if status else []
+        if not status:
+            self.devices.devices_by_serial(refresh=True)
+        return out + observe_annotations(self.devices, [r for r in desired if r.id.type == "device_annotations"])
 
     def _check_enum_values(self, desired: list[Resource]) -> None:
         """Every desired enum value must exist in its schema (policySchemas): PlanError naming the policy otherwise."""
@@ -281,6 +296,7 @@ class GoogleBackend:
         steps: list[tuple[list[Change], Callable[[list[Change], SentCallback, Reporter], None]]] = [
             (by_type.pop("ou_policy", []) + by_type.pop("ou_app", []), self._apply_policies),
             (by_type.pop("device_status", []), self.devices.apply_status),
+            (by_type.pop("device_annotations", []), self.annotations.apply),
             (by_type.pop("reimage", []), self.reimages.apply),
         ]
         for kind, rest in by_type.items():

@@ -10,6 +10,8 @@
                                       "DEPROVISION_REASON_RETIRING_DEVICE"} (the policy's google.reason)
                                       for method deprovision (meta method "deprovision": the gate then
                                       requires --acknowledge-deprovision)
+    InventoryWriteBack              → device_annotations {serial} {annotatedAssetId|annotatedUser|
+                                      annotatedLocation|notes: inventory value} (inventory/writeback.py)
     LostDevicePolicy.escalate       → reimage {serial}|lost@{date} for each lost Chromebook due (decided at plan
                                       time, inventory/escalation.py): powerwash REMOTE_POWERWASH, wipe WIPE_USERS,
                                       deprovision/retire DEPROVISION (DEPROVISION_REASON_RETIRING_DEVICE)
@@ -41,11 +43,12 @@ from orchestrator.backends.google.names import (
     URL_BLOCKLIST,
     WIPE_USERS,
 )
-from orchestrator.backends.google.spec import DEVICE_STATUS, OU_APP, OU_POLICY, REIMAGE
+from orchestrator.backends.google.spec import DEVICE_ANNOTATIONS, DEVICE_STATUS, OU_APP, OU_POLICY, REIMAGE
 from orchestrator.core.resources import Resource, ResourceId
 from orchestrator.inventory.devices import Inventory
 from orchestrator.inventory.escalation import Due, escalation_resource
 from orchestrator.inventory.selection import reimage_resource, selects
+from orchestrator.inventory.writeback import google_write_backs
 from orchestrator.policy.loader import LoadedPolicy, PolicySet
 from orchestrator.policy.models import AppPush, ChromeApp, LostDevicePolicy, Reimage, WebFilter
 
@@ -104,6 +107,16 @@ def compile_google(
     resources += _apps(policies)
     resources += _lost_devices(policies, inventory)
     resources += _reimages(policies, inventory, group_serials)
+    resources += [
+        Resource(
+            DEVICE_ANNOTATIONS.id(wb.device.serialNumber),
+            wb.value,
+            sources=wb.sources,
+            policy=wb.policy,
+            meta={"school": wb.device.school, "inventory_line": wb.device.line},
+        )
+        for wb in google_write_backs(policies, inventory)
+    ]
     resources += [
         escalation_resource(REIMAGE.backend, due, ESCALATIONS[due.action], inventory)
         for due in (escalations or {}).values()

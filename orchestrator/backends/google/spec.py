@@ -14,6 +14,8 @@ from orchestrator.core.types import KEY_SEPARATOR, ResourceType
 OU_POLICY = ResourceType("google", "ou_policy", ("ou", "schema"), order=0, authoritative=True)
 OU_APP = ResourceType("google", "ou_app", ("ou", "app_id"), order=1, authoritative=True)
 DEVICE_STATUS = ResourceType("google", "device_status", ("serial",), order=5, scope="lockdown")
+# The inventory's asset tag, user, location and notes written back (InventoryWriteBack; annotations.py).
+DEVICE_ANNOTATIONS = ResourceType("google", "device_annotations", ("serial",), order=6)
 REIMAGE = ResourceType(
     "google", "reimage", ("serial", "request"), order=8, observed_by="journal", destructive=True, scope="maintenance"
 )
@@ -74,7 +76,7 @@ def credential_env(section: GoogleConfig) -> list[str]:
 SPEC = BackendSpec(
     name="google",
     order=0,
-    types=(OU_POLICY, OU_APP, DEVICE_STATUS, REIMAGE),
+    types=(OU_POLICY, OU_APP, DEVICE_STATUS, DEVICE_ANNOTATIONS, REIMAGE),
     config_model=GoogleConfig,
     problem=problem,
     open=open_backend,

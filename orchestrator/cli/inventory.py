@@ -1,4 +1,5 @@
-"""`orchestrator inventory ...`: import from GAM, export, mark devices, show history, sync with consoles."""
+"""`orchestrator inventory ...`: import from GAM, export, mark devices, show history, sync with consoles; the
+counter's repair, return, overdue, audit and AUE report come from `cli.lifecycle`."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ import click
 from rich.table import Table
 
 from orchestrator.cli.app import console, handle_errors, pii_option, workspace
+from orchestrator.cli.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
 from orchestrator.core.redact import PII_KEYS, redact, redact_field
 from orchestrator.inventory.devices import COLUMNS, write_inventory_csv
 from orchestrator.inventory.edits import history_path, read_history
 from orchestrator.jobs.inventory import SYNC_BACKENDS, import_gam, set_device, sync_inventory
+
+PRIVATE = PII_KEYS | {"repairReason"}
+"""Columns shown only with --show-pii: people, and free text about them (a repair reason is a note)."""
+
+
+def _hidden(field: str, value: str) -> str:
+    return redact_field("notes" if field == "repairReason" else field, value)
 
 
 @click.group()
@@ -57,7 +66,7 @@ def export(ctx: click.Context, fmt: str, out: str | None, show_pii: bool) -> Non
     ws = workspace(ctx)
     devices = ws.inventory.devices
     if not show_pii:
-        devices = [replace(d, **{c: redact_field(c, getattr(d, c)) for c in COLUMNS if c in PII_KEYS}) for d in devices]
+        devices = [replace(d, **{c: _hidden(c, getattr(d, c)) for c in COLUMNS if c in PRIVATE}) for d in devices]
     if fmt == "csv":
         text = write_inventory_csv(devices)
     else:
@@ -117,7 +126,7 @@ def history(ctx: click.Context, serial: str, show_pii: bool) -> None:
     for entry in read_history(history_path(ws.config.path(ws.config.inventory)), serial):
         shown = [entry.old, entry.new, entry.source, entry.actor]
         if not show_pii:
-            shown = [redact_field(entry.field, entry.old), redact_field(entry.field, entry.new), *redact(shown[2:])]
+            shown = [_hidden(entry.field, entry.old), _hidden(entry.field, entry.new), *redact(shown[2:])]
         table.add_row(entry.at, entry.field, *shown)
     console.print(table)
 
@@ -187,3 +196,7 @@ def sync_(ctx: click.Context, write: bool, backends: tuple[str, ...], fmt: str, 
         console.print(f"Wrote {written} and {history_path(written)}.")
     elif result.updates:
         console.print("Nothing written: run with --write to apply these changes.")
+
+
+for _command in LIFECYCLE_COMMANDS:
+    inventory.add_command(_command)

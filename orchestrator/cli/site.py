@@ -18,6 +18,7 @@ import click
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from orchestrator.cli.app import console, handle_errors, workspace
+from orchestrator.cli.report_techcheck import techcheck
 from orchestrator.jobs.report import Day, SchoolYear, SiteData, gather_site
 
 PAGES = ("index", "calendar", "lockdown", "plan")
@@ -130,11 +131,10 @@ def write_site(data: SiteData, folder: str | Path) -> list[Path]:
     return written
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option(
     "--html",
     "folder",
-    required=True,
     type=click.Path(file_okay=False),
     help="Write the static site (index.html and its pages) into this folder.",
 )
@@ -147,14 +147,23 @@ def write_site(data: SiteData, folder: str | Path) -> list[Path]:
 )
 @click.pass_context
 @handle_errors
-def report(ctx: click.Context, folder: str, plan_path: str | None) -> None:
+def report(ctx: click.Context, folder: str | None, plan_path: str | None) -> None:
     """A static site for principals: status, school-year calendars, lost devices, the latest plan (no PII).
 
     Self-contained HTML (no server, no external assets): open index.html, or publish the folder on any web
     server or GitHub Pages. Reads the journal and the reports folder; changes nothing.
 
-    Example: orchestrator report --html site/ --plan plan.json
+    Example: orchestrator report --html site/ --plan plan.json  (or a subcommand: orchestrator report techcheck)
     """
+    if ctx.invoked_subcommand is not None:
+        if folder or plan_path:
+            raise click.UsageError("--html and --plan make the site; give them without a subcommand")
+        return
+    if folder is None:
+        raise click.UsageError("give --html DIR for the principals' site, or a subcommand (techcheck)")
     data = gather_site(workspace(ctx), plan_path=plan_path)
     written = write_site(data, folder)
     console.print(f"Wrote {len(written)} pages: {Path(folder) / 'index.html'}", soft_wrap=True)
+
+
+report.add_command(techcheck)

@@ -42,6 +42,9 @@ GROUPS = [
 USER_GROUPS = {"All Staff": "Staff Devices"}
 INTUNE_APPS = ["Microsoft Word", "Google Chrome", "Microsoft Teams", "Zoom Workplace", "Minecraft Education"]
 DOMAIN = "district.example"
+LOANER_SLOTS = (15, 24, 25, 26)
+"""Device n is a pooled loaner when n % 80 is one of these (5% of devices): Chromebooks, one slot per school of
+the four (two loaners each in the first 120 devices), never a staff or lab device. A loaner has no student."""
 
 
 @dataclass
@@ -106,11 +109,14 @@ def generate(devices: int = 120, seed: int = 2026, ous: int = 0) -> District:
         prefix = {"chromeos": "CB", "windows": "PF", "ios": "DM"}[platform]
         serial = f"{prefix}{n + 1:07d}"
         mac = "02:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(5))
+        loaner = n % 80 in LOANER_SLOTS and platform == "chromeos" and ou.startswith(school_ou)
         student = f"student{n + 1:06d}@{DOMAIN}" if ou != "/Staff" else f"staff{n + 1:06d}@{DOMAIN}"
+        if loaner:
+            student = ""
         device = Device(
             serialNumber=serial,
             platform=platform,
-            inventoryStatus="active",
+            inventoryStatus="loaner" if loaner else "active",
             deviceId=f"{rng.getrandbits(64):016x}" if platform == "chromeos" else "",
             annotatedAssetId=f"PV-{n + 1:06d}",
             annotatedUser=student,

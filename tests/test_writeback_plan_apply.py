@@ -1,10 +1,12 @@
 """Write-back end to end through the command line against the Google emulator (real googleapiclient): a loaner
-swap is planned (redacted), applied with chromeosdevices.patch, and read back by `inventory sync`, which never
-copies the write-back fields from the console; a district that has not opted in sees no write-back change."""
+swap made with `inventory repair` is planned (redacted), applied with chromeosdevices.patch, and read back by
+`inventory sync`, which never copies the write-back fields from the console; a district that has not opted in
+sees no write-back change."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from orchestrator.inventory.devices import Device, load_inventory, write_invento
 from orchestrator.sandbox.district import generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
 
+REPO = Path(__file__).resolve().parent.parent
 WRITE_BACK = """
 kind: InventoryWriteBack
 name: device-labels
@@ -35,7 +38,7 @@ name: students
 targets: {google_ous: [/Students]}
 blocked: [games.example]
 """
-BROKEN, LOANER, HAND_NOTES = "CB0000005", "CB0000017", "CB0000013"  # Chromebooks at lincoln-elementary
+BROKEN, LOANER, HAND_NOTES = "CB0000005", "CB0000025", "CB0000013"  # lincoln-elementary; 25 is its pooled loaner
 
 
 @dataclass
@@ -54,7 +57,7 @@ class District:
 
     def ok(self, *args: str) -> str:
         done = self.run(*args)
-        assert done.returncode in (0, 2), done.stdout + done.stderr
+        assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
     def console(self, serial: str) -> dict[str, Any]:
@@ -71,12 +74,8 @@ def make_district(tmp_path: Path, policies: str) -> District:
     seeded = generate(devices=40, seed=11)  # 28 Chromebooks, no staff devices
     google = GoogleEmulator(seeded, seed=11).start()
     devices = [s.device for s in seeded.devices]
-    by_serial = {d.serialNumber: d for d in devices}
-    loaner = by_serial[LOANER]
-    loaner.inventoryStatus, loaner.assignedStudent = "loaner", ""  # in the school's pool, nobody's
+    assert {d.serialNumber: d.inventoryStatus for d in devices}[LOANER] == "loaner"
     for record in google.state.devices.values():
-        if record["serialNumber"] == LOANER:
-            record.pop("annotatedUser")
         if record["serialNumber"] == HAND_NOTES:
             record["notes"] = "charger kept in the office"  # typed into the Admin console before adoption
     root = tmp_path / "district"
@@ -84,6 +83,8 @@ def make_district(tmp_path: Path, policies: str) -> District:
     (root / "inventory" / "devices.csv").write_text(write_inventory_csv(devices))
     (root / "policies").mkdir()
     (root / "policies" / "district.yaml").write_text(textwrap.dedent(policies).lstrip())
+    for name in ("calendar.yaml", "repair.yaml"):  # the RepairPolicy `inventory repair` counts due dates with
+        shutil.copy(REPO / "policies" / name, root / "policies" / name)
     config = root / "orchestrator.yaml"
     config.write_text(
         f"journal: {root / '.orchestrator' / 'journal.db'}\n"
@@ -109,9 +110,10 @@ def test_a_fresh_district_with_write_back_plans_no_change(district: District) ->
 def test_loaner_swap_is_planned_redacted_applied_and_read_back(district: District) -> None:
     student = district.inventory()[BROKEN].assignedStudent
     assert student.endswith("@district.example")
-    # The morning swap at the counter (`inventory repair --from-pool` is part A's; the same edits by hand):
-    district.ok("inventory", "set", BROKEN, "--status", "repair")
-    district.ok("inventory", "set", LOANER, "--student", student)
+    # The morning swap at the counter: the broken device to repair, the school's loaner to its student.
+    lent = district.ok("inventory", "repair", BROKEN, "--from-pool", "lincoln-elementary", "--date", "2026-11-20")
+    assert LOANER in lent and student not in lent
+    assert (district.inventory()[LOANER].assignedStudent, district.inventory()[LOANER].loanFor) == (student, BROKEN)
 
     shown = district.ok("plan", "--backend", "google")
     assert f"google/device_annotations/{LOANER}" in shown
@@ -120,7 +122,7 @@ def test_loaner_swap_is_planned_redacted_applied_and_read_back(district: Distric
     markdown = district.ok("plan", "--backend", "google", "--format", "markdown")
     assert LOANER in markdown and student not in markdown
     changes = district.plan_json()
-    tag = {"annotatedAssetId": "PV-000017"}  # managed too, and already right: shown in neither diff line
+    tag = {"annotatedAssetId": "PV-000025"}  # managed too, and already right: shown in neither diff line
     assert [(c["id"], c["op"], c["before"], c["after"]) for c in changes] == [
         (
             f"google/device_annotations/{LOANER}",
@@ -160,20 +162,21 @@ def test_loaner_swap_is_planned_redacted_applied_and_read_back(district: Distric
     district.google.state.version += 1
     drift = json.loads(district.ok("inventory", "sync", "--write", "--format", "json"))["annotation_drift"]
     assert drift == [{"serial": LOANER, "console": "google", "fields": "annotatedAssetId"}]
-    assert district.inventory()[LOANER].annotatedAssetId == "PV-000017"
+    assert district.inventory()[LOANER].annotatedAssetId == "PV-000025"
     assert [(c["before"], c["after"]) for c in district.plan_json()] == [
         (
             {"annotatedAssetId": "TYPO-1", "annotatedUser": student},
-            {"annotatedAssetId": "PV-000017", "annotatedUser": student},
+            {"annotatedAssetId": "PV-000025", "annotatedUser": student},
         )
     ]
 
-    # The loaner comes back: user is `always`, so the empty cell clears the console.
-    district.ok("inventory", "set", LOANER, "--student", "")
-    district.ok("inventory", "set", BROKEN, "--status", "active")
+    # The repaired device comes back and the loaner returns to the pool: user is `always`, so the loaner's
+    # empty student cell clears the console.
+    district.ok("inventory", "return", BROKEN)
+    assert district.inventory()[LOANER].assignedStudent == ""
     assert district.run("apply", "--yes", "--backend", "google").returncode == 0
     assert "annotatedUser" not in district.console(LOANER)
-    assert district.console(LOANER)["annotatedAssetId"] == "PV-000017"
+    assert district.console(LOANER)["annotatedAssetId"] == "PV-000025"
     assert district.plan_json() == []
 
 

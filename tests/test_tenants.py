@@ -158,6 +158,13 @@ def test_out_must_name_each_tenant(districts) -> None:
     assert Plan.load(root / "plans-south.json").tenant == "south"
 
 
+def test_plans_go_to_a_folder_that_does_not_exist_yet(districts) -> None:
+    root, _ = districts
+    saved = run("plan", "--tenant", "north", "--out", "plans/{tenant}.json", "--backend", "google")
+    assert saved.exit_code == 0, saved.output
+    assert Plan.load(root / "plans" / "north.json").tenant == "north"
+
+
 def test_tenant_options_are_refused_where_they_make_no_sense(districts) -> None:
     assert run("schema", "--all-tenants").exit_code != 0
     assert run("--config", "x.yaml", "plan", "--all-tenants").exit_code == 1

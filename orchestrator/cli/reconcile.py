@@ -153,6 +153,7 @@ def plan(
     the_plan, calls, unchecked, unsettled = _plan(ctx, backends, scopes_of(scopes), prune=prune)
     _print_unsettled(unsettled)
     if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)  # plans/{tenant}.json in a fresh repository
         the_plan.save(out)
     _render(the_plan, fmt, show_pii, unchecked)
     if out and fmt == "text":

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.network.config import NetworkConfig
-from orchestrator.backends.network.inventory import read_sites
+from orchestrator.backends.network.inventory import read_sites, report_sites, role_hosts
 from orchestrator.backends.network.runner import SiteJob, SiteRun, run_site_job
 from orchestrator.core.backend import ResultCallback, SentCallback
 from orchestrator.core.errors import BackendError
-from orchestrator.core.resources import Change, ChangeResult, Resource
+from orchestrator.core.resources import Change, ChangeResult, Resource, ResourceId
 from orchestrator.policy.grammar import check_domain, check_mac, check_site
 
 TYPES = ("dns_blocklist", "mac_quarantine")
@@ -82,6 +82,22 @@ def check_failure(run: SiteRun, types: Sequence[str]) -> str | None:
         artifacts = f" [artifacts: {run.artifacts}]" if run.artifacts else ""
         return "; ".join(dict.fromkeys(problems))[:1500] + artifacts
     return None
+
+
+def _reports(run: SiteRun, rtype: str, hosts: list[str]) -> dict[str, Any]:
+    """{"hosts": host → report, "failure": why the site's state is unknown or None} for one type of a report run."""
+    outcome = run.outcomes.get(rtype)
+    reports = dict(outcome.reports) if outcome else {}
+    failure = None
+    if run.status in ("timeout", "canceled", "error"):
+        failure = f"report run {run.status}: {run.error[:500]}"
+    elif outcome is not None and not outcome.ok:
+        bad = {h: s for h, s in outcome.host_summary().items() if s.startswith(("failed", "unreachable"))}
+        failure = "; ".join(f"{h}: {s}" for h, s in bad.items())[:800]
+    elif any(h not in reports for h in hosts):
+        missing = ", ".join(h for h in hosts if h not in reports)
+        failure = f"no report from {missing} (report run {run.status}: {run.error[:300]})"
+    return {"hosts": {h: reports[h] for h in hosts if h in reports}, "failure": failure}
 
 
 def _bad(value: Any) -> str:
@@ -181,6 +197,29 @@ class NetworkBackend:
             return desired
         return {"differs": True, "diff": "".join(outcome.diffs), "hosts": outcome.host_summary()}
 
+    # -- report (export) ---------------------------------------------------------------------------------
+
+    def report(self) -> list[Resource]:
+        """The gear's current state per site (`orchestrator export`): one playbooks/report.yml run per site in
+        --check mode (what a plan of the exported policies runs: one check per site), read from the events.
+
+        One Resource per site and type the site has gear for, value None; meta: `site`, `hosts` (host → its
+        `k12_report`), `unreadable` (gear the report cannot read: FortiGate, Meraki), `failure` (why the state is
+        unknown: a failed or unreachable host, a timeout; None when every readable host reported).
+        """
+        sites = self.sites
+        jobs = {site: self._job(site, {}, check=True, playbook="report.yml") for site in report_sites(sites)}
+        reported: list[Resource] = []
+        for site, run in self._run_bounded(jobs, on_start=lambda _site: None):
+            members = set(sites.get(site, []))
+            for rtype in TYPES:
+                readable = sorted(members & role_hosts(sites, rtype, readable=True))
+                unreadable = sorted(members & role_hosts(sites, rtype, readable=False))
+                if readable or unreadable:
+                    meta = {"site": site, "unreadable": unreadable, **_reports(run, rtype, readable)}
+                    reported.append(Resource(ResourceId(self.name, rtype, site), None, meta=meta))
+        return sorted(reported, key=lambda r: r.id)
+
     # -- apply -------------------------------------------------------------------------------------------
 
     def apply(self, changes: Sequence[Change], on_sent: SentCallback, on_result: ResultCallback) -> None:
@@ -246,11 +285,12 @@ class NetworkBackend:
 
     # -- jobs --------------------------------------------------------------------------------------------
 
-    def _job(self, site: str, values: dict[str, Any], *, check: bool) -> SiteJob:
+    def _job(self, site: str, values: dict[str, Any], *, check: bool, playbook: str = "site.yml") -> SiteJob:
         return SiteJob(
             site=site,
             values={f"k12_{rtype}": value for rtype, value in values.items()},
             check=check,
+            playbook=playbook,
             playbook_dir=self.playbook_dir,
             inventory=self.inventory,
             artifacts_dir=self.artifacts_dir,

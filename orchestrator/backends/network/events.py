@@ -1,7 +1,8 @@
 """Parse ansible-runner events into per-resource-type, per-host outcomes and unified diffs.
 
 Plays are named `K12 <resource type> ...` (see playbooks/site.yml); every host event of a play counts
-for that type. Check mode is not marked in events: the caller knows which mode it ran.
+for that type. Check mode is not marked in events: the caller knows which mode it ran. A report play
+(playbooks/report.yml) ends each host with a `k12_report` fact, kept per host as the gear's current state.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _PLAY = re.compile(r"^K12 ([a-z_]+)\b")
 _ERROR = re.compile(r"^\s*(\[ERROR\]:|ERROR!)\s*")
 _ORIGIN = re.compile(r"^\s*(Origin:|The error appears to be in)")
 HOST_EVENTS = {"runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"}
+REPORT_FACT = "k12_report"  # what a report play's last task sets per host (playbooks/report.yml)
 
 
 @dataclass
@@ -45,6 +47,8 @@ class TypeOutcome:
 
     hosts: dict[str, HostOutcome] = field(default_factory=dict)
     diffs: list[str] = field(default_factory=list)
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """host → the `k12_report` fact a report play (playbooks/report.yml) set: the gear's current state."""
 
     @property
     def changed(self) -> bool:
@@ -75,6 +79,9 @@ def parse_events(events: Iterable[dict[str, Any]]) -> dict[str, TypeOutcome]:
         outcome = outcomes.setdefault(rtype, TypeOutcome())
         host = outcome.hosts.setdefault(data["host"], HostOutcome())
         res = data.get("res") or {}
+        report = (res.get("ansible_facts") or {}).get(REPORT_FACT) if kind == "runner_on_ok" else None
+        if isinstance(report, dict):
+            outcome.reports[data["host"]] = report
         if kind == "runner_on_unreachable":
             host.unreachable = True
             host.messages.append(_message(data, res))

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.network.config import NetworkConfig
-from orchestrator.core.backend import Backend, BackendSpec, CompileInput, OpenContext
+from orchestrator.core.backend import Backend, BackendSpec, CompileInput, ExportInput, OpenContext
 from orchestrator.core.resources import Resource, ResourceId
 from orchestrator.core.types import ResourceType
 
@@ -34,6 +34,17 @@ def compile_resources(given: CompileInput) -> list[Resource]:
     return compile_network(given.policies, given.inventory)
 
 
+def export_read(backend: Backend) -> list[Resource]:
+    """Each site's gear reports its current state (playbooks/report.yml, check mode): see NetworkBackend.report."""
+    return backend.report()  # type: ignore[attr-defined]
+
+
+def export_files(given: ExportInput) -> list[Any]:
+    from orchestrator.backends.network.exporter import export_network  # noqa: PLC0415 (the exporter imports the backend, which loads ansible-runner's helpers; only export needs it)
+
+    return export_network(given)
+
+
 def prunes(section: Any, rid: ResourceId) -> bool:
     """`manage: {prune: true}` covers every setting of this backend that no policy mentions."""
     return bool(section.manage.prune)
@@ -49,4 +60,6 @@ SPEC = BackendSpec(
     compile=compile_resources,
     prunes=prunes,
     target_kinds=("network_site",),
+    export=export_files,
+    export_read=export_read,
 )

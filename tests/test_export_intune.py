@@ -3,7 +3,7 @@
 Against the Graph emulator through msgraph-sdk: the sample district's Intune policies are applied by the tool
 (real request bodies), then objects made by hand are added (a K12-named web filter with one platform only, an
 iOS filter and an Edge policy not made by this tool, an app assigned to all devices, one with non-default
-assignment settings). Exported into an empty folder with a fresh journal (a
+assignment settings, one behind an assignment filter). Exported into an empty folder with a fresh journal (a
 district adopting the tool), the policies validate and plan back to no change; everything left out is named;
 an edit to one exported file is exactly one change; export reads no more than the plan of its output.
 """
@@ -100,6 +100,12 @@ def tenant(tmp_path: Path) -> Iterator[Tenant]:
         lab = {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": groups["Jefferson Lab PCs"]}
         settings = {"@odata.type": "#microsoft.graph.win32LobAppAssignmentSettings", "notifications": "hideAll"}
         state.assign_app(apps["Microsoft Teams"], [{"intent": "required", "target": lab, "settings": settings}])
+        filtered = {
+            **lab,
+            "deviceAndAppManagementAssignmentFilterId": "f1",
+            "deviceAndAppManagementAssignmentFilterType": "include",
+        }
+        state.assign_app(state.add_app("Adobe Acrobat Reader"), [{"intent": "required", "target": filtered}])
         yield Tenant(tmp_path, graph)
     finally:
         graph.stop()
@@ -121,9 +127,10 @@ def test_intune_export_validates_and_plans_back_to_no_change_then_one_edit_is_on
         "windows settings catalog policy 'Edge blocklist (IT)'",
         "app 'Minecraft Education': assigned to <all devices>",
         "app 'Microsoft Teams': assignment settings a policy cannot say: notifications='hideAll'",
+        "app 'Adobe Acrobat Reader': assignment settings a policy cannot say: assignment filter f1 (include)",
     ):
         assert left_out in output
-    assert "Left out (5;" in output, result.output  # named and counted
+    assert "Left out (6;" in output, result.output  # named and counted
     validated = tenant.cli("validate")
     assert validated.exit_code == 0, validated.output
     assert tenant.plan_changes() == []

@@ -12,8 +12,9 @@ request adapter, retries, call counter), no more than a plan of the exported pol
 
 Every object becomes a Resource of the backend's types keyed (platform, name) or (app name,), with `meta`:
 `name` (the console's own display name; a `|` is shown as `/` in the key only), `ids` (several when names
-repeat), `managed` (the name is one this tool writes), `odata_type`, and for apps `settings` (assignment
-settings other than Intune's defaults, which an `assign` from a policy would drop). `value` is the plan's
+repeat), `managed` (the name is one this tool writes), `odata_type`, `filters` (assignment filters on the targets)
+and for apps `settings` (assignment settings other than Intune's defaults, and assignment filters: an `assign`
+from a policy would drop both). `value` is the plan's
 value (`{"blocked", "allowed", "assignments"}` (+ `other_settings`) or `[{"group", "intent"}]`) when exactly
 one object has the name, else None. The exporter (exporter.py) decides what the policy language can say.
 """
@@ -74,6 +75,7 @@ async def _settings_policies(backend: IntuneBackend) -> list[Resource]:
             )
             targets = await backend.groups.targets(assigned)
             value = {**policy_lists(settings), "assignments": sorted({t for t in targets if t})}
+            meta["filters"] = _filters(assigned)
             other = foreign_settings(settings)
             if other:
                 value["other_settings"] = other
@@ -98,8 +100,21 @@ async def _profiles(backend: IntuneBackend) -> list[Resource]:
         if managed and len(records) == 1:
             targets = await backend.groups.targets(records[0].get("assignments") or [])
             value = {**profile_lists(records[0]), "assignments": sorted({t for t in targets if t})}
+            meta["filters"] = _filters(records[0].get("assignments") or [])
         out.append(Resource(CONFIG_PROFILE.id(platform, _key_name(name)), value, meta=meta))
     return out
+
+
+def _filters(assignments: list[dict[str, Any]]) -> list[str]:
+    """Assignment filters on the targets (Graph `deviceAndAppManagementAssignmentFilterId/Type`): a policy
+    cannot say them, and an `assign` from one would drop them."""
+    out = set()
+    for assignment in assignments:
+        target = assignment.get("target") or {}
+        kind = target.get("deviceAndAppManagementAssignmentFilterType")
+        if target.get("deviceAndAppManagementAssignmentFilterId") and kind not in (None, "none"):
+            out.add(f"assignment filter {target['deviceAndAppManagementAssignmentFilterId']} ({kind})")
+    return sorted(out)
 
 
 def _unusual_settings(assignment: dict[str, Any]) -> list[str]:
@@ -108,7 +123,7 @@ def _unusual_settings(assignment: dict[str, Any]) -> list[str]:
         f"{field}={value!r}"
         for field, value in settings.items()
         if not field.startswith("@odata") and value is not None and DEFAULT_SETTINGS.get(field) != value
-    )
+    ) + _filters([assignment])
 
 
 async def _apps(backend: IntuneBackend) -> list[Resource]:

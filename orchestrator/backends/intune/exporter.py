@@ -15,8 +15,9 @@ the file's header and the command's output: profiles and policies not made by th
 start with `K12 `; rename one `K12 WebFilter <name>` in the console to adopt it), kinds the policy language does
 not manage, a name with only one of its two objects or different lists on Windows and iOS, settings added by
 hand to a managed policy, list entries that are not plain domains, assignments to all devices/all users/an
-excluded or deleted group, assignment settings other than Intune's defaults, app names shared by several
-apps, and a group that two web filters would both set (the policy language allows one per group).
+excluded or deleted group, assignment filters, assignment settings other than Intune's defaults, app names
+shared by several apps, and a group that two web filters would both set (the policy language allows one per
+group).
 """
 
 from __future__ import annotations
@@ -139,6 +140,9 @@ def _pair_problem(name: str, policy: str, found: dict[str, Resource]) -> str | N
     if missing:
         return f"has no {' or '.join(missing)} object of the same name (a WebFilter makes both)"
     windows, ios = found["windows"].value, found["ios"].value
+    filters = sorted({f for r in found.values() for f in r.meta.get("filters") or []})
+    if filters:
+        return f"assignment filters a policy cannot say: {', '.join(filters)}"
     if windows.get("other_settings"):
         return f"settings added by hand: {', '.join(windows['other_settings'])}"
     if windows != ios:

@@ -14,18 +14,21 @@ from orchestrator.jobs.export import export_district
 @click.command()
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write the policy files in.")
 @backend_option
-@click.option("--ou", "subtree", help="Only this Google org unit and the ones below it (e.g. /Students).")
+@click.option("--ou", "subtree", help="Only this Google org unit and the ones below it (e.g. /Students); Google only.")
 @click.option("--force", is_flag=True, help="Overwrite files that exist with other settings.")
 @click.pass_context
 @handle_errors
 def export(ctx: click.Context, out: str, backends: tuple[str, ...], subtree: str | None, force: bool) -> None:
     """Write the consoles' current settings as policy YAML that plans back to no change.
 
-    Reads exactly what `plan` reads (never more), one file per Google org unit with local settings; never
-    overwrites a file with other settings without --force, and leaves files whose settings did not change
-    alone. Review the files, commit them, and `plan` shows nothing to change.
+    Reads no more than `plan` reads: one file per Google org unit with local settings, Intune's web filter
+    profiles (intune/web-filters.yaml) and app assignments (intune/apps.yaml), and one file per network site
+    whose resolvers hold a blocklist (read in check mode). What the policy language cannot say is listed and
+    stays in the console, unmanaged. Never overwrites a file with other settings without --force, and leaves
+    files whose settings did not change alone. Review the files, commit them, and `plan` shows nothing to
+    change.
 
-    Example: orchestrator export --backend google --out policies/exported
+    Example: orchestrator export --out policies/exported
     """
     with open_session(ctx, backends) as session:
         report = export_district(session, Path(out), subtree=subtree, force=force)

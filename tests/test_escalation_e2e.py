@@ -237,3 +237,12 @@ def test_the_dry_run_rehearses_a_night_ahead_with_the_escalations_due_then(esc: 
     assert len(rehearsal.plan.changes) == 3 and len(rehearsal.would_run()) == 3
     assert rehearse_maintenance(esc.session(), now=MON_NOV30).plan.changes == []
     assert esc.fleet.google_emulator.calls["chromeosdevices.issueCommand"] == 0
+
+
+def test_escalations_of_a_skipped_console_are_counted_as_not_checked(esc: Escalation) -> None:
+    ws = open_workspace(str(esc.fleet.root / "orchestrator.yaml"))
+    google_only = Connections(backends={"google": esc.fleet.google}, skipped=["intune"])
+    plan = Session(ws, google_only, esc.fleet.journal).plan(("maintenance",), now=TUE_DEC1)
+
+    assert [c.id.key for c in plan.changes] == ["CB0000011|lost@2026-11-23"]
+    assert "intune: skipped, but the policies want 2 resource(s) there; they were NOT checked" in "\n".join(plan.notes)

@@ -30,6 +30,7 @@ from orchestrator.engine.plan import Plan, policy_commit
 from orchestrator.engine.prune import Pruning
 from orchestrator.engine.reconcile import make_plan
 from orchestrator.engine.settle import unsettled_lines
+from orchestrator.inventory.escalation import Escalations
 from orchestrator.jobs.config import environment_of, runner_backends
 from orchestrator.jobs.connect import Connections, open_backends
 from orchestrator.jobs.escalation import plan_escalations, withdrawn_escalations
@@ -65,14 +66,19 @@ def _no_status(message: str) -> AbstractContextManager[object]:
 
 
 def unchecked_resources(
-    catalog: Catalog, ws: Workspace, skipped: Sequence[str], scopes: Sequence[str]
+    catalog: Catalog,
+    ws: Workspace,
+    skipped: Sequence[str],
+    scopes: Sequence[str],
+    escalations: Escalations | None = None,
 ) -> dict[str, int]:
     """Desired resources per skipped backend in `scopes`: what a plan without that backend cannot see.
 
     compile_desired is pure (no I/O), so this costs no API call and works without credentials.
     """
     counts = dict.fromkeys(skipped, 0)
-    for resource in compile_desired(catalog, ws.policies, ws.inventory, list(skipped), scopes):
+    due = escalations.due if escalations is not None else None
+    for resource in compile_desired(catalog, ws.policies, ws.inventory, list(skipped), scopes, escalations=due):
         counts[resource.id.backend] += 1
     return counts
 
@@ -197,7 +203,8 @@ class Session:
             inventory_path = ws.config.path(ws.config.inventory)
             when = now or datetime.now(UTC)
             escalations = plan_escalations(ws.policies, ws.inventory, inventory_path, ws.repo_root, when)
-        self.connections.unchecked = unchecked_resources(self.catalog, ws, self.connections.skipped, scopes)
+        skipped = self.connections.skipped
+        self.connections.unchecked = unchecked_resources(self.catalog, ws, skipped, scopes, escalations)
         notes = list(self.connections.notes)
         for name, count in self.connections.unchecked.items():
             if count:

@@ -176,6 +176,8 @@ def test_worst_exit_ranks_interrupted_over_error_over_drift() -> None:
     assert worst_exit([TenantRun("a", 2), TenantRun("b", 1), TenantRun("c", 0)]) == 1
     assert worst_exit([TenantRun("a", 1), TenantRun("b", 130)]) == 130
     assert worst_exit([]) == 0
+    listed = TenantRun("a", 1, stderr="error: 1 target(s) do not exist:\np/typo.yaml:4: google_ous[0]: no OU\n")
+    assert listed.error == "1 target(s) do not exist: p/typo.yaml:4: google_ous[0]: no OU"
     usage = TenantRun("a", 2, stderr="Usage: orchestrator apply\nError: No such option: --formt")
     assert usage.status == "failed" and usage.error == "No such option: --formt" and worst_exit([usage]) == 1
 

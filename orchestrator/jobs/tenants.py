@@ -195,9 +195,12 @@ class TenantRun:
         counted = next((line for line in lines if line.endswith("problem(s) found.")), None)
         if counted and lines[0] != counted:  # policy problems: the first one, and how many there are
             return f"{lines[0]} ({counted.removesuffix(' found.')})"
-        for line in lines:
+        for i, line in enumerate(lines):
             if line.startswith("error:"):
-                return line.removeprefix("error:").strip()
+                first = line.removeprefix("error:").strip()
+                if first.endswith(":") and i + 1 < len(lines):  # "no plan was made:" then each problem
+                    return f"{first} {lines[i + 1]}"
+                return first
         for line in self.stderr.splitlines():
             if line.startswith("Error:"):  # click's usage errors
                 return line.removeprefix("Error:").strip()

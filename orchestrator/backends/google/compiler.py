@@ -183,6 +183,8 @@ def _disabled_message(model: LostDevicePolicy) -> str:
 def _lost_devices(policies: PolicySet, inventory: Inventory) -> list[Resource]:
     """device_status per chromeos inventory row; a policy naming the device's school beats a catch-all one."""
     chosen: dict[str, tuple[bool, Resource]] = {}
+    # deviceId and the fleet's size let the backend read a few devices by id instead of listing the fleet
+    fleet = sum(1 for device in inventory.devices if device.platform == "chromeos")
     for model, loaded in policies.of_kind(LostDevicePolicy):
         if model.google.action != "disable":
             continue
@@ -200,7 +202,13 @@ def _lost_devices(policies: PolicySet, inventory: Inventory) -> list[Resource]:
                 status,
                 sources=(str(loaded.source_of("google", "action")), f"{inventory.file}:{device.line}"),
                 policy=model.name,
-                meta={"school": device.school, "inventory_line": device.line, "max_per_run": model.max_per_run},
+                meta={
+                    "school": device.school,
+                    "inventory_line": device.line,
+                    "max_per_run": model.max_per_run,
+                    "deviceId": device.deviceId,
+                    "fleet": fleet,
+                },
             )
             specific = bool(model.schools)
             if device.serialNumber not in chosen or (specific and not chosen[device.serialNumber][0]):

@@ -3,7 +3,8 @@
 Order of business for each change:
 1. already succeeded in an earlier (interrupted) run of *this* plan (same plan id) → not repeated; the same
    change in another plan is a new request (a device lost a second time is locked again);
-2. the console already shows the planned value → recorded as skipped, not re-sent;
+2. the console already shows the planned value (read again before sending, unless the plan's observation is
+   `fresh`: made moments ago in the same run) → recorded as skipped, not re-sent;
 3. destructive and sent before (by any plan) without a known outcome → asked of the console when the backend
    can tell (`settle`), else held as unknown until a person settles it (`orchestrator journal resolve`);
 4. destructive → must pass the safety gates (window open, blast radius, acknowledgements) or is deferred;
@@ -85,8 +86,18 @@ class Executor:
         self.progress = progress or (lambda change, state: None)
 
     def apply(
-        self, plan: Plan, *, kind: str = "apply", gates: GateOptions | None = None, check_stale: bool = True
+        self,
+        plan: Plan,
+        *,
+        kind: str = "apply",
+        gates: GateOptions | None = None,
+        check_stale: bool = True,
+        fresh: bool = False,
     ) -> ApplyReport:
+        """Apply `plan`. `fresh`: the plan was observed moments ago by this same session (the nightly lockdown
+        plans and applies in one run), so its observation stands for the consoles' state and nothing is read a
+        second time; a change this plan already applied is still skipped by the plan-scoped journal, and an
+        earlier destructive send of unknown outcome is still settled before anything is re-sent."""
         gates = gates or GateOptions()
         missing = sorted({c.id.backend for c in plan.changes} - set(self.backends))
         if missing:
@@ -98,7 +109,7 @@ class Executor:
             )
             report = ApplyReport(run_id=run_id, changes={c.key: c for c in plan.changes})
             try:
-                self._apply(plan, report, gates, check_stale)
+                self._apply(plan, report, gates, check_stale, fresh)
             except BaseException:
                 self.journal.finish_run(run_id, "aborted", report.summary())
                 raise
@@ -106,7 +117,7 @@ class Executor:
         return report
 
     # ------------------------------------------------------------------------------------------------
-    def _apply(self, plan: Plan, report: ApplyReport, gates: GateOptions, check_stale: bool) -> None:
+    def _apply(self, plan: Plan, report: ApplyReport, gates: GateOptions, check_stale: bool, fresh: bool) -> None:
         for change in plan.changes:
             self.catalog.type_of(change.id)  # an unregistered type fails the whole apply before anything is sent
         previous = self.journal.plan_states(plan.plan_id, [c.key for c in plan.changes])
@@ -118,8 +129,8 @@ class Executor:
                 todo.append(change)
         if not todo:
             return
-        now_digests = self._observe_again(plan, todo)
-        if check_stale:
+        now_digests = dict(plan.observed) if fresh else self._observe_again(plan, todo)
+        if check_stale and not fresh:
             stale = stale_resources(plan, now_digests, [str(c.id) for c in todo])
             if stale:
                 shown = "\n  ".join(stale[:20]) + (f"\n  ... and {len(stale) - 20} more" if len(stale) > 20 else "")

@@ -120,10 +120,10 @@ def run_lockdown(
             selection.plan,
             GateOptions(now=now, override_blast_radius=override_blast_radius),
             kind="lockdown",
-            # Planned seconds ago, and the cap may have trimmed a site's quarantine list, which makes the
-            # network's check-mode observation differ from the plan's; every change is still re-observed
-            # before it is sent and skipped when already in place.
-            check_stale=False,
+            # Planned moments ago in this run: the plan's observation is passed on, never a second read of the
+            # fleet. A re-run of this plan after a crash skips what the journal says it already did (resume is
+            # scoped to the plan id), and destructive sends of unknown outcome are settled before any re-send.
+            fresh=True,
         )
         seconds["apply"] = time.perf_counter() - started
         if on_report is not None:

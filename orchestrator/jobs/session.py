@@ -240,6 +240,7 @@ class Session:
         *,
         kind: str = "apply",
         check_stale: bool = True,
+        fresh: bool = False,
     ) -> ApplyReport:
         """Apply exactly `plan` (see `engine.apply`): stale check, resume, safety gates, journal.
 
@@ -282,7 +283,7 @@ class Session:
             progress=on_change,
         )
         try:
-            report = executor.apply(plan, kind=kind, gates=gates or GateOptions(), check_stale=check_stale)
+            report = executor.apply(plan, kind=kind, gates=gates or GateOptions(), check_stale=check_stale, fresh=fresh)
             counts = report.counts()
             failed = counts.get("failed", 0) + counts.get("unknown", 0)
             record_summary(changes=len(plan.changes), failures=failed, drift=bool(failed))

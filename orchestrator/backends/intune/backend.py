@@ -80,9 +80,14 @@ class IntuneBackend:
                 where = resource.meta.get("group_sources", {}).get(name) or ", ".join(resource.sources)
                 wanted_groups.setdefault(name, where)
         await self.groups.resolve(wanted_groups, problems)
-        observed = await self.settings_policies.observe(problems)
-        observed += await self.profiles.observe(problems)
-        observed += await self.apps.observe([r for r in desired if r.id.type == APP_ASSIGNMENT.name], problems)
+        observed: list[Resource] = []
+        device_level = {DEVICE_LOCK.name, REIMAGE.name}
+        # Configuration is read when it is wanted or nothing device-level is (a plan whose profiles were all
+        # removed still finds them); a lockdown, wanting only device locks, reads no profile, policy or app.
+        if not desired or any(r.id.type not in device_level for r in desired):
+            observed += await self.settings_policies.observe(problems)
+            observed += await self.profiles.observe(problems)
+            observed += await self.apps.observe([r for r in desired if r.id.type == APP_ASSIGNMENT.name], problems)
         locks = [r for r in desired if r.id.type == DEVICE_LOCK.name]
         if locks:
             observed += await self.devices.observe_locks(locks, problems)

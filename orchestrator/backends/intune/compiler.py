@@ -168,6 +168,8 @@ def _apple_lock_wanted(model: LostDevicePolicy, found: bool) -> bool:
 
 def _device_locks(policies: PolicySet, inventory: Inventory) -> list[Resource]:
     lost_policies = policies.of_kind(LostDevicePolicy)
+    # the fleet's size lets the backend read a few devices by serial instead of listing every managed device
+    fleet = sum(1 for device in inventory.devices if device.platform in INTUNE_PLATFORMS)
     out = []
     for device in inventory.devices:
         if device.platform not in INTUNE_PLATFORMS or device.inventoryStatus not in ("lost", "stolen", "found"):
@@ -196,6 +198,7 @@ def _device_locks(policies: PolicySet, inventory: Inventory) -> list[Resource]:
             "message": model.message,
             "phone": model.phone or "",
             "footer": model.footer or "",
+            "fleet": fleet,
         }
         section = ("on_found",) if found else ("intune",)
         out.append(

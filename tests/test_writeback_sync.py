@@ -132,6 +132,8 @@ def test_intune_primary_user_mismatch_is_reported_redacted_and_never_written(con
     assert shown == [
         {"serial": "PF0000008", "assignedStudent": student, "userPrincipalName": "someone.else@district.example"}
     ]
+    text = consoles.sync()["text"]
+    assert "primary user" in text and "PF0000008" in text and "@" not in text
     assert load_inventory(consoles.inventory_csv()).by_serial()["PF0000008"].assignedStudent == student
     assert laptop["userPrincipalName"] == "someone.else@district.example"  # read-only for us: nothing sent
     assert not [name for name in consoles.graph.calls if not name.startswith("GET")]

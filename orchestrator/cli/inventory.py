@@ -145,9 +145,13 @@ def history(ctx: click.Context, serial: str, show_pii: bool) -> None:
 @click.pass_context
 @handle_errors
 def sync_(ctx: click.Context, write: bool, backends: tuple[str, ...], fmt: str, show_pii: bool) -> None:
-    """Refresh deviceId/OU/status/MAC from Google and Intune (exact serials); list what does not line up.
+    """Refresh deviceId/OU/status/MAC, lastSync and auto-update expiration from Google and Intune (exact serials);
+    list what does not line up.
 
-    Without --write nothing changes. Last-seen times are shown, never stored (see orchestrator/inventory/sync.py).
+    Without --write nothing changes. lastSync and autoUpdateExpiration are stored without history rows. Asset tag,
+    student, location and notes are never copied from a console (the inventory is the record): devices whose
+    console differs where an InventoryWriteBack policy manages them are listed (plan/apply fixes them), and so are
+    Intune primary users that differ from the inventory's student (see orchestrator/inventory/sync.py).
 
     Example: orchestrator inventory sync --write
     """
@@ -179,6 +183,11 @@ def sync_(ctx: click.Context, write: bool, backends: tuple[str, ...], fmt: str, 
         ("In a console, missing from the inventory", result.not_in_inventory),
         ("In the inventory, missing from its console", result.not_in_console),
         ("Serial matches several console records (left alone)", result.ambiguous),
+        (
+            "Write-back fields the console shows differently (plan/apply writes the inventory's)",
+            result.annotation_drift,
+        ),
+        ("Intune primary user differs from the inventory's student (not written)", result.user_mismatches),
     ):
         if rows:
             listing = Table(title=f"{title} ({len(rows)})", header_style="bold")
@@ -189,12 +198,13 @@ def sync_(ctx: click.Context, write: bool, backends: tuple[str, ...], fmt: str, 
             console.print(listing)
     console.print(
         f"{len(result.updates)} field change(s) on {len({u.serial for u in result.updates})} device(s); "
-        f"{len(result.last_seen)} last-seen times read; {len(result.not_in_inventory)} console devices not in the "
-        f"inventory; {len(result.not_in_console)} inventory rows not in their console."
+        f"{len(result.last_seen)} last-seen times read ({len(result.readings)} reading(s) changed); "
+        f"{len(result.not_in_inventory)} console devices not in the inventory; {len(result.not_in_console)} "
+        "inventory rows not in their console."
     )
     if written:
         console.print(f"Wrote {written} and {history_path(written)}.")
-    elif result.updates:
+    elif result.updates or result.readings:
         console.print("Nothing written: run with --write to apply these changes.")
 
 

@@ -94,6 +94,10 @@ def changes_of(run: MaintenanceRun) -> dict[str, Change]:
     return {key: change for report in run.drained.reports for key, change in report.changes.items()}
 
 
+def details_of(run: MaintenanceRun) -> dict[str, str]:
+    return {key: detail for report in run.drained.reports for key, detail in report.details.items()}
+
+
 def by_serial(keys: dict[str, str], changes: dict[str, Change]) -> dict[str, str]:
     return {changes[k].id.key.split("|", 1)[0]: v for k, v in keys.items()}
 
@@ -246,3 +250,27 @@ def test_escalations_of_a_skipped_console_are_counted_as_not_checked(esc: Escala
 
     assert [c.id.key for c in plan.changes] == ["CB0000011|lost@2026-11-23"]
     assert "intune: skipped, but the policies want 2 resource(s) there; they were NOT checked" in "\n".join(plan.notes)
+
+
+def test_after_the_nightly_lockdown_a_refused_command_is_failed_and_deprovision_still_works(esc: Escalation) -> None:
+    session = esc.session()
+    locked = session.apply(session.plan(("lockdown",)), GateOptions(now=TUE_DEC1))
+    assert locked.ok and esc.fleet.google_emulator.state.devices
+    (chromebook,) = [d for d in esc.fleet.google_emulator.state.devices.values() if d["serialNumber"] == "CB0000011"]
+    assert chromebook["status"] == "DISABLED"
+
+    plan = esc.plan(SAT_DEC5)
+    assert any("the lockdown disables lost Chromebooks" in n and "CB0000011" in n for n in plan.notes)
+    run = run_maintenance(esc.session(), clock=lambda: SAT_DEC5)
+    states = by_serial(run.drained.states(), changes_of(run))
+    assert states == {"CB0000011": "failed", "DM0000010": "succeeded", "PF0000009": "succeeded"}
+    (detail,) = [d for k, d in details_of(run).items() if changes_of(run)[k].id.key.startswith("CB0000011")]
+    assert "Commands can only be issued to active devices (state DISABLED)" in detail, detail
+
+    esc.policy(action="deprovision")
+    session = esc.session()
+    done = session.apply(
+        session.plan(("maintenance",), now=SAT_DEC5), GateOptions(now=SAT_DEC5, acknowledge_deprovision=True)
+    )
+    assert by_serial(done.states, done.changes)["CB0000011"] == "succeeded"
+    assert chromebook["status"] == "DEPROVISIONED"

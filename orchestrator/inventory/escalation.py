@@ -27,6 +27,8 @@ from orchestrator.policy.models import LostDevicePolicy
 
 LOST = ("lost", "stolen")
 DECOMMISSION = ("deprovision", "retire")
+COMMANDS = ("powerwash", "wipe")
+"""Chromebook escalations sent as `issueCommand` (the others change the device's status)."""
 PLATFORMS_OF: dict[str, tuple[str, ...]] = {
     "powerwash": ("chromeos", "windows", "ios"),
     "wipe": ("chromeos", "windows"),  # Intune keeps enrollment on a wipe only on Windows (keepEnrollmentData)
@@ -148,6 +150,7 @@ def find_escalations(
     by_zone: dict[dt.tzinfo, dict[str, dt.date | None]] = {}
     undated: dict[str, list[str]] = {}
     unsupported: dict[tuple[str, str, str], list[str]] = {}
+    disabled: dict[tuple[str, str], list[str]] = {}
     for device in inventory.with_status(*LOST):
         governing = governing_policy(device, lost_policies)
         if governing is None or governing[0].escalate is None:
@@ -189,6 +192,8 @@ def find_escalations(
             inventory_line=device.line,
         )
         result.due[device.serialNumber] = due
+        if device.platform == "chromeos" and rule.action in COMMANDS and model.google.action == "disable":
+            disabled.setdefault((model.name, rule.action), []).append(device.serialNumber)
     for name, serials in undated.items():
         result.notes.append(
             f"escalate {name}: {len(serials)} lost device(s) are not escalated because the device history has no "
@@ -199,6 +204,12 @@ def find_escalations(
         result.notes.append(
             f"escalate {name}: {action} does not exist for {platform} (Intune keeps enrollment on a wipe only on "
             f"Windows); {len(serials)} lost device(s) not escalated: {_listed(serials)}"
+        )
+    for (name, action), serials in disabled.items():
+        result.notes.append(
+            f"escalate {name}: {action} is a remote command, and the lockdown disables lost Chromebooks; a console "
+            f"that refuses commands to a disabled device (the emulator does: failedPrecondition) makes these fail, "
+            f"reported per device (deprovision works on a disabled device): {_listed(serials)}"
         )
     result.notes += [due.note() for due in list(result.due.values())[:SHOWN]]
     if len(result.due) > SHOWN:

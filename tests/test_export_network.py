@@ -21,6 +21,8 @@ from click.testing import CliRunner, Result
 from network_fixtures import (
     dnsmasq_resolver,
     local_host_vars,
+    namespaced_router,
+    namespaces_unavailable,
     unbound_resolver,
     upstream_resolver,
     write_inventory,
@@ -32,6 +34,7 @@ from orchestrator.backends.network.config import NetworkConfig
 from orchestrator.backends.network.exporter import site_slug
 from orchestrator.backends.registry import CATALOG
 from orchestrator.cli import main
+from orchestrator.core.resources import Change, ResourceId
 from orchestrator.engine.diff import diff
 from orchestrator.inventory.devices import Inventory
 from orchestrator.jobs.session import Session
@@ -198,3 +201,35 @@ def test_real_resolvers_export_plans_back_to_no_change_and_an_unloaded_file_is_n
         assert again.exit_code == 0, again.output
         assert "site west-mid: dm has not loaded its current blocklist file" in " ".join(again.output.split())
         assert [p.name for p in (tmp_path / "again" / "network").glob("*.yaml")] == ["north-elem.yaml"]
+
+
+@pytest.mark.services
+def test_a_real_routers_quarantine_set_is_reported_from_the_live_table_and_never_exported(tmp_path: Path) -> None:
+    reason = namespaces_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with namespaced_router(tmp_path) as router:
+        inventory = write_inventory(
+            tmp_path / "inventory.yaml", {"test-core": {"rtr": router.host_vars}}, {"k12_quarantine_routers": ["rtr"]}
+        )
+        backend = NetworkBackend(
+            NetworkConfig(inventory=str(inventory), playbooks=str(REPO / "playbooks"), timeout_seconds=120),
+            base_dir=tmp_path,
+            artifacts_dir=tmp_path / "artifacts",
+        )
+        quarantine = Change(ResourceId("network", "mac_quarantine", "test-core"), "create", None, [router.client_mac])
+        results: list = []
+        backend.apply([quarantine], lambda _c: None, results.append)
+        assert [r.state for r in results] == ["succeeded"], [r.detail for r in results]
+        live = {r.id.type: r.meta for r in backend.report()}["mac_quarantine"]["hosts"]["rtr"]
+        assert live["macs"] == live["live"] == [router.client_mac]  # the file and the live set
+        router.flush_quarantine()  # the router lost its table: the file still holds the MAC, the live set none
+        config = _config(tmp_path, inventory)
+        result = _cli(config, "export", "--backend", "network", "--out", str(tmp_path / "policies"))
+        assert result.exit_code == 0, result.output
+        output = " ".join(result.output.split())
+        assert f"site test-core: rtr quarantines 1 MAC(s) ({router.client_mac}): not exported" in output
+        assert not list((tmp_path / "policies").rglob("*.yaml"))
+        reports = {r.id.type: r.meta for r in backend.report()}
+        assert reports["mac_quarantine"]["hosts"]["rtr"]["macs"] == [router.client_mac]
+        assert reports["mac_quarantine"]["hosts"]["rtr"]["live"] is None  # no table: read, and said so

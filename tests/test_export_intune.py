@@ -19,7 +19,12 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from orchestrator.backends.intune.config import IntuneConfig
+from orchestrator.backends.intune.exporter import export_intune
+from orchestrator.backends.intune.spec import APP_ASSIGNMENT, CONFIG_PROFILE, SETTINGS_POLICY
 from orchestrator.cli import main
+from orchestrator.core.backend import ExportInput
+from orchestrator.core.resources import Resource
 from orchestrator.jobs.session import Session
 from orchestrator.sandbox.district import generate
 from orchestrator.sandbox.graph_emulator import GraphEmulator
@@ -180,3 +185,86 @@ def test_ou_limits_the_export_to_google_and_says_so(tenant: Tenant) -> None:
     assert result.exit_code == 0, result.output
     assert "Intune was not exported" in " ".join(result.output.split())
     assert not list(out.rglob("*.yaml"))
+
+
+# ---- the exporter alone (pure): what a console shape exports to, and what it leaves out ---------------------
+
+
+def _filter(platform: str, name: str, value: dict | None, **meta: object) -> Resource:
+    rtype = SETTINGS_POLICY if platform == "windows" else CONFIG_PROFILE
+    return Resource(rtype.id(platform, name), value, meta={"name": name, "ids": ["x"], "managed": True, **meta})
+
+
+def _pair(policy: str, blocked: list[str], groups: list[str], **windows_extra: object) -> list[Resource]:
+    name = f"K12 WebFilter {policy}"
+    value = {"blocked": blocked, "allowed": [], "assignments": groups}
+    return [_filter("windows", name, {**value, **windows_extra}), _filter("ios", name, dict(value))]
+
+
+def _export(observed: list[Resource]) -> tuple[dict[str, object], list[str]]:
+    files = export_intune(ExportInput(observed, IntuneConfig(graph_endpoint="http://127.0.0.1:1/"), None, "t"))
+    docs = {d.model.name: d.model for f in files for d in f.documents}
+    return docs, [item for f in files for item in f.left_out]
+
+
+def test_two_web_filters_for_one_group_export_the_first_and_name_the_second() -> None:
+    docs, left_out = _export([*_pair("a-filter", ["a.example"], ["G1"]), *_pair("b-filter", ["b.example"], ["G1"])])
+    assert list(docs) == ["a-filter"]
+    assert left_out == [
+        "web filter 'K12 WebFilter b-filter': a web filter for G1 (a-filter) is already exported (one per group)"
+    ]
+
+
+def test_web_filters_the_compiler_cannot_give_back_are_left_out_with_the_reason() -> None:
+    observed = [
+        *_pair("wild", ["*.games.example"], ["G1"]),
+        *_pair("path", ["games.example/path"], ["G2"]),
+        *_pair("hand", ["a.example"], ["G3"], other_settings=["x_setting"]),
+        *_pair("all", ["a.example"], ["<all devices>"]),
+        *_pair("Upper Case", ["a.example"], ["G4"]),
+        *_pair("filtered", ["a.example"], ["G5"]),
+        _filter("windows", "K12 WebFilter differ", {"blocked": ["a.example"], "allowed": [], "assignments": ["G6"]}),
+        _filter("ios", "K12 WebFilter differ", {"blocked": ["b.example"], "allowed": [], "assignments": ["G6"]}),
+        _filter("windows", "K12 WebFilter twice", None, ids=["p1", "p2"]),
+    ]
+    observed[11].meta["filters"] = ["assignment filter f1 (include)"]
+    docs, left_out = _export(observed)
+    assert docs == {}
+    text = "\n".join(left_out)
+    for reason in (
+        "'K12 WebFilter wild': entries that are not plain domains: *.games.example",
+        "'K12 WebFilter path': entries that are not plain domains: games.example/path",
+        "'K12 WebFilter hand': settings added by hand: x_setting",
+        "'K12 WebFilter all': assigned to <all devices>",
+        "'K12 WebFilter Upper Case': 'Upper Case' is not a policy name",
+        "'K12 WebFilter filtered': assignment filters a policy cannot say: assignment filter f1 (include)",
+        "'K12 WebFilter differ': the Windows and iOS lists or groups differ",
+        "windows settings catalog policy 'K12 WebFilter twice' (): 2 objects share this name",
+    ):
+        assert reason in text, reason
+    assert len(left_out) == 8
+
+
+def test_apps_export_per_group_unless_the_app_cannot_be_said() -> None:
+    def app(name: str, entries: list[tuple[str, str]], **meta: object) -> Resource:
+        value = [{"group": g, "intent": i} for g, i in entries]
+        return Resource(APP_ASSIGNMENT.id(name), value, meta={"name": name, "ids": ["x"], "settings": [], **meta})
+
+    docs, left_out = _export(
+        [
+            app("Word", [("Grade 5", "required"), ("Staff", "available")]),
+            app("Chess", [("Grade 5", "uninstall")]),
+            app("Shared Name", [("Grade 5", "required")], ids=["a1", "a2"]),
+            app("Kiosk", [("Grade 5", "availableWithoutEnrollment")]),
+            app("Twice", [("Grade 5", "available"), ("Grade 5", "required")]),
+        ]
+    )
+    assert {n: [(a.app, a.intent) for a in m.intune] for n, m in docs.items()} == {
+        "intune-apps-grade-5": [("Chess", "uninstall"), ("Word", "required")],
+        "intune-apps-staff": [("Word", "available")],
+    }
+    assert sorted(left_out) == [
+        "app 'Kiosk': intent availableWithoutEnrollment (the policy language has required, available, uninstall)",
+        "app 'Shared Name': 2 apps share this name",
+        "app 'Twice': assigned to Grade 5 with several intents",
+    ]

@@ -32,6 +32,7 @@ from orchestrator.backends.network.backend import NetworkBackend
 from orchestrator.backends.network.compiler import compile_network
 from orchestrator.backends.network.config import NetworkConfig
 from orchestrator.backends.network.exporter import site_slug
+from orchestrator.backends.network.inventory import report_sites
 from orchestrator.backends.registry import CATALOG
 from orchestrator.cli import main
 from orchestrator.core.resources import Change, ResourceId
@@ -233,3 +234,17 @@ def test_a_real_routers_quarantine_set_is_reported_from_the_live_table_and_never
         reports = {r.id.type: r.meta for r in backend.report()}
         assert reports["mac_quarantine"]["hosts"]["rtr"]["macs"] == [router.client_mac]
         assert reports["mac_quarantine"]["hosts"]["rtr"]["live"] is None  # no table: read, and said so
+
+
+def test_export_reads_the_innermost_site_of_each_gear_host_not_its_parents_or_role_groups() -> None:
+    sites = {
+        "elementary": ["e1", "e2"],  # a parent of two sites: read as its children
+        "lincoln": ["e1"],
+        "washington": ["e2"],
+        "core": ["r1", "fw1"],
+        "k12_dns_filters": ["e1", "e2"],
+        "k12_quarantine_routers": ["r1"],
+        "k12_fortigates": ["fw1"],
+        "printers": ["p1"],  # no gear of ours
+    }
+    assert report_sites(sites) == ["core", "lincoln", "washington"]

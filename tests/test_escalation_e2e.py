@@ -11,12 +11,15 @@ without students) next opens on Saturday 2026-12-05.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from test_maintenance_e2e import TZ, Fleet, make_fleet
 
+from orchestrator.cli.render import render_markdown, render_text
 from orchestrator.core.errors import StalePlanError
 from orchestrator.core.resources import Change
 from orchestrator.engine.apply import GateOptions
@@ -274,3 +277,14 @@ def test_after_the_nightly_lockdown_a_refused_command_is_failed_and_deprovision_
     )
     assert by_serial(done.states, done.changes)["CB0000011"] == "succeeded"
     assert chromebook["status"] == "DEPROVISIONED"
+
+
+def test_the_plan_as_text_and_markdown_says_why_without_student_data(esc: Escalation) -> None:
+    plan = esc.plan(TUE_DEC1)
+    out = io.StringIO()
+    render_text(plan, Console(file=out, width=200))
+    for shown in (out.getvalue(), render_markdown(plan)):
+        assert "CB0000011 (roosevelt-middle, chromeos) → powerwash in window break-days" in shown
+        assert "lost since 2026-11-23, 3 school days" in shown
+        assert "CB0000011" in shown and "lost@2026-11-23" in shown
+        assert "student000011" not in shown

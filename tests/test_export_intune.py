@@ -26,7 +26,8 @@ from orchestrator.cli import main
 from orchestrator.core.backend import ExportInput
 from orchestrator.core.resources import Resource
 from orchestrator.jobs.session import Session
-from orchestrator.sandbox.district import generate
+from orchestrator.sandbox.district import LIVED_IN_GOOGLE, generate
+from orchestrator.sandbox.google_emulator import GoogleEmulator
 from orchestrator.sandbox.graph_emulator import GraphEmulator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -268,3 +269,45 @@ def test_apps_export_per_group_unless_the_app_cannot_be_said() -> None:
         "app 'Shared Name': 2 apps share this name",
         "app 'Twice': assigned to Grade 5 with several intents",
     ]
+
+
+def test_one_name_from_two_consoles_refuses_the_export_before_anything_is_written(tmp_path: Path) -> None:
+    google = GoogleEmulator(generate(devices=30)).start()
+    google.state.set_by_hand(LIVED_IN_GOOGLE)  # exports the WebFilter students-web-filter (Google, /Students)
+    graph = GraphEmulator.start_local(generate(devices=30))
+    try:
+        group = next(gid for gid, g in graph.state.groups.items() if g["displayName"] == "Elementary iPads")
+        assign = [{"target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": group}}]
+        made = graph.state.catalog.create(_edge_policy("K12 WebFilter students-web-filter", ["a.example"]), "t")
+        graph.state.assign_policy(made["id"], assign)
+        ios = graph.state.create_config(_ios_filter("K12 WebFilter students-web-filter", ["a.example"]))
+        graph.state.assign_config(ios["id"], assign)
+        shutil.copytree(REPO / "inventory", tmp_path / "inventory")
+        (tmp_path / "policies").mkdir()
+        config = tmp_path / "orchestrator.yaml"
+        config.write_text(
+            f"journal: {tmp_path / 'j.db'}\npolicies: policies/\ninventory: inventory/devices.csv\n"
+            f"google:\n  directory_endpoint: {google.url}\n  policy_endpoint: {google.url}\n"
+            "  policy_reads_per_minute: 60000\n"
+            f"intune:\n  graph_endpoint: {graph.url}\n"
+        )
+        result = CliRunner().invoke(
+            main,
+            [
+                "--config",
+                str(config),
+                "export",
+                "--backend",
+                "google",
+                "--backend",
+                "intune",
+                "--out",
+                str(tmp_path / "x"),
+            ],
+        )
+        assert result.exit_code != 0
+        assert "WebFilter 'students-web-filter' in google/students.yaml and intune/web-filters.yaml" in result.output
+        assert not (tmp_path / "x").exists()
+    finally:
+        google.stop()
+        graph.stop()

@@ -3,6 +3,7 @@ school days (Thanksgiving, and a snow day at one school only), overdue, return, 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from click.testing import CliRunner, Result
 from orchestrator.cli import main
 from orchestrator.inventory.devices import Device, load_inventory
 from orchestrator.inventory.edits import history_path, read_history
+from orchestrator.inventory.loans import LoanError
+from orchestrator.jobs.lifecycle import repair_device
+from orchestrator.jobs.workspace import open_workspace
 
 SNOW_DAY = """
   lincoln-elementary:
@@ -179,3 +183,13 @@ def test_a_due_date_past_the_calendar_end_is_its_last_class_day(district: Path) 
     assert result.exit_code == 0, result.output
     assert "due 2027-05-27" in result.output
     assert "last class day 2027-05-27" in " ".join(result.output.split())
+
+
+def test_a_change_made_meanwhile_at_another_counter_is_never_overwritten(district: Path) -> None:
+    ws = open_workspace(str(district))
+    other = run(district, "inventory", "set", "CB0000013", "--status", "lost")  # another technician, same minute
+    assert other.exit_code == 0, other.output
+    with pytest.raises(LoanError, match="changed while this command ran"):
+        repair_device(ws, "CB0000001", on=dt.date(2026, 11, 20))
+    now = devices(district)
+    assert now["CB0000013"].inventoryStatus == "lost" and now["CB0000001"].inventoryStatus == "active"

@@ -8,12 +8,13 @@ a RepairPolicy the commands that need due dates fail closed and say what to add.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from orchestrator.engine.journal import default_actor
 from orchestrator.inventory.audit import AuditResult, mark_lost
-from orchestrator.inventory.devices import Inventory
+from orchestrator.inventory.devices import Device, Inventory, load_inventory
 from orchestrator.inventory.edits import HistoryEntry, append_history, history_path, read_history
 from orchestrator.inventory.loans import Handover, Late, LoanError, Terms, give_back, out_now, repair
 from orchestrator.jobs.inventory import save_inventory
@@ -91,9 +92,21 @@ def _stamp() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+def _write(ws: Workspace, devices: list[Device], history: list[HistoryEntry]) -> None:
+    """Save `devices` and append `history`, under a lock and only if the file is still what this command read:
+    two technicians at two counters never overwrite each other's change (the second is told to run again)."""
+    path = ws.config.path(ws.config.inventory)
+    ws.journal_path.parent.mkdir(parents=True, exist_ok=True)
+    with (ws.journal_path.parent / "inventory.lock").open("a") as lock:  # beside the journal, out of git
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        now = load_inventory(path, display=ws.inventory.file).devices
+        if [d.row() for d in now] != [d.row() for d in ws.inventory.devices]:
+            raise LoanError(f"{ws.inventory.file} changed while this command ran; nothing written: run it again")
+        append_history(history_path(save_inventory(ws, devices)), history)
+
+
 def _save(ws: Workspace, done: Handover) -> Handover:
-    path = save_inventory(ws, done.devices)
-    append_history(history_path(path), done.history)
+    _write(ws, done.devices, done.history)
     return done
 
 
@@ -179,5 +192,5 @@ def mark_missing_lost(ws: Workspace, result: AuditResult, *, actor: str | None =
         Inventory(ws.inventory.file, ws.inventory.devices), result, actor=actor or default_actor()
     )
     if history:
-        append_history(history_path(save_inventory(ws, devices)), history)
+        _write(ws, devices, history)
     return history

@@ -28,6 +28,7 @@ from orchestrator.backends.google.annotations import ChromeAnnotations, observe_
 from orchestrator.backends.google.client import GoogleApi
 from orchestrator.backends.google.config import GoogleConfig
 from orchestrator.backends.google.devices import ChromeDevices
+from orchestrator.backends.google.listing import list_fleet
 from orchestrator.backends.google.names import APP_INSTALL, APP_INSTALL_TYPE
 from orchestrator.backends.google.policy import (
     MANAGED_FIELDS,
@@ -90,7 +91,7 @@ class GoogleBackend:
         )
         self.counter = self.api.counter
         self.workers = workers
-        self.devices = ChromeDevices(self.api, sleep=sleep, workers=workers)
+        self.devices = ChromeDevices(self.api, sleep=sleep, workers=workers, org_units=self.org_units)
         self.annotations = ChromeAnnotations(self.devices, workers=workers)
         self.reimages = ChromeReimages(
             self.devices, sleep=sleep, workers=workers, poll_interval=poll_interval, max_polls=max_polls
@@ -114,25 +115,14 @@ class GoogleBackend:
         return self.devices.devices_by_serial(refresh=refresh)
 
     def inventory_records(self) -> list[dict[str, Any]]:
-        """Every Chrome device for `inventory sync`: pages of 300, FULL projection, only the synced fields.
+        """Every Chrome device for `inventory sync`: pages of 300 over concurrent OU subtrees (listing.py), FULL
+        projection, only the synced fields.
 
         Read-only and uncached. FULL because macAddress and the auto-update expiration are not basic metadata
         (GAM's basic list: deviceId, annotated*, lastSync, notes, serialNumber, status); the `fields` mask keeps
         each page to these fields, so it costs what a BASIC page does.
         """
-        devices = self.api.directory.chromeosdevices()
-        request = devices.list(
-            customerId=self._customer,
-            maxResults=300,
-            projection="FULL",
-            fields=INVENTORY_FIELDS,
-        )
-        out: list[dict[str, Any]] = []
-        while request is not None:
-            page = self.api.read("chromeosdevices.list", request)
-            out += page.get("chromeosdevices", [])
-            request = devices.list_next(request, page)
-        return out
+        return list_fleet(self.api, self.org_units, fields=INVENTORY_FIELDS, projection="FULL", workers=self.workers)
 
     def move_devices(self, serials: Sequence[str], ou_path: str) -> dict[str, str]:
         """Move devices (exact serials) to `ou_path` and read back: serial → moved | not_moved | not_found."""

@@ -21,11 +21,12 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from orchestrator.backends.google.client import GoogleApi
+from orchestrator.backends.google.listing import LIST_PAGE, Subtree, list_fleet, list_subtrees
 from orchestrator.backends.google.names import ACTIVE, DISABLED
 from orchestrator.backends.google.results import Reporter
 from orchestrator.core.backend import SentCallback
@@ -35,7 +36,6 @@ from orchestrator.core.resources import Change, Resource
 log = logging.getLogger(__name__)
 
 DEVICE_BATCH = 50
-LIST_PAGE = 300
 DEVICE_FIELDS = (
     "nextPageToken,chromeosdevices(deviceId,serialNumber,status,orgUnitPath,"
     "annotatedAssetId,annotatedUser,annotatedLocation,notes)"  # annotations.py reads these from the same pages
@@ -49,10 +49,18 @@ TRANSIENT_CODES = frozenset({4, 8, 10, 13, 14})  # DEADLINE_EXCEEDED, RESOURCE_E
 class ChromeDevices:
     """Device reads and writes for the Google backend; keeps the serial → records cache of one run."""
 
-    def __init__(self, api: GoogleApi, *, sleep: Callable[[float], None] = time.sleep, workers: int = 8):
+    def __init__(
+        self,
+        api: GoogleApi,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        workers: int = 8,
+        org_units: Callable[[], Collection[str]] | None = None,
+    ):
         self.api = api
         self.sleep = sleep
         self.workers = workers
+        self.org_units = org_units  # the OU paths, to list the fleet as concurrent subtrees (listing.py)
         self._devices: dict[str, list[dict[str, Any]]] | None = None
         self._by_id: dict[str, dict[str, Any]] = {}  # serial → the record read by its inventory deviceId
 
@@ -64,23 +72,24 @@ class ChromeDevices:
         self._devices = None
         self._by_id = {}
 
-    def devices_by_serial(self, refresh: bool = False, ou_path: str | None = None) -> dict[str, list[dict]]:
-        """All Chrome devices (or those directly in `ou_path`) by exact serial, pages of 300, BASIC projection."""
+    def devices_by_serial(
+        self, refresh: bool = False, ou_path: str | None = None, *, fleet: int | None = None
+    ) -> dict[str, list[dict]]:
+        """All Chrome devices (concurrent OU subtrees; `fleet`: the expected count, from the inventory) or those
+        directly in `ou_path`, by exact serial."""
         if self._devices is not None and not refresh and ou_path is None:
             return self._devices
-        devices = self.api.directory.chromeosdevices()
-        params: dict[str, Any] = {}
-        if ou_path is not None:
-            params["orgUnitPath"] = ou_path.lstrip("/") or "/"
-        request = devices.list(
-            customerId=self._customer, maxResults=LIST_PAGE, projection="BASIC", fields=DEVICE_FIELDS, **params
-        )
+        if ou_path is None:
+            records = list_fleet(
+                self.api, self.org_units, fields=DEVICE_FIELDS, projection="BASIC", workers=self.workers, fleet=fleet
+            )
+        else:
+            records = list_subtrees(
+                self.api, [Subtree(ou_path, False)], fields=DEVICE_FIELDS, projection="BASIC", workers=1
+            )
         found: dict[str, list[dict]] = defaultdict(list)
-        while request is not None:
-            page = self.api.read("chromeosdevices.list", request)
-            for device in page.get("chromeosdevices", []):
-                found[device.get("serialNumber", "")].append(device)
-            request = devices.list_next(request, page)
+        for device in records:
+            found[device.get("serialNumber", "")].append(device)
         if ou_path is None:
             self._devices = dict(found)
         return dict(found)
@@ -99,7 +108,9 @@ class ChromeDevices:
     def observe(self, desired: list[Resource]) -> list[Resource]:
         """device_status of each desired serial, by id or from one listing (the cost model above)."""
         if not (by_id_is_cheaper(desired) and self._read_by_id(desired)):
-            self.devices_by_serial(refresh=True)
+            # no fleet size known (0): one sequential listing, as cheap in requests as a listing can be
+            fleet = max((int(r.meta.get("fleet") or 0) for r in desired), default=0)
+            self.devices_by_serial(refresh=True, fleet=fleet)
         out = []
         for resource in desired:
             record = self.device_for(resource.id.key)

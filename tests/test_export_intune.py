@@ -29,6 +29,7 @@ from orchestrator.jobs.session import Session
 from orchestrator.sandbox.district import LIVED_IN_GOOGLE, generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
 from orchestrator.sandbox.graph_emulator import GraphEmulator
+from orchestrator.sandbox.graph_state import GraphState, set_by_hand
 
 REPO = Path(__file__).resolve().parent.parent
 EDGE = "device_vendor_msft_policy_config_microsoft_edge~policy~microsoft_edge_urlblocklist"
@@ -310,4 +311,29 @@ def test_one_name_from_two_consoles_refuses_the_export_before_anything_is_writte
         assert not (tmp_path / "x").exists()
     finally:
         google.stop()
+        graph.stop()
+
+
+def test_the_lived_in_sandbox_exports_its_intune_settings_and_names_the_rest(tmp_path: Path) -> None:
+    state = GraphState.from_district(generate(devices=60))
+    assert set_by_hand(state) == 7
+    graph = GraphEmulator.start_local(state=state)
+    try:
+        shutil.copytree(REPO / "inventory", tmp_path / "inventory")
+        (tmp_path / "policies").mkdir()
+        (tmp_path / "orchestrator.yaml").write_text(
+            f"journal: {tmp_path / 'j.db'}\npolicies: policies/\ninventory: inventory/devices.csv\n"
+            f"intune:\n  graph_endpoint: {graph.url}\n"
+        )
+        tenant = Tenant(tmp_path, graph)
+        result = tenant.cli("export", "--backend", "intune", "--out", str(tmp_path / "policies"))
+        assert result.exit_code == 0, result.output
+        docs = {d["name"]: d for p in tmp_path.rglob("policies/**/*.yaml") for d in yaml.safe_load_all(p.read_text())}
+        assert docs["ipad-filter"]["targets"] == {"intune_groups": ["Elementary iPads"]}
+        assert docs["ipad-filter"]["blocked"] == ["roblox.com", "tiktok.com"]
+        assert sorted(docs) == ["intune-apps-all-staff", "intune-apps-all-student-devices", "ipad-filter"]
+        output = " ".join(result.output.split())
+        assert "Left out (3;" in output and "'iPad web filter (set by hand)'" in output
+        assert tenant.plan_changes() == []
+    finally:
         graph.stop()

@@ -288,6 +288,63 @@ class GraphState:
         return target
 
 
+# `orchestrator sandbox --lived-in`: what a district set by hand in Intune before adopting the tool. The
+# Elementary iPads web filter (a Windows Settings Catalog policy and an iOS profile with one K12 name) and two
+# group app assignments export to policies; the iPad filter named by hand, the app for all devices and the app
+# whose notifications were hidden are left out (named).
+_EDGE = "device_vendor_msft_policy_config_microsoft_edge~policy~microsoft_edge_urlblocklist"
+_CFG = "#microsoft.graph.deviceManagementConfiguration"
+LIVED_IN_FILTER = ("K12 WebFilter ipad-filter", "Elementary iPads", ["roblox.com", "tiktok.com"])
+LIVED_IN_APPS = [  # app, group (None: all devices), intent, assignment settings
+    ("Microsoft Word", "All Student Devices", "required", None),
+    ("Zoom Workplace", "All Staff", "available", None),
+    ("Minecraft Education", None, "required", None),
+    ("Microsoft Teams", "Staff Devices", "required", {"notifications": "hideAll"}),
+]
+
+
+def _ios_filter(name: str, blocked: list[str]) -> dict[str, Any]:
+    auto = "#microsoft.graph.iosWebContentFilterAutoFilter"
+    settings = {"@odata.type": auto, "blockedUrls": [f"https://{d}" for d in blocked], "allowedUrls": []}
+    return {
+        "@odata.type": "#microsoft.graph.iosDeviceFeaturesConfiguration",
+        "displayName": name,
+        "contentFilterSettings": settings,
+    }
+
+
+def set_by_hand(state: GraphState) -> int:
+    """Make the LIVED_IN_* objects as an admin would in the Intune portal; returns how many were made."""
+    by_name = {g["displayName"]: gid for gid, g in state.groups.items()}
+    apps = {a["displayName"]: aid for aid, a in state.apps.items()}
+    name, group, blocked = LIVED_IN_FILTER
+    target = [{"target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": by_name[group]}}]
+    values = [{"@odata.type": _CFG + "StringSettingValue", "value": d} for d in blocked]
+    child = {
+        "@odata.type": _CFG + "SimpleSettingCollectionInstance",
+        "settingDefinitionId": f"{_EDGE}_urlblocklistdesc",
+        "simpleSettingCollectionValue": values,
+    }
+    choice = {"@odata.type": _CFG + "ChoiceSettingValue", "value": f"{_EDGE}_1", "children": [child]}
+    instance = {
+        "@odata.type": _CFG + "ChoiceSettingInstance",
+        "settingDefinitionId": _EDGE,
+        "choiceSettingValue": choice,
+    }
+    body = {"name": name, "platforms": "windows10", "technologies": "mdm", "settings": [{"settingInstance": instance}]}
+    state.assign_policy(state.catalog.create(body, now_iso())["id"], target)
+    state.assign_config(state.create_config(_ios_filter(name, blocked))["id"], target)
+    state.assign_config(
+        state.create_config(_ios_filter("iPad web filter (set by hand)", ["games.example"]))["id"], target
+    )
+    for app, group, intent, settings in LIVED_IN_APPS:
+        aim = {"@odata.type": "#microsoft.graph.allDevicesAssignmentTarget"}
+        if group is not None:
+            aim = {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": by_name[group]}
+        state.assign_app(apps[app], [{"intent": intent, "target": aim, "settings": settings}])
+    return 3 + len(LIVED_IN_APPS)
+
+
 def strip_beta(record: dict[str, Any], fields: tuple[str, ...], version: str) -> dict[str, Any]:
     if version == "beta":
         return record

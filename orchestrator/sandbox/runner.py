@@ -11,7 +11,7 @@ from orchestrator.core.errors import OrchestratorError
 from orchestrator.sandbox.district import LIVED_IN_GOOGLE, generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
 from orchestrator.sandbox.graph_emulator import GraphEmulator
-from orchestrator.sandbox.graph_state import GraphState
+from orchestrator.sandbox.graph_state import GraphState, set_by_hand
 
 
 def run_sandbox(
@@ -34,16 +34,19 @@ def run_sandbox(
             "choose other ports with --google-port/--graph-port and update orchestrator.yaml)"
         ) from exc
     graph.faults.latency = latency
+    made_in_intune = 0
     if lived_in:
         google.state.set_by_hand(LIVED_IN_GOOGLE)
+        made_in_intune = set_by_hand(graph.state)
     graph.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     console.print(f"Sandbox district: {len(district.devices)} devices, {len(district.ous)} org units (seed {seed}).")
     if lived_in:
         console.print(
-            f"  lived in: {len(LIVED_IN_GOOGLE)} Chrome settings already set by hand at several org units "
-            "(try `orchestrator export --backend google --out policies/exported`)",
+            f"  lived in: {len(LIVED_IN_GOOGLE)} Chrome settings already set by hand at several org units and "
+            f"{made_in_intune} Intune web filters and app assignments "
+            "(try `orchestrator export --backend google --backend intune --out policies/exported`)",
             soft_wrap=True,
         )
     console.print(f"  Google Admin + Chrome Policy emulator  {google.url}")

@@ -202,6 +202,9 @@ def test_over_long_notes_and_two_policies_for_one_school_are_plan_errors(distric
     assert failed.returncode == 1
     assert "devices.csv:4: notes has 501 characters; Google's notes holds at most 500" in failed.stdout + failed.stderr
 
+    synced = json.loads(district.ok("inventory", "sync", "--format", "json"))  # the refresh still runs
+    assert [n for n in synced["notes"] if "write-back fields not compared" in n and "devices.csv:4" in n]
+
     rows[2].notes = ""
     (district.root / "inventory" / "devices.csv").write_text(write_inventory_csv(rows))
     (district.root / "policies" / "second.yaml").write_text(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from orchestrator.backends.registry import CATALOG
 from orchestrator.core.backend import Catalog
+from orchestrator.core.errors import PlanError
 from orchestrator.engine.journal import default_actor
 from orchestrator.inventory.devices import Device, parse_inventory, write_inventory_csv
 from orchestrator.inventory.edits import (
@@ -94,15 +95,20 @@ def sync_inventory(
 
     A console absent from the config is skipped with a note, even when named.
     """
+    notes: list[str] = []
+    try:
+        wanted = {wb.device.serialNumber: wb.value for wb in google_write_backs(ws.policies, ws.inventory)}
+    except PlanError as exc:  # a cell the console would refuse must not stop the console-owned columns' refresh
+        wanted = {}
+        notes.append(f"write-back fields not compared: {exc}")
     connections = open_backends(ws.config, list(backends) or list(SYNC_BACKENDS), catalog=catalog)
     try:
         records = {name: backend.inventory_records() for name, backend in connections.backends.items()}
     finally:
         connections.close()
-    wanted = {wb.device.serialNumber: wb.value for wb in google_write_backs(ws.policies, ws.inventory)}
     result = sync(ws.inventory, records, wanted)
     written = None
     if write and (result.updates or result.readings):
         written = save_inventory(ws, result.devices)
         append_history(history_path(written), result.history(actor=actor or default_actor()))
-    return InventorySync(result=result, notes=list(connections.notes), written=written)
+    return InventorySync(result=result, notes=[*connections.notes, *notes], written=written)

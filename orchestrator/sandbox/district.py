@@ -81,8 +81,10 @@ def _grade_ous(extra_schools: int) -> tuple[list[str], list[tuple[str, str, list
     return ous, schools
 
 
-def generate(devices: int = 120, seed: int = 2026, ous: int = 0) -> District:
-    """Generate `devices` devices (about 70% Chromebooks, 20% Windows, 10% iPads) and at least `ous` OUs."""
+def generate(devices: int = 120, seed: int = 2026, ous: int = 0, mix: tuple[int, int, int] = (7, 2, 1)) -> District:
+    """Generate `devices` devices and at least `ous` OUs. `mix`: Chromebooks, Windows and iPads in that
+    proportion, interleaved (default 7:2:1; the benchmark's District-100k is 20:3:1, i.e. 100,000 Chromebooks,
+    15,000 Windows and 5,000 iPads in 120,000)."""
     rng = random.Random(seed)
     extra = 0
     ou_list, schools = _grade_ous(0)
@@ -92,8 +94,8 @@ def generate(devices: int = 120, seed: int = 2026, ous: int = 0) -> District:
     result: list[SeedDevice] = []
     for n in range(devices):
         school, school_ou, grades, level = schools[n % len(schools)]
-        roll = n % 10
-        platform = "chromeos" if roll < 7 else ("windows" if roll < 9 else "ios")
+        roll = n % sum(mix)
+        platform = "chromeos" if roll < mix[0] else ("windows" if roll < mix[0] + mix[1] else "ios")
         grade = grades[(n // len(schools)) % len(grades)]
         ou = f"{school_ou}/Grade-{grade}"
         groups = ["All Student Devices"]

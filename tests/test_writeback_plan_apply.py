@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 
+from orchestrator.cli.render import render_json
+from orchestrator.core.resources import Change, ResourceId
+from orchestrator.engine.plan import Plan
 from orchestrator.inventory.devices import Device, load_inventory, write_inventory_csv
 from orchestrator.sandbox.district import generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
@@ -223,3 +226,13 @@ def test_a_school_specific_policy_beats_the_catch_all(district: District) -> Non
     changes = district.plan_json()
     assert [c["id"] for c in changes] == [f"google/device_annotations/{HAND_NOTES}"]
     assert (changes[0]["before"], changes[0]["after"]) == ({"notes": "charger kept in the office"}, {"notes": ""})
+
+
+def test_json_plans_token_a_devices_notes_but_keep_their_own_notes_readable() -> None:
+    """`notes` is a PII key (a device's notes); a plan's own `notes` (the tool's messages) is a list and stays."""
+    change = Change(ResourceId("google", "device_annotations", LOANER), "update", {"notes": ""}, {"notes": "Jane R."})
+    plan = Plan(changes=[change], observed={}, backends=["google"], scopes=["policy"], notes=["intune: skipped"])
+    data = json.loads(render_json(plan))
+    assert data["notes"] == ["intune: skipped"]
+    assert data["changes"][0]["after"]["notes"].startswith("<redacted:")
+    assert json.loads(render_json(plan, show_pii=True))["changes"][0]["after"]["notes"] == "Jane R."

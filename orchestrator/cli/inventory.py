@@ -12,7 +12,7 @@ from rich.table import Table
 
 from orchestrator.cli.app import console, handle_errors, pii_option, workspace
 from orchestrator.cli.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
-from orchestrator.core.redact import PII_KEYS, redact, redact_field, redact_text
+from orchestrator.core.redact import PII_KEYS, redact, redact_field
 from orchestrator.inventory.devices import COLUMNS, write_inventory_csv
 from orchestrator.inventory.edits import history_path, read_history
 from orchestrator.jobs.inventory import SYNC_BACKENDS, import_gam, set_device, sync_inventory
@@ -158,10 +158,8 @@ def sync_(ctx: click.Context, write: bool, backends: tuple[str, ...], fmt: str, 
     synced = sync_inventory(workspace(ctx), backends=backends, write=write)
     result, written = synced.result, synced.written
     if fmt == "json":
-        found = result.to_json() if show_pii else redact(result.to_json())
-        # The tool's own notes hold no student, but `notes` is a PII key: redact() would hide them whole.
-        notes = synced.notes if show_pii else [redact_text(note) for note in synced.notes]
-        click.echo(json.dumps({**found, "notes": notes, "written": bool(written)}, indent=2))
+        data = {**result.to_json(), "notes": synced.notes, "written": bool(written)}
+        click.echo(json.dumps(data if show_pii else redact(data), indent=2))
         return
 
     def shown(field: str, value: str) -> str:

@@ -71,13 +71,19 @@ def redact_text(text: str) -> str:
 
 
 def redact(value: Any) -> Any:
-    """Redact emails anywhere, and whole values under keys that hold people's names or accounts."""
+    """Redact emails anywhere, and whole values under keys that hold people's names or accounts.
+
+    A list or mapping under such a key is redacted item by item instead: a plan's or report's own `notes` (a list
+    of the tool's messages) keeps its shape, while a device's `notes` (a string) becomes one token."""
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, list):
         return [redact(v) for v in value]
     if isinstance(value, dict):
-        return {k: (_token(str(v)) if k in PII_KEYS and v else redact(v)) for k, v in value.items()}
+        return {
+            k: (_token(str(v)) if k in PII_KEYS and v and not isinstance(v, list | dict) else redact(v))
+            for k, v in value.items()
+        }
     return value
 
 

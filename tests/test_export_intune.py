@@ -337,3 +337,31 @@ def test_the_lived_in_sandbox_exports_its_intune_settings_and_names_the_rest(tmp
         assert tenant.plan_changes() == []
     finally:
         graph.stop()
+
+
+def test_intune_export_again_after_a_console_change_rewrites_only_the_file_that_changed(tenant: Tenant) -> None:
+    out = tenant.root / "policies"
+    assert tenant.cli("export", "--backend", "intune", "--out", str(out)).exit_code == 0
+    before = {p: p.read_text() for p in out.rglob("*.yaml")}
+    state = tenant.graph.state
+    lab = next(gid for gid, g in state.groups.items() if g["displayName"] == "Jefferson Lab PCs")
+    minecraft = next(aid for aid, a in state.apps.items() if a["displayName"] == "Minecraft Education")
+    target = {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": lab}
+    state.assign_app(minecraft, [{"intent": "required", "target": target}])  # was: all devices (left out)
+    refused = tenant.cli("export", "--backend", "intune", "--out", str(out))
+    assert refused.exit_code != 0 and "--force" in refused.output
+    forced = tenant.cli("export", "--backend", "intune", "--out", str(out), "--force")
+    assert forced.exit_code == 0, forced.output
+    changed = {p for p in out.rglob("*.yaml") if p.read_text() != before[p]}
+    assert changed == {out / "intune" / "apps.yaml"}
+    added = set((out / "intune" / "apps.yaml").read_text().splitlines()) - set(
+        before[out / "intune" / "apps.yaml"].splitlines()
+    )
+    assert {line for line in added if not line.startswith("# Read at:")} == {
+        "# Apps assigned to the group Jefferson Lab PCs.",
+        "name: intune-apps-jefferson-lab-pcs",
+        "description: Intune apps assigned to Jefferson Lab PCs",
+        "    - Jefferson Lab PCs",
+        "  - app: Minecraft Education",
+    }
+    assert tenant.plan_changes() == []

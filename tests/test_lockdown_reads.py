@@ -65,7 +65,7 @@ def test_a_quiet_night_reads_the_lost_devices_by_id_and_sends_at_most_15_request
     assert big.google.calls["chromeosdevices.list"] == 0
     assert big.google.calls["chromeosdevices.get"] == 6  # one per lost Chromebook, by the inventory's deviceId
     assert big.google.calls["chromeosdevices.batchChangeStatus"] == 1
-    assert big.graph.calls["POST $batch"] == 2  # one read (3 serials), one write
+    assert big.graph.calls["POST $batch"] == 3  # devices by serial (3), the laptop's Entra object, the writes
     assert big.graph.calls["GET managedDevices"] == 3  # the $batch's inner reads, never a page of the list
     assert not big.graph.calls["GET deviceConfigurations"]  # a lockdown reads no configuration
     outer = sum(big.google.calls.values()) + sum(
@@ -93,7 +93,8 @@ def test_a_busy_night_lists_each_fleet_once(big: Tenant) -> None:
     assert big.google.calls["chromeosdevices.batchChangeStatus"] == math.ceil(len(chromebooks) / 50)
     intune_pages = math.ceil(sum(1 for s in big.district.devices if s.device.platform != "chromeos") / 1000)
     assert big.graph.calls["GET managedDevices"] == intune_pages
-    assert big.graph.calls["POST $batch"] == math.ceil(len(intune) / 20)  # writes only
+    # the writes, and the 30 laptops' Entra ID objects read 20 to a $batch; no device read by serial
+    assert big.graph.calls["POST $batch"] == math.ceil(len(intune) / 20) + math.ceil(30 / 20)
 
 
 def test_an_inventory_deviceid_the_console_does_not_know_falls_back_to_the_listing(big: Tenant) -> None:

@@ -19,7 +19,6 @@ next page sends the read to the full list. A serial matching several managed dev
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -188,7 +187,7 @@ class Devices:
         """Windows locks: lost = the Entra ID device object is disabled (disable_device); with `none` never lost.
 
         A remote lock is never counted on Windows (not supported there). One `GET /devices(deviceId='…')`
-        (`$select=id,deviceId,accountEnabled`) per device that policy disables.
+        (`$select=id,deviceId,accountEnabled`) per device that policy disables, 20 to a `$batch`.
         """
         out: list[Resource] = []
         reads = [(r, rec) for r, rec in pairs if r.meta.get("windows") == WINDOWS_DISABLE]
@@ -202,20 +201,21 @@ class Devices:
             except BackendError as exc:
                 problems.append(f"{', '.join(resource.sources)}: {exc}; cannot disable it")
                 paths.append("")
-        objects = await asyncio.gather(
-            *(
-                self.session.json(
-                    "GET devices", "GET", self.session.url("v1.0", path.lstrip("/"), **{"$select": ENTRA_FIELDS})
-                )
-                for path in paths
-                if path
-            )
-        )
-        found = iter(objects)
-        for (resource, record), path in zip(reads, paths, strict=True):
+        items = [
+            BatchItem(str(n), "GET", f"{path}?{urlencode({'$select': ENTRA_FIELDS}, safe='$,')}")
+            for n, path in enumerate(paths)
+            if path
+        ]
+        answers = await self.session.batch("v1.0", items) if items else {}  # ≤20 reads per round trip
+        for n, ((resource, record), path) in enumerate(zip(reads, paths, strict=True)):
             if not path:
                 continue
-            entra = next(found) or {}
+            answer = answers.get(str(n))
+            if answer is None or not answer.ok:
+                why = answer.error_text() if answer is not None else "no answer"
+                problems.append(f"{', '.join(resource.sources)}: cannot read its Entra ID device object: {why}")
+                continue
+            entra = answer.body if isinstance(answer.body, dict) else {}
             out.append(
                 Resource(
                     id=resource.id,

@@ -13,7 +13,7 @@ import io
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -91,8 +91,7 @@ class Device:
         return self.serialNumber
 
     def row(self) -> dict[str, str]:
-        data = asdict(self)
-        return {c: data.get(c, "") for c in COLUMNS}
+        return {c: getattr(self, c) for c in COLUMNS}  # every field is a str: no deep copy (asdict) per row
 
 
 @dataclass

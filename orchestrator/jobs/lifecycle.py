@@ -100,7 +100,7 @@ def _write(ws: Workspace, devices: list[Device], history: list[HistoryEntry]) ->
     with (ws.journal_path.parent / "inventory.lock").open("a") as lock:  # beside the journal, out of git
         fcntl.flock(lock, fcntl.LOCK_EX)
         now = load_inventory(path, display=ws.inventory.file).devices
-        if [d.row() for d in now] != [d.row() for d in ws.inventory.devices]:
+        if now != ws.inventory.devices:
             raise LoanError(f"{ws.inventory.file} changed while this command ran; nothing written: run it again")
         append_history(history_path(save_inventory(ws, devices)), history)
 

@@ -76,6 +76,11 @@ def test_repair_lends_a_loaner_due_in_school_days_and_return_closes_the_loop(dis
     assert ("repairReason", "", "cracked screen") in history(district, "CB0000001")
     assert ("loanFor", "", "CB0000001") in history(district, "CB0000025")
     assert ("assignedStudent", "", "student000001@district.example") in history(district, "CB0000025")
+    shown = run(district, "inventory", "history", "CB0000001")
+    assert "repairReason" in shown.output and "cracked" not in shown.output  # a repair reason is a note
+    assert "cracked screen" in run(district, "inventory", "history", "CB0000001", "--show-pii").output
+    exported = run(district, "inventory", "export", "--format", "json")
+    assert "cracked" not in exported.output and "@district.example" not in exported.output
 
     # 12-11: the repair is 9 school days late at Lincoln (the snow day does not count), 10 at Washington; the
     # loaners 1 and 2. A repair marked by hand (CB0000033, no repairSince) is listed as unknown, not dropped.

@@ -105,3 +105,10 @@ def test_an_audit_of_an_unknown_school_is_an_error(district: Path, tmp_path: Pat
     scan.write_text("CB0000001\n")
     result = run(district, "inventory", "audit", "--school", "lincoln", "--scan", str(scan))
     assert result.exit_code == 1 and "no device of school 'lincoln'" in result.output
+
+
+def test_a_scan_file_that_is_not_text_is_a_diagnostic(district: Path, tmp_path: Path) -> None:
+    scan = tmp_path / "scans.txt"
+    scan.write_bytes(b"CB0000001\nCB00\xff0002\n")
+    result = run(district, "inventory", "audit", "--school", SCHOOL, "--scan", str(scan))
+    assert result.exit_code == 1 and "scans.txt:2" in result.output and "not UTF-8" in result.output

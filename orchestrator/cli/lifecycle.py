@@ -15,7 +15,7 @@ from rich.table import Table
 
 from orchestrator.cli.app import console, handle_errors, pii_option, workspace
 from orchestrator.core.redact import redact_field
-from orchestrator.inventory.audit import AuditResult, audit, parse_scan
+from orchestrator.inventory.audit import AuditResult, audit, read_scan
 from orchestrator.inventory.aue import aue_groups
 from orchestrator.inventory.loans import Late
 from orchestrator.jobs.lifecycle import mark_missing_lost, out_report, repair_device, return_device, today
@@ -222,7 +222,7 @@ def audit_(ctx: click.Context, school: str, scan_file: str, mark_lost: bool, yes
         raise click.UsageError("--yes goes with --mark-missing-lost")
     ws = workspace(ctx)
     path = Path(scan_file)
-    result = audit(ws.inventory, school, parse_scan(str(path), path.read_text(encoding="utf-8-sig")), path.name)
+    result = audit(ws.inventory, school, read_scan(path), path.name)
     counts = {
         "present": len(result.present),
         "missing": len(result.missing),

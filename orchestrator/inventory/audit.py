@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from orchestrator.core.errors import Diagnostic, PolicyError
 from orchestrator.inventory.devices import Device, Inventory
@@ -74,6 +75,19 @@ def parse_scan(file: str, text: str) -> list[Scanned]:
         before = seen.get(code)
         seen[code] = Scanned(code, before.line, before.times + 1) if before else Scanned(code, n)
     return list(seen.values())
+
+
+def read_scan(path: Path) -> list[Scanned]:
+    """`parse_scan` of a file; bytes that are not UTF-8 (a scanner set to another code page) are a diagnostic."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise PolicyError(
+            [Diagnostic(str(path), line, "", f"byte 0x{data[exc.start]:02x} is not UTF-8 text", "UTF-8 text")]
+        ) from None
+    return parse_scan(str(path), text)
 
 
 def _csv_codes(file: str, text: str, delimiter: str) -> list[tuple[str, int]]:

@@ -131,3 +131,12 @@ def test_wipe_keeps_enrollment_only_on_windows_so_ipads_are_named_not_escalated(
 def test_lost_lost_history_is_read_with_lost_since() -> None:
     since = lost_since([lost("A1"), lost("B2", new="stolen"), lost("A1", old="lost", new="retired")], TZ)
     assert since == {"B2": dt.date(2026, 11, 23)}
+
+
+def test_a_window_without_a_calendar_escalates_nothing_and_says_so_once(district: Path) -> None:
+    policies = load_policies(district / "policies")
+    inventory = load_inventory(REPO / "inventory" / "devices.csv")
+    history = [lost("CB0000011"), lost("CB0000012")]
+    found = find_escalations(policies, inventory, history, {}, at("2027-03-01"))
+    assert found.due == {}
+    assert found.notes == ["escalate lost-devices: window break-days has no school calendar here; nothing escalated"]

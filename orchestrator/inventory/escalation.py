@@ -163,7 +163,8 @@ def find_escalations(
             continue
         calendar = calendars.get(rule.window)
         if calendar is None:
-            result.notes.append(f"escalate {model.name}: window {rule.window} has no calendar; nothing escalated")
+            note = f"escalate {model.name}: window {rule.window} has no school calendar here; nothing escalated"
+            result.notes += [] if note in result.notes else [note]
             continue
         zone = calendar.timezone
         if zone not in by_zone:
@@ -197,8 +198,8 @@ def find_escalations(
     for name, serials in undated.items():
         result.notes.append(
             f"escalate {name}: {len(serials)} lost device(s) are not escalated because the device history has no "
-            f"entry saying when they became lost (they count from the day `orchestrator inventory set SERIAL "
-            f"--status lost` records it): {_listed(serials)}"
+            f"entry saying when they became lost (to count from today, set each `found` and then `lost` with "
+            f"`orchestrator inventory set`): {_listed(serials)}"
         )
     for (name, action, platform), serials in unsupported.items():
         result.notes.append(

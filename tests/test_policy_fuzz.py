@@ -216,6 +216,12 @@ def yaml_junk(rng: random.Random, text: str) -> str:
     return text[:pos] + rng.choice(YAML_JUNK) + text[pos:]
 
 
+def tagged_value(rng: random.Random, text: str) -> str:
+    """A value with a YAML tag (yaml_junk lands on a value only by chance; the loader must refuse every tag)."""
+    tag = rng.choice(["!custom", "!!python/object:os.system", "!!binary", "!!set", "!!omap", "!include"])
+    return _replace_value(rng, text, f"{tag} x")
+
+
 def shuffle_lines(rng: random.Random, text: str) -> str:
     lines = _lines(text)
     if rng.random() < 0.5 and len(lines) > 1:
@@ -239,6 +245,7 @@ MUTATORS: list[Mutator] = [
     bom,
     long_line,
     yaml_junk,
+    tagged_value,
     shuffle_lines,
 ]
 

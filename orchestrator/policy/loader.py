@@ -28,6 +28,7 @@ from orchestrator.policy.models import (
     MaintenanceWindow,
     PolicyDoc,
     Reimage,
+    RepairPolicy,
     SchoolCalendar,
     WebFilter,
 )
@@ -303,7 +304,8 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 
 def check_references(policies: PolicySet) -> list[Diagnostic]:
-    """Duplicate names and references between documents (window → calendar, reimage and escalate → window)."""
+    """Duplicate names and references between documents (window and repair → calendar, reimage and escalate →
+    window), and one RepairPolicy at most."""
     problems: list[Diagnostic] = []
     seen: dict[tuple[str, str], LoadedPolicy] = {}
     for loaded in policies.policies:
@@ -331,6 +333,18 @@ def check_references(policies: PolicySet) -> list[Diagnostic]:
         for m, ld in policies.of_kind(LostDevicePolicy)
         if m.escalate
     ]
+    refs += [(m.calendar, calendars, "SchoolCalendar", ld, ("calendar",)) for m, ld in policies.of_kind(RepairPolicy)]
+    repair = policies.of_kind(RepairPolicy)
+    for _, loaded in repair[1:]:  # due dates have one rule per district
+        problems.append(
+            Diagnostic(
+                loaded.doc.file,
+                loaded.doc.line_of(("kind",)),
+                "kind",
+                f"a second RepairPolicy; the first is at {repair[0][1].source}",
+                "one RepairPolicy per district",
+            )
+        )
     for name, known, kind, loaded, path in refs:
         if name not in known:
             problems.append(

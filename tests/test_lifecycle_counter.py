@@ -167,12 +167,21 @@ def test_the_counter_refuses_what_it_cannot_do_and_writes_nothing(
     assert not history_path(csv_file).exists()
 
 
-def test_a_loaner_on_loan_is_not_lent_twice_nor_returned_on_its_own(district: Path) -> None:
+def test_a_loaner_on_loan_is_not_lent_twice_nor_returned_while_its_device_is_in_repair(district: Path) -> None:
     assert run(district, "inventory", "repair", "CB0000001", "--date", "2026-11-20").exit_code == 0
     twice = run(district, "inventory", "repair", "CB0000005", "--loaner", "CB0000025", "--date", "2026-11-20")
     assert twice.exit_code == 1 and "CB0000025 is not free: on loan for CB0000001" in " ".join(twice.output.split())
     alone = run(district, "inventory", "return", "CB0000025")
     assert alone.exit_code == 1 and "inventory return CB0000001" in " ".join(alone.output.split())
+    # Someone set the device active by hand, skipping `return`: the loaner can then come back on its own.
+    assert run(district, "inventory", "set", "CB0000001", "--status", "active").exit_code == 0
+    back = run(district, "inventory", "return", "CB0000025")
+    assert back.exit_code == 0, back.output
+    assert "loaner CB0000025: back in the pool of lincoln-elementary" in back.output
+    assert "back from repair" not in back.output and "CB0000001 is active" in back.output
+    loaner = devices(district)["CB0000025"]
+    assert (loaner.assignedStudent, loaner.loanFor, loaner.loanDue) == ("", "", "")
+    assert ("loanFor", "CB0000001", "") in history(district, "CB0000025")
 
 
 def test_without_a_repair_policy_the_counter_says_what_to_add(district: Path) -> None:

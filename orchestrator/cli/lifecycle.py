@@ -117,11 +117,14 @@ def repair(
 def return_(ctx: click.Context, serial: str, show_pii: bool) -> None:
     """A device is back from repair: active again for its student, and its loaner back in the pool.
 
+    A loaner whose device is no longer in repair can be returned on its own (give the loaner's serial).
+
     Example: orchestrator inventory return CB0000004
     """
     done = return_device(workspace(ctx), serial)
-    student = _student(done.device.assignedStudent, show_pii)
-    console.print(f"{serial}: back from repair, active for {student}", markup=False)
+    if done.device.inventoryStatus == "active":
+        student = _student(done.device.assignedStudent, show_pii)
+        console.print(f"{serial}: back from repair, active for {student}", markup=False)
     for back in done.loaners:
         console.print(f"loaner {back.serialNumber}: back in the pool of {back.school}", markup=False)
     for note in done.notes:

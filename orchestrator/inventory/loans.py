@@ -201,14 +201,15 @@ def repair(
 
 
 def give_back(inventory: Inventory, serial: str, *, actor: str, at: str) -> Handover:
-    """`serial` is back from repair: active again; every loaner lent for it goes back to its pool."""
+    """`serial` is back from repair: active again; every loaner lent for it goes back to its pool.
+
+    `serial` may also be a loaner on loan whose device is no longer in repair (set active by hand, or lent by
+    hand without `loanFor`): that loaner alone goes back to its pool, so none stays out forever.
+    """
     device = _device(inventory, serial)
+    if device.inventoryStatus == "loaner" and (device.loanFor or device.assignedStudent):
+        return _loaner_back(inventory, device, actor=actor, at=at)
     if device.inventoryStatus != "repair":
-        if device.inventoryStatus == "loaner" and device.loanFor:
-            raise LoanError(
-                f"{serial} is a loaner on loan for {device.loanFor}: run `inventory return {device.loanFor}` when "
-                f"{device.loanFor} is back from repair"
-            )
         raise LoanError(f"{serial} is not in repair (inventoryStatus {device.inventoryStatus})")
     changed = replace(device, inventoryStatus="active", repairSince="", repairReason="")
     replaced = {serial: changed}
@@ -227,6 +228,22 @@ def give_back(inventory: Inventory, serial: str, *, actor: str, at: str) -> Hand
         returned.append(back)
     devices = [replaced.get(d.serialNumber, d) for d in inventory.devices]
     return Handover(devices=devices, history=history, device=changed, loaners=returned, notes=notes)
+
+
+def _loaner_back(inventory: Inventory, loaner: Device, *, actor: str, at: str) -> Handover:
+    """A loaner back in its pool on its own, unless the device it stands in for is still in repair."""
+    standing_for = inventory.by_serial().get(loaner.loanFor)
+    if standing_for is not None and standing_for.inventoryStatus == "repair":
+        raise LoanError(
+            f"{loaner.serialNumber} is a loaner on loan for {loaner.loanFor}, which is still in repair: run "
+            f"`inventory return {loaner.loanFor}` when it is back"
+        )
+    back = replace(loaner, **dict.fromkeys(LOAN_FIELDS, ""))
+    why = f"{loaner.loanFor} is {standing_for.inventoryStatus}" if standing_for else "it stood in for no device"
+    history = _history(loaner, back, source="returned to pool", actor=actor, at=at)
+    devices = [back if d.serialNumber == loaner.serialNumber else d for d in inventory.devices]
+    note = f"loaner {loaner.serialNumber} returned on its own ({why})"
+    return Handover(devices=devices, history=history, device=back, loaners=[back], notes=[note])
 
 
 @dataclass(frozen=True)

@@ -236,3 +236,17 @@ def test_json_plans_token_a_devices_notes_but_keep_their_own_notes_readable() ->
     assert data["notes"] == ["intune: skipped"]
     assert data["changes"][0]["after"]["notes"].startswith("<redacted:")
     assert json.loads(render_json(plan, show_pii=True))["changes"][0]["after"]["notes"] == "Jane R."
+
+
+def test_a_lost_device_read_by_id_is_still_compared_on_its_annotations(district: District) -> None:
+    """The lockdown part reads one lost device by its deviceId (fewer requests than a listing); the write-back
+    compares the listing's annotations, never that short record (which carries none)."""
+    (district.root / "policies" / "lost.yaml").write_text(
+        "kind: LostDevicePolicy\nname: lost\nmessage: Please return this Chromebook to the school office.\n"
+    )
+    district.ok("inventory", "set", "CB0000001", "--status", "lost")
+    changes = json.loads(
+        district.ok("plan", "--backend", "google", "--scope", "all", "--format", "json", "--show-pii")
+    )["changes"]
+    assert [c["id"] for c in changes if "/device_" in c["id"]] == ["google/device_status/CB0000001"]
+    assert district.google.calls["chromeosdevices.get"] == 1  # the lost device, by id

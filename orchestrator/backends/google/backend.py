@@ -202,12 +202,14 @@ class GoogleBackend:
         return out
 
     def _observe_devices(self, desired: list[Resource]) -> list[Resource]:
-        """device_status and device_annotations from one fresh device listing."""
+        """device_status (a few lost devices by id, or the listing) and device_annotations (the listing: a record
+        read by id carries no annotation fields), with at most one fresh listing between them."""
         status = [r for r in desired if r.id.type == "device_status"]
+        annotations = [r for r in desired if r.id.type == "device_annotations"]
         out = self.devices.observe(status) if status else []
-        if not status:
-            self.devices.devices_by_serial(refresh=True)
-        return out + observe_annotations(self.devices, [r for r in desired if r.id.type == "device_annotations"])
+        if annotations:  # after a status read that listed: its listing; after one by id (or none): list now
+            self.devices.devices_by_serial(refresh=not status, fleet=len(annotations))
+        return out + observe_annotations(self.devices, annotations)
 
     def _check_enum_values(self, desired: list[Resource]) -> None:
         """Every desired enum value must exist in its schema (policySchemas): PlanError naming the policy otherwise."""

@@ -206,8 +206,12 @@ class Executor:
             for c in todo
             if c.after is not None
         ]
+        touched = [
+            Resource(id=c.id, value=c.after, sources=c.sources, policy=c.policy, window=c.window, meta=c.meta)
+            for c in todo
+        ]
         backends = {name: b for name, b in self.backends.items() if name in {c.id.backend for c in todo}}
-        seen = observe(self.catalog, backends, desired, self.journal)
+        seen = observe(self.catalog, backends, desired, self.journal, touched=touched)
         observed = {rid: r for rid, r in seen.observed.items() if self.catalog.type_of(rid).scope in plan.scopes}
         return observed_digests(observed, seen.journal_state, desired)
 

@@ -33,11 +33,14 @@ def observe(
     desired: Sequence[Resource],
     journal: Journal,
     scopes: Sequence[str] = ("policy", "lockdown", "maintenance"),
+    touched: Sequence[Resource] | None = None,
 ) -> Observation:
     """Ask every backend for its part in parallel (each paces itself); journal-observed types come from the journal.
 
     A backend with nothing desired is still asked when its authoritative types are in scope (so settings no
-    policy wants any more are found and removed); otherwise it is not called at all.
+    policy wants any more are found and removed); otherwise it is not called at all. `touched` (apply's re-check
+    before sending: every resource a plan's changes touch, deletions included with value None) goes to a backend
+    that can re-read just those (`recheck`, e.g. Google: only the OUs the plan changes); the others observe.
     """
     by_backend: dict[str, list[Resource]] = {name: [] for name in backends}
     journal_ids: list[ResourceId] = []
@@ -50,8 +53,18 @@ def observe(
             by_backend[resource.id.backend].append(resource)
     observed: dict[ResourceId, Resource] = {}
     asked = {name: wanted for name, wanted in by_backend.items() if wanted or _has_authoritative(catalog, name, scopes)}
+    rechecked = {
+        name: [r for r in touched if r.id.backend == name and catalog.type_of(r.id).observed_by != "journal"]
+        for name in asked
+        if touched is not None and callable(getattr(backends[name], "recheck", None))
+    }
     with ThreadPoolExecutor(max_workers=max(1, len(asked))) as pool:
-        futures = {name: pool.submit(backends[name].observe, wanted) for name, wanted in asked.items()}
+        futures = {
+            name: pool.submit(backends[name].recheck, rechecked[name])
+            if name in rechecked
+            else pool.submit(backends[name].observe, wanted)
+            for name, wanted in asked.items()
+        }
         for future in futures.values():
             for resource in future.result():
                 observed[resource.id] = resource

@@ -211,6 +211,20 @@ class GoogleBackend:
             self.devices.devices_by_serial(refresh=not status, fleet=len(annotations))
         return out + observe_annotations(self.devices, annotations)
 
+    def recheck(self, touched: Sequence[Resource]) -> list[Resource]:
+        """Apply's re-check before sending: the policies of only the OUs the plan's changes touch (deletions
+        included: `touched` holds them with value None) and the devices it changes; never the whole OU tree."""
+        mine = [r for r in touched if r.id.backend == self.name]
+        policies = [r for r in mine if r.id.type in POLICY_TYPES]
+        devices = [r for r in mine if r.id.type in DEVICE_TYPES and r.value is not None]
+        out: list[Resource] = []
+        if policies:
+            ous = {split_key(r.id.type, r.id.key)[0] for r in policies}
+            out += self._observe_policies([r for r in policies if r.value is not None], only=ous)
+        if devices:
+            out += self._observe_devices(devices)
+        return out
+
     def _check_enum_values(self, desired: list[Resource]) -> None:
         """Every desired enum value must exist in its schema (policySchemas): PlanError naming the policy otherwise."""
         problems = []
@@ -228,13 +242,16 @@ class GoogleBackend:
         schema = APP_INSTALL if key[0] == "ou_app" else key[2]
         return self.schemas.from_console(schema, value) if schema in ENUM_FIELDS else value
 
-    def _observe_policies(self, desired: list[Resource]) -> list[Resource]:
+    def _observe_policies(self, desired: list[Resource], only: Collection[str] | None = None) -> list[Resource]:
+        """Every managed OU's policies (one policies:resolve per OU and namespace), or only the OUs in `only`."""
         self._check_enum_values(desired)
         ous = self.org_units()  # the plan's target check read it moments ago: one orgunits.list per plan
         paths = {v: k for k, v in ous.items()}
         root = self.config.managed_root_ou
         wanted = {(r.id.type, *split_key(r.id.type, r.id.key)): r for r in desired}
         scope = sorted({p for p in ous if _under(p, root)} | {k[1] for k in wanted if k[1] in ous})
+        if only is not None:
+            scope = [p for p in scope if p in only]
         jobs = [(path, pattern) for path in scope for pattern in RESOLVE_FILTERS]
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
             replies = list(pool.map(lambda job: self._resolve(ous[job[0]], job[1]), jobs))

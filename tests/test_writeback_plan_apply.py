@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 
 from orchestrator.cli.render import render_json
+from orchestrator.core.errors import PolicyError
 from orchestrator.core.resources import Change, ResourceId
 from orchestrator.engine.plan import Plan
 from orchestrator.inventory.devices import Device, load_inventory, write_inventory_csv
+from orchestrator.policy.loader import load_policies
 from orchestrator.sandbox.district import generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
 
@@ -250,3 +252,18 @@ def test_a_lost_device_read_by_id_is_still_compared_on_its_annotations(district:
     )["changes"]
     assert [c["id"] for c in changes if "/device_" in c["id"]] == ["google/device_status/CB0000001"]
     assert district.google.calls["chromeosdevices.get"] == 1  # the lost device, by id
+
+
+def test_write_back_policy_mistakes_name_the_line_and_what_is_allowed(policy_dir) -> None:
+    folder = policy_dir(
+        {
+            "a.yaml": "kind: InventoryWriteBack\nname: x\ngoogle:\n  notes: sometimes\n  colour: always\n",
+            "b.yaml": "kind: InventoryWriteBack\nname: y\ngoogle: {}\n",
+        }
+    )
+    with pytest.raises(PolicyError) as failed:
+        load_policies(folder)
+    text = str(failed.value)
+    assert "a.yaml:4: google.notes: Input should be 'if_set' or 'always', got 'sometimes'" in text
+    assert "a.yaml:5: google.colour: unknown key 'colour' (allowed: asset_tag, location, notes, user)" in text
+    assert "b.yaml:3: google: manages no field" in text

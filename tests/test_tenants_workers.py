@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +19,8 @@ import pytest
 
 from orchestrator.jobs import tenant_workers
 from orchestrator.jobs.tenant_workers import WarmPool
+from orchestrator.jobs.tenants import discover, run_tenants
+from orchestrator.sandbox.tenants import build_provider, stop_all
 
 REPO = Path(__file__).resolve().parent.parent
 PROBE_WORKER = f"""
@@ -132,3 +135,65 @@ def test_a_lost_worker_stops_its_districts_and_refuses_new_ones(pool, tmp_path: 
         ended, _, _ = hung.result(timeout=60)
     assert ended.lost.startswith("the worker process ended") and ended.status is None
     assert _run(pool, tmp_path, "later", ["show"], {})[0].refused
+
+
+def test_a_district_killed_mid_run_is_reported_and_the_others_finish(tmp_path: Path, monkeypatch) -> None:
+    """The real command line in the real warm worker: one district's process is killed while it plans."""
+    districts = build_provider(tmp_path, 2, 60, latency=0.1)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ORCHESTRATOR_CONFIG", raising=False)
+    victim = districts[0].name
+    killed: list[int] = []
+
+    def kill_the_victim() -> None:
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            for proc in Path("/proc").iterdir():
+                try:  # a district's stdout is a file in its own folder, /tmp/orchestrator-<name>-*/stdout
+                    output = os.readlink(proc / "fd" / "1")
+                except OSError:
+                    continue
+                if f"/orchestrator-{victim}-" in output and output.endswith("/stdout"):
+                    time.sleep(1.0)  # let it connect and start reading its consoles
+                    os.kill(int(proc.name), signal.SIGKILL)
+                    killed.append(int(proc.name))
+                    return
+            time.sleep(0.05)
+
+    try:
+        killer = threading.Thread(target=kill_the_victim)
+        killer.start()
+        runs = {r.tenant: r for r in run_tenants(discover(tmp_path), ["plan", "--backend", "google"], parallel=2)}
+        killer.join()
+    finally:
+        stop_all(districts)
+    assert killed, "the victim's process was found among the warm worker's children"
+    assert runs[victim].status == "failed" and "ended by SIGKILL" in runs[victim].stderr
+    survivor = runs[districts[1].name]
+    assert survivor.status == "ok" and survivor.changes and survivor.peak_rss_mib
+
+
+def _memory_holds(pid: int, needle: bytes) -> bool:
+    """Whether any writable mapping of process `pid` holds `needle` (freed heap included)."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if not perms.startswith("rw"):
+                continue
+            start, end = (int(x, 16) for x in span.split("-"))
+            try:
+                mem.seek(start)
+                if needle in mem.read(end - start):
+                    return True
+            except (OSError, ValueError, OverflowError):
+                continue
+    return False
+
+
+def test_a_district_secret_never_passes_through_the_worker_memory(pool, tmp_path: Path) -> None:
+    """The worker's memory is copied into every later district: a secret that had passed through it (even freed)
+    would be in the next district's process. The environment goes from the parent to the child directly."""
+    secret = "SECRET-" + os.urandom(8).hex()
+    ended, seen, _ = _run(pool, tmp_path, "north", ["show"], {"NORTH_SECRET": secret})
+    assert ended.exit_code == 0 and seen["env"]["NORTH_SECRET"] == secret
+    assert not _memory_holds(pool.pid, secret.encode())

@@ -15,18 +15,25 @@ process: the isolation holds by construction, not by resetting globals. A child 
 memory) or hangs (killed at the timeout) is its own district's result; the zygote reaps it and reports its
 wait status and peak memory, and the other districts go on.
 
+The zygote never holds a district's secrets: its own environment has no district's credential variables, and a
+district's environment goes from the parent straight to the forked child through a named pipe (mode 0600 in the
+district's private temporary folder; nothing on disk), so no secret can linger in the zygote's memory, which
+every later district copies.
+
 The zygote learns: a finishing child lists the modules it imported that the zygote had not, and the zygote
 imports them before its next fork, so later districts start warm. Module names are the only thing that
-flows back from a district. The zygote's environment holds no district's credential variables.
+flows back from a district.
 
-Protocol (JSON lines): the parent writes `{"id", "argv", "env", "cwd", "stdout", "stderr"}`; the zygote
-answers `{"id", "pid"}` when the child starts, then `{"id", "status", "max_rss_kib"}` when it has been reaped,
-or `{"id", "refused": why}` when it will not fork (the parent then starts that district as a new process).
+Protocol (JSON lines): the parent writes `{"id", "argv", "environment", "cwd", "stdout", "stderr"}` (the
+environment is the pipe's path); the zygote answers `{"id", "pid"}` when the child starts, then
+`{"id", "status", "max_rss_kib"}` when it has been reaped, or `{"id", "refused": why}` when it will not fork (the
+parent then starts that district as a new process).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import itertools
 import json
@@ -36,11 +43,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 WORKER_COMMAND = "tenant-worker"
 """The hidden command that runs the zygote (`orchestrator tenant-worker`)."""
@@ -84,7 +92,6 @@ class Exit:
 
 @dataclass
 class _Slot:
-    started: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     exit: Exit = field(default_factory=Exit)
 
@@ -96,6 +103,9 @@ class WarmPool:
         self._process = subprocess.Popen(
             [*command, WORKER_COMMAND], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=dict(env), cwd=cwd
         )
+        if self._process.stdin is None or self._process.stdout is None:
+            raise OSError("the worker process has no pipes")
+        self._orders, self._answers = self._process.stdin, self._process.stdout
         self._lock = threading.Lock()
         self._slots: dict[int, _Slot] = {}
         self._ids = itertools.count(1)
@@ -110,21 +120,29 @@ class WarmPool:
     def run(
         self, argv: Sequence[str], env: Mapping[str, str], cwd: str, stdout: str, stderr: str, timeout: float
     ) -> Exit:
-        """Run one district to its end (or kill it after `timeout` seconds) and say how it ended."""
+        """Run one district to its end (or kill it after `timeout` seconds) and say how it ended.
+
+        `stdout` and `stderr` are files in a folder private to this district; its environment is handed to the
+        child through a named pipe beside them."""
         slot = _Slot()
-        request = {"argv": list(argv), "env": dict(env), "cwd": cwd, "stdout": stdout, "stderr": stderr}
-        with self._lock:
-            if self._gone:
-                return Exit(refused=self._gone)
-            number = next(self._ids)
-            self._slots[number] = slot
-            try:
-                assert self._process.stdin is not None
-                self._process.stdin.write(json.dumps({"id": number, **request}).encode() + b"\n")
-                self._process.stdin.flush()
-            except OSError as exc:
-                self._slots.pop(number, None)
-                return Exit(refused=f"the worker process is gone ({exc.strerror})")
+        pipe = stdout + ".environment"
+        os.mkfifo(pipe, 0o600)
+        request = {"argv": list(argv), "environment": pipe, "cwd": cwd, "stdout": stdout, "stderr": stderr}
+        try:
+            with self._lock:
+                if self._gone:
+                    return Exit(refused=self._gone)
+                number = next(self._ids)
+                self._slots[number] = slot
+                try:
+                    self._orders.write(json.dumps({"id": number, **request}).encode() + b"\n")
+                    self._orders.flush()
+                except OSError as exc:
+                    self._slots.pop(number, None)
+                    return Exit(refused=f"the worker process is gone ({exc.strerror})")
+            _hand_over(pipe, json.dumps(dict(env)).encode(), slot.done, time.monotonic() + min(timeout, 600))
+        finally:
+            Path(pipe).unlink(missing_ok=True)
         if not slot.done.wait(timeout):
             if slot.exit.pid:
                 _kill(slot.exit.pid)
@@ -134,9 +152,7 @@ class WarmPool:
 
     def _read(self) -> None:
         """Route the zygote's answers to the waiting districts; when it ends, end what it left running."""
-        stream: BinaryIO | None = self._process.stdout
-        assert stream is not None
-        for line in stream:
+        for line in self._answers:
             message = json.loads(line)
             with self._lock:
                 slot = self._slots.get(message["id"])
@@ -144,7 +160,6 @@ class WarmPool:
                 continue
             if "pid" in message:
                 slot.exit.pid = message["pid"]
-                slot.started.set()
             else:
                 slot.exit.status = message.get("status")
                 slot.exit.max_rss_kib = message.get("max_rss_kib", 0)
@@ -166,11 +181,32 @@ class WarmPool:
 
     def close(self) -> None:
         """No more districts: the zygote waits for the running ones, then exits."""
-        if self._process.stdin is not None:
-            with contextlib.suppress(OSError):  # it is gone already; wait() below reaps it
-                self._process.stdin.close()
+        with contextlib.suppress(OSError):  # it is gone already; wait() below reaps it
+            self._orders.close()
         self._process.wait()
         self._reader.join(timeout=5)
+
+
+def _hand_over(pipe: str, payload: bytes, ended: threading.Event, deadline: float) -> None:
+    """Write `payload` into the named pipe once the child opens it; give up if the child ended without opening it
+    (refused, crashed) or by `deadline`. Nothing is written anywhere else."""
+    while True:
+        try:
+            fd = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as exc:
+            if exc.errno != errno.ENXIO or ended.is_set() or time.monotonic() > deadline:
+                return  # no reader yet (ENXIO) is the only reason to wait
+            time.sleep(0.005)
+    try:
+        os.set_blocking(fd, True)
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BrokenPipeError:
+        return  # the child died while reading: its end is reported by the worker
+    finally:
+        os.close(fd)
 
 
 def _kill(pid: int) -> None:
@@ -265,8 +301,9 @@ def _child(request: dict[str, Any], entry: Callable[[list[str]], Any], before: s
         opened = os.open(path, flags, 0o600)
         os.dup2(opened, fd)
         os.close(opened)
+    environment = json.loads(Path(request["environment"]).read_bytes())  # blocks until the parent writes it
     os.environ.clear()
-    os.environ.update(request["env"])
+    os.environ.update(environment)
     os.chdir(request["cwd"])
     sys.argv = ["orchestrator", *request["argv"]]
     try:

@@ -218,16 +218,18 @@ def build_provider(
     seed: int = 2026,
     latency: float = 0.0,
     host: str = "127.0.0.1",
+    same_size: bool = False,
 ) -> list[SandboxDistrict]:
     """Write a repository of `count` districts under `root` and start each one's emulators (stop them with
-    `stop_all`). `devices` is the largest district's size."""
+    `stop_all`). `devices` is the largest district's size (every district's with `same_size`)."""
     if count < 1:
         raise OrchestratorError("--tenants must be at least 1")
     root = Path(root).resolve()
     _write_repository_files(root)
+    sizes = [devices] * count if same_size else district_sizes(count, devices)
     started: list[SandboxDistrict] = []
     try:
-        for index, (name, size) in enumerate(zip(district_names(count), district_sizes(count, devices), strict=True)):
+        for index, (name, size) in enumerate(zip(district_names(count), sizes, strict=True)):
             domain = f"{name}.k12.example"
             seeded = _lost(_own_students(generate(devices=size, seed=seed + index, ous=org_unit_count(size)), domain))
             google = GoogleEmulator(seeded, host, 0, seed=seed + index, latency=latency).start()

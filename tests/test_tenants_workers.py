@@ -50,7 +50,7 @@ def probe(argv):
     sys.exit(int(os.environ.get("EXIT", "0")))
 
 
-serve(probe)
+serve(probe, cache=sys.argv[sys.argv.index("--modules-cache") + 1] if "--modules-cache" in sys.argv else None)
 """
 
 pytestmark = pytest.mark.skipif(not tenant_workers.available(), reason="warm workers need fork and pidfd_open")
@@ -123,6 +123,21 @@ def test_later_districts_start_with_what_earlier_ones_imported(pool, tmp_path: P
     assert first["colorsys_loaded_before"] is True  # it imported it itself, just now
     _, fresh, _ = _run(pool, tmp_path, "second", ["show", "check-colorsys"], {})
     assert fresh["colorsys_loaded_before"] is True, "the worker imported colorsys after the first district"
+
+
+def test_the_next_runs_worker_starts_with_what_this_one_learned(tmp_path: Path) -> None:
+    cache = tmp_path / "cache" / "modules.json"
+    env = {"PATH": os.environ.get("PATH", "")}
+    first = WarmPool([sys.executable, "-c", PROBE_WORKER], env, cache=cache)
+    _run(first, tmp_path, "monday", ["import"], {})
+    first.close()
+    assert "colorsys" in json.loads(cache.read_text())
+    second = WarmPool([sys.executable, "-c", PROBE_WORKER], env, cache=cache)
+    try:
+        _, seen, _ = _run(second, tmp_path, "tuesday", ["show", "check-colorsys"], {})
+    finally:
+        second.close()
+    assert seen["colorsys_loaded_before"] is True, "its very first district forked with colorsys loaded"
 
 
 def test_a_lost_worker_stops_its_districts_and_refuses_new_ones(pool, tmp_path: Path) -> None:

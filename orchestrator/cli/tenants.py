@@ -72,12 +72,13 @@ class TenantGroup(click.Group):
 
 
 @click.command(WORKER_COMMAND, hidden=True)
+@click.option("--modules-cache", default=None, help="Import the modules this file names first; update it at the end.")
 @click.pass_context
-def tenant_worker(ctx: click.Context) -> None:
+def tenant_worker(ctx: click.Context, modules_cache: str | None) -> None:
     """Internal: the warm worker of a --tenant/--all-tenants run; forks one process per district from one that
     has the command line and the backends imported (jobs.tenant_workers). Reads its orders on stdin."""
     root = ctx.find_root().command
-    serve(lambda argv: root.main(args=argv, prog_name="orchestrator"), preload=WORKER_PRELOAD)
+    serve(lambda argv: root.main(args=argv, prog_name="orchestrator"), preload=WORKER_PRELOAD, cache=modules_cache)
 
 
 def option_value(args: list[str], name: str) -> str | None:

@@ -22,7 +22,9 @@ every later district copies.
 
 The zygote learns: a finishing child lists the modules it imported that the zygote had not, and the zygote
 imports them before its next fork, so later districts start warm. Module names are the only thing that
-flows back from a district.
+flows back from a district. When it ends, the zygote keeps the names of the modules it holds in a cache file
+(`modules_cache()`, in the user's cache folder), and the next run's zygote imports them before its first fork,
+so the first `--parallel` districts start warm too.
 
 Protocol (JSON lines): the parent writes `{"id", "argv", "environment", "cwd", "stdout", "stderr"}` (the
 environment is the pipe's path); the zygote answers `{"id", "pid"}` when the child starts, then
@@ -52,6 +54,13 @@ from typing import Any
 
 WORKER_COMMAND = "tenant-worker"
 """The hidden command that runs the zygote (`orchestrator tenant-worker`)."""
+
+
+def modules_cache() -> Path:
+    """Where the worker keeps the names of the modules a district run imports: the user's cache folder, one
+    file per Python version (names only; a name that no longer imports is skipped)."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "k12-orchestrator" / f"worker-modules-py{sys.version_info[0]}{sys.version_info[1]}.json"
 
 
 def available() -> bool:
@@ -99,9 +108,20 @@ class _Slot:
 class WarmPool:
     """The parent's side: start the zygote, hand it districts from any thread, wait for each one's end."""
 
-    def __init__(self, command: Sequence[str], env: Mapping[str, str], cwd: str | Path | None = None):
+    def __init__(
+        self,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str | Path | None = None,
+        cache: str | Path | None = None,
+    ):
+        cached = ["--modules-cache", str(cache)] if cache else []
         self._process = subprocess.Popen(
-            [*command, WORKER_COMMAND], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=dict(env), cwd=cwd
+            [*command, WORKER_COMMAND, *cached],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=dict(env),
+            cwd=cwd,
         )
         if self._process.stdin is None or self._process.stdout is None:
             raise OSError("the worker process has no pipes")
@@ -217,11 +237,13 @@ def _kill(pid: int) -> None:
 
 
 # the zygote ------------------------------------------------------------------------------------------------
-def serve(entry: Callable[[list[str]], Any], preload: Sequence[str] = ()) -> None:
+def serve(entry: Callable[[list[str]], Any], preload: Sequence[str] = (), cache: str | None = None) -> None:
     """Run the zygote on this process's stdin/stdout until stdin closes and every child has been reaped.
 
     `entry(argv)` runs one district in a forked child (the command line's `main`); its SystemExit is the exit
-    code. Nothing the zygote imports may print to the protocol channel: stdout is moved to stderr first.
+    code. `preload` and the names in `cache` are imported first; `cache` then receives the names of every module
+    the zygote holds at the end. Nothing the zygote imports may print to the protocol channel: stdout is moved to
+    stderr first.
     """
     inbox, outbox = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -232,6 +254,8 @@ def serve(entry: Callable[[list[str]], Any], preload: Sequence[str] = ()) -> Non
     # stop; the zygote stays to report how each one ended
     for name in preload:
         _import(name)
+    if cache:
+        _learn(cache, keep=True)
     selector = selectors.DefaultSelector()
     selector.register(inbox, selectors.EVENT_READ, None)
     children: dict[int, tuple[int, int, str]] = {}  # pidfd → (request id, pid, learned-modules file)
@@ -256,6 +280,8 @@ def serve(entry: Callable[[list[str]], Any], preload: Sequence[str] = ()) -> Non
                 _, status, usage = os.wait4(pid, 0)
                 _send(outbox, {"id": number, "status": status, "max_rss_kib": usage.ru_maxrss})
                 _learn(learned)
+    if cache:
+        _remember(Path(cache))
 
 
 def _start(
@@ -335,16 +361,30 @@ def _exit_code(code: object) -> int:
     return 1
 
 
-def _learn(path: str) -> None:
-    """Import what a finished district imported lazily, so the next ones fork with it already loaded."""
+def _learn(path: str, keep: bool = False) -> None:
+    """Import what a finished district imported lazily (or a cache lists), so the next ones fork with it loaded."""
     try:
         names = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError):
         names = []
-    Path(path).unlink(missing_ok=True)
+    if not keep:
+        Path(path).unlink(missing_ok=True)
+    if not isinstance(names, list):
+        return
     for name in names:
         if isinstance(name, str) and name not in sys.modules and name != "__main__":
             _import(name)
+
+
+def _remember(cache: Path) -> None:
+    """Keep the names of the modules this zygote holds for the next run's zygote (written whole, then renamed)."""
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(f"{cache.name}.{os.getpid()}")
+        partial.write_text(json.dumps([name for name in sys.modules if name != "__main__"]))
+        os.replace(partial, cache)
+    except OSError:
+        return  # no cache: the next run learns again from its first districts
 
 
 def _import(name: str) -> None:

@@ -276,7 +276,7 @@ def run_tenants(
     prefix = list(command or orchestrator_command())
     pool = None
     if warm and command is None and tenant_workers.available() and len(chosen) > 1:
-        pool = tenant_workers.WarmPool(prefix, worker_environment(known, env))
+        pool = tenant_workers.WarmPool(prefix, worker_environment(known, env), cache=tenant_workers.modules_cache())
 
     def one(tenant: Tenant) -> TenantRun:
         started = time.monotonic()

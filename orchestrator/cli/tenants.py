@@ -76,7 +76,10 @@ class TenantGroup(click.Group):
 @click.pass_context
 def tenant_worker(ctx: click.Context, modules_cache: str | None) -> None:
     """Internal: the warm worker of a --tenant/--all-tenants run; forks one process per district from one that
-    has the command line and the backends imported (jobs.tenant_workers). Reads its orders on stdin."""
+    has the command line and the backends imported (jobs.tenant_workers). Reads its orders on stdin.
+
+    Example: (started by `orchestrator plan --all-tenants` and the other many-district runs; not run by hand)
+    """
     root = ctx.find_root().command
     serve(lambda argv: root.main(args=argv, prog_name="orchestrator"), preload=WORKER_PRELOAD, cache=modules_cache)
 

@@ -122,7 +122,7 @@ def test_none_sends_nothing_and_reports_each_windows_device_not_locked(
     states = {c.id.key: (by_key[c.key].state, by_key[c.key].detail) for c in changes}
     for laptop in laptops:
         state, detail = states[laptop.device.serialNumber]
-        assert state == "failed" and detail.startswith("not locked: remote lock is not supported on Windows")
+        assert state == "skipped" and detail.startswith("not locked: not supported on Windows")
         assert entra(emulator, laptop.intune_id)["accountEnabled"] is True
     assert states[ipad.device.serialNumber][0] == "succeeded"
     assert emulator.calls["POST managedDevices/remoteLock"] == 0

@@ -108,3 +108,22 @@ def test_an_inventory_deviceid_the_console_does_not_know_falls_back_to_the_listi
     assert outcome.summary.totals == {"locked": 2}
     assert [big.chrome_status(s) for s in chromebooks] == ["DISABLED"] * 2
     assert big.google.calls["chromeosdevices.list"] == list_pages(big, "chromeos", 300)
+
+
+def test_windows_none_is_reported_not_locked_and_the_night_does_not_fail(big: Tenant) -> None:
+    """LostDevicePolicy intune.windows: none — nothing is sent to a lost Windows laptop (no remote lock there);
+    the report says so per device, and the run is not a failure (issue 14 item 5)."""
+    policy = big.root / "policies" / "lost-devices.yaml"
+    policy.write_text(policy.read_text().replace("windows: disable_device", "windows: none"))
+    [laptop] = big.serials("windows", 1)
+    [chromebook] = big.serials("chromeos", 1)
+    big.mark("lost", laptop, chromebook)
+
+    outcome = night(big)
+
+    assert outcome.ok and not outcome.summary.failed
+    assert outcome.summary.totals == {"locked": 1, "not locked": 1}
+    entry = next(e for e in outcome.summary.devices if e["serial"] == laptop)
+    assert entry["outcome"] == "not locked"
+    assert entry["actions"][0]["said"].startswith("not locked: not supported on Windows")
+    assert big.graph.calls["PATCH devices"] == 0 and big.graph.calls["POST managedDevices/remoteLock"] == 0

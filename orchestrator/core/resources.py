@@ -141,7 +141,7 @@ class Change:
         )
 
 
-ResultState = Literal["succeeded", "failed", "unknown"]
+ResultState = Literal["succeeded", "failed", "unknown", "skipped"]  # skipped: nothing sent, nothing to send
 
 
 @dataclass

@@ -27,19 +27,41 @@ from orchestrator.inventory.devices import Device, Inventory
 if TYPE_CHECKING:
     from orchestrator.jobs.lockdown import LockdownSelection
 
-REPORT_OUTCOMES = ("planned", "locked", "released", "quarantine", "already in place", "not found", "held", "failed")
+REPORT_OUTCOMES = (
+    "planned",
+    "locked",
+    "released",
+    "quarantine",
+    "already in place",
+    "not locked",
+    "not found",
+    "held",
+    "failed",
+)
 # A device's own outcome is the most pressing of its consoles' outcomes.
-_PRIORITY = ("failed", "not found", "held", "planned", "locked", "quarantine", "released", "already in place")
+_PRIORITY = (
+    "failed",
+    "not found",
+    "held",
+    "not locked",
+    "planned",
+    "locked",
+    "quarantine",
+    "released",
+    "already in place",
+)
 LOST = ("lost", "stolen")
 BACKENDS = ("google", "intune", "network")
 
 
-def _outcome(change: Change, state: str, serial: str) -> str:
+def _outcome(change: Change, state: str, serial: str, detail: str = "") -> str:
     """The report's word for one device: only what this run did counts as locked, released or quarantined."""
     if state in ("failed", "unknown"):
         return "failed"
     if state == "deferred":
         return "held"
+    if state == "skipped" and detail.startswith("not locked:"):
+        return "not locked"  # the console cannot (a remote lock on Windows): nothing sent, not a failure
     if state == "skipped":
         return "already in place"  # someone (or an earlier run of this plan) did it: not counted as done now
     after = change.after
@@ -57,6 +79,8 @@ def school_of(serial: str, inventory: dict[str, Device]) -> str:
 
 def _said(outcome: str, detail: str) -> str:
     """What a console line says: "locked", "not locked: serial not found in google", "failed: ..."."""
+    if outcome == "not locked":
+        return detail
     if outcome in ("not found", "held"):
         return f"not locked: {detail}"
     if outcome == "failed":
@@ -105,7 +129,7 @@ def build_report(
     def add(change: Change, outcome: str | None, detail: str, state: str = "") -> None:
         for serial in sorted(serials_of(change, selection.device_types)) or ["-"]:
             entry = entries.setdefault(serial, _device_entry(serial, by_serial.get(serial), inventory))
-            said = outcome or _outcome(change, state, serial)
+            said = outcome or _outcome(change, state, serial, detail)
             entry["actions"].append(
                 {"backend": change.id.backend, "outcome": said, "detail": redact_text(detail), "said": ""}
             )

@@ -6,7 +6,7 @@ mode counts (a remote lock has no remote undo). Applied as enableLostMode (super
 policy lost_mode) or remoteLock, and disableLostMode for found devices, in $batch requests of ≤20. Windows
 never gets a remote lock (not supported on Windows desktops): with intune.windows disable_device, lost = its
 Entra ID device object is disabled (PATCH accountEnabled in the same $batch); with none, never lost and each
-device is reported failed "not locked: remote lock is not supported on Windows".
+device is reported "not locked: not supported on Windows" (skipped: nothing is sent, and it is not a failure).
 reimage (serial, request): journal-observed; `wipe` (or `retire`) in $batch, never re-sent after a timeout
 (reported "unknown"); `settle` asks Intune whether an unknown one ran.
 
@@ -41,7 +41,7 @@ DEVICE_FIELDS = (
     "deviceActionResults,managementState,azureADDeviceId"
 )
 NO_ENTRA_ID = "00000000-0000-0000-0000-000000000000"
-NOT_ON_WINDOWS = "not locked: remote lock is not supported on Windows (LostDevicePolicy intune.windows: none)"
+NOT_ON_WINDOWS = "not locked: not supported on Windows (no remote lock there; LostDevicePolicy intune.windows: none)"
 # Lost Mode (beta enableLostMode) is for supervised corporate iOS/iPadOS devices. iPads report operatingSystem
 # "iPadOS", iPhones "iOS" (API-NOTES §6); the beta managedDevice's deviceType (iPhone, iPad, iPod, ...:
 # microsoft-graph-docs-contrib api-reference/beta/resources/intune-devices-manageddevice.md) names the device
@@ -50,6 +50,10 @@ APPLE_MOBILE_OS = ("ios", "ipados")
 APPLE_MOBILE_TYPES = ("iphone", "ipad", "ipod")
 INVENTORY_FIELDS = "id,serialNumber,operatingSystem,wiFiMacAddress,lastSyncDateTime,userPrincipalName"
 ENTRA_FIELDS = "id,deviceId,accountEnabled"
+
+
+class NotSupported(BackendError):
+    """The console cannot do this on this device (a remote lock on Windows): nothing is sent, nothing failed."""
 
 
 def _serial(rid: ResourceId) -> str:
@@ -262,7 +266,7 @@ class Devices:
             # for Windows devices, learn.microsoft.com/graph/api/device-update).
             if meta.get("windows") != WINDOWS_DISABLE:
                 if lost:
-                    raise BackendError(NOT_ON_WINDOWS)
+                    raise NotSupported(NOT_ON_WINDOWS)
                 return "nothing to undo on Windows (intune.windows: none)"
             label = (
                 "Entra ID device disabled (accountEnabled false; remote lock is not supported on Windows)"
@@ -314,6 +318,9 @@ class Devices:
         for change in changes:
             try:
                 item = item_for(change)
+            except NotSupported as exc:
+                on_result(ChangeResult(change.key, "skipped", str(exc)))
+                continue
             except BackendError as exc:
                 on_result(ChangeResult(change.key, "failed", str(exc)))
                 continue

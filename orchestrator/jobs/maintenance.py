@@ -27,7 +27,6 @@ from orchestrator.engine.gates import GateDecision, build_window_schedules, gate
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan
 from orchestrator.engine.settle import resolve_command
-from orchestrator.jobs.escalation import withdrawn_escalations
 from orchestrator.jobs.session import Session
 from orchestrator.schooltime.windows import WindowSchedule
 
@@ -182,23 +181,14 @@ def run_maintenance(
 
     `on_plan` sees the queue before anything is sent; `on_report` each batch's report as soon as it is done.
     Escalations no longer wanted when their batch comes up (the device was found meanwhile) are not sent: the
-    batch's report lists them as `withdrawn`, with the reason.
+    batch's report lists them as `withdrawn`, with the reason (Session.apply).
     """
     plan = session.plan(("maintenance",), message=OBSERVING_QUEUE, now=clock())
     if on_plan is not None:
         on_plan(plan)
-    ws = session.workspace
-    inventory_path = ws.config.path(ws.config.inventory)
 
     def apply_batch(sub: Plan, gates: GateOptions) -> ApplyReport:
-        gone = withdrawn_escalations(sub, ws.policies, inventory_path, ws.repo_root, gates.now)
-        kept = replace(sub, changes=[c for c in sub.changes if c.key not in gone])
-        report = session.apply(kept, gates, kind="maintenance", check_stale=False)
-        for change in sub.changes:
-            if change.key in gone:
-                report.changes[change.key] = change
-                report.states[change.key] = "withdrawn"
-                report.details[change.key] = f"not sent: {gone[change.key]}"
+        report = session.apply(sub, gates, kind="maintenance", check_stale=False)
         if on_report is not None:
             on_report(report)
         return report

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -245,7 +245,9 @@ class Session:
         """Apply exactly `plan` (see `engine.apply`): stale check, resume, safety gates, journal.
 
         `progress` (default: the session's) gets an `ApplyStep` when the apply starts, one per change, and one
-        when it ends.
+        when it ends. An escalation the inventory no longer wants (the device was found since) refuses a reviewed
+        plan (`check_stale`); a plan made moments ago and applied in batches (`maintenance run`) withdraws it:
+        nothing is sent for it and the report lists it `withdrawn`.
         """
         tenant = self.workspace.config.tenant
         if plan.tenant != tenant:
@@ -258,12 +260,15 @@ class Session:
         gone = withdrawn_escalations(
             plan, ws.policies, ws.config.path(ws.config.inventory), ws.repo_root, (gates or GateOptions()).now
         )
-        if gone:
+        if gone and check_stale:
             shown = "\n  ".join(gone.values())
             raise StalePlanError(
                 f"escalations in this plan are no longer wanted; nothing was applied.\n  {shown}\n"
                 "Run `orchestrator plan` again and review the new plan."
             )
+        withdrawn = [c for c in plan.changes if c.key in gone]
+        if withdrawn:
+            plan = replace(plan, changes=[c for c in plan.changes if c.key not in gone])
         report_step = progress or self.progress or (lambda step: None)
         total = len(plan.changes)
         done = 0
@@ -284,6 +289,10 @@ class Session:
         )
         try:
             report = executor.apply(plan, kind=kind, gates=gates or GateOptions(), check_stale=check_stale, fresh=fresh)
+            for change in withdrawn:
+                report.changes[change.key] = change
+                report.states[change.key] = "withdrawn"
+                report.details[change.key] = f"not sent: {gone[change.key]}"
             counts = report.counts()
             failed = counts.get("failed", 0) + counts.get("unknown", 0)
             record_summary(changes=len(plan.changes), failures=failed, drift=bool(failed))

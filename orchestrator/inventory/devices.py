@@ -226,7 +226,7 @@ def _rows(file: str, reader: csv.DictReader, header: list[str], problems: list[D
 def _line_breaks(row: dict[str | None, str | list[str] | None]) -> int:
     """Line breaks inside the row's quoted cells: the row started this many lines before its end."""
     cells = [c for v in row.values() for c in (v if isinstance(v, list) else [v or ""])]
-    return sum(len(_BREAK.findall(c)) for c in cells)
+    return sum(len(_BREAK.findall(c)) for c in cells if "\n" in c or "\r" in c)  # the test first: 100,000 rows
 
 
 def _malformed(file: str, line: int, exc: csv.Error) -> Diagnostic:

@@ -212,18 +212,13 @@ class GoogleBackend:
         return out + observe_annotations(self.devices, annotations)
 
     def recheck(self, touched: Sequence[Resource]) -> list[Resource]:
-        """Apply's re-check before sending: the policies of only the OUs the plan's changes touch (deletions
-        included: `touched` holds them with value None) and the devices it changes; never the whole OU tree."""
-        mine = [r for r in touched if r.id.backend == self.name]
-        policies = [r for r in mine if r.id.type in POLICY_TYPES]
-        devices = [r for r in mine if r.id.type in DEVICE_TYPES and r.value is not None]
-        out: list[Resource] = []
-        if policies:
-            ous = {split_key(r.id.type, r.id.key)[0] for r in policies}
-            out += self._observe_policies([r for r in policies if r.value is not None], only=ous)
-        if devices:
-            out += self._observe_devices(devices)
-        return out
+        """Apply's re-check: the policies of only the OUs the plan touches (deletions come with value None) and
+        the devices it changes; never the whole OU tree."""
+        policies = [r for r in touched if r.id.backend == self.name and r.id.type in POLICY_TYPES]
+        devices = [r for r in touched if r.id.type in DEVICE_TYPES and r.value is not None]
+        ous = {split_key(r.id.type, r.id.key)[0] for r in policies}
+        out = self._observe_policies([r for r in policies if r.value is not None], only=ous) if ous else []
+        return out + (self._observe_devices(devices) if devices else [])
 
     def _check_enum_values(self, desired: list[Resource]) -> None:
         """Every desired enum value must exist in its schema (policySchemas): PlanError naming the policy otherwise."""

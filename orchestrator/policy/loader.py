@@ -9,10 +9,8 @@ limited, YAML is read within limits (yamlnodes), and every diagnostic is tidied 
 
 from __future__ import annotations
 
-import difflib
 import typing
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,15 +21,9 @@ from orchestrator.core.errors import Diagnostic, PolicyError
 from orchestrator.policy.baselines import baseline_documents, is_include, merge, overlay
 from orchestrator.policy.models import (
     KINDS,
-    AppPush,
-    LostDevicePolicy,
-    MaintenanceWindow,
     PolicyDoc,
-    Reimage,
-    RepairPolicy,
-    SchoolCalendar,
-    WebFilter,
 )
+from orchestrator.policy.references import check_conflicts, check_references, did_you_mean
 from orchestrator.policy.yamlnodes import MAX_FILE_BYTES, YamlDocument, field_path, read_documents, tidy
 
 P = TypeVar("P", bound=PolicyDoc)
@@ -182,7 +174,7 @@ def _validate(doc: YamlDocument, problems: list[Diagnostic]) -> PolicyDoc | None
     model_cls = KINDS.get(kind) if isinstance(kind, str) else None
     if model_cls is None:
         allowed = ", ".join(KINDS)
-        guess = _did_you_mean(str(kind), KINDS)
+        guess = did_you_mean(str(kind), KINDS)
         shown = _short(kind)
         problems.append(
             Diagnostic(doc.file, doc.line_of(("kind",)), "kind", f"unknown kind {shown}{guess}", f"one of {allowed}")
@@ -238,7 +230,7 @@ def _diagnostic(doc: YamlDocument, model_cls: type[BaseModel], error: Any) -> Di
     allowed = ""
     if kind == "extra_forbidden" and loc:
         fields = _fields_at(model_cls, loc[:-1])
-        message = f"unknown key {_short(loc[-1])}{_did_you_mean(str(loc[-1]), fields)}"
+        message = f"unknown key {_short(loc[-1])}{did_you_mean(str(loc[-1]), fields)}"
         allowed = "allowed: " + ", ".join(sorted(fields)) if fields else ""
     elif kind == "missing" and loc:
         message = "required key is missing"
@@ -294,118 +286,3 @@ def _dict_value(annotation: Any) -> Any:
     if typing.get_origin(annotation) is dict:
         return typing.get_args(annotation)[1]
     return None
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    if len(word) > 100:  # no key or kind is this long; difflib would only spend time on it
-        return ""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def check_references(policies: PolicySet) -> list[Diagnostic]:
-    """Duplicate names and references between documents (window and repair → calendar, reimage and escalate →
-    window), and one RepairPolicy at most."""
-    problems: list[Diagnostic] = []
-    seen: dict[tuple[str, str], LoadedPolicy] = {}
-    for loaded in policies.policies:
-        key = (loaded.model.kind, loaded.model.name)
-        if key in seen:
-            first = seen[key].source
-            problems.append(
-                Diagnostic(
-                    loaded.doc.file,
-                    loaded.doc.line_of(("name",)),
-                    "name",
-                    f"duplicate {key[0]} name {key[1]!r}, first defined at {first}",
-                    "names are unique per kind",
-                )
-            )
-        else:
-            seen[key] = loaded
-    calendars = {m.name for m, _ in policies.of_kind(SchoolCalendar)}
-    windows = {m.name for m, _ in policies.of_kind(MaintenanceWindow)}
-    # (the name used, the names it may be, their kind, the document, the field path)
-    refs = [(w.calendar, calendars, "SchoolCalendar", d, ("calendar",)) for w, d in policies.of_kind(MaintenanceWindow)]
-    refs += [(m.window, windows, "MaintenanceWindow", ld, ("window",)) for m, ld in policies.of_kind(Reimage)]
-    refs += [
-        (m.escalate.window, windows, "MaintenanceWindow", ld, ("escalate", "window"))
-        for m, ld in policies.of_kind(LostDevicePolicy)
-        if m.escalate
-    ]
-    refs += [(m.calendar, calendars, "SchoolCalendar", ld, ("calendar",)) for m, ld in policies.of_kind(RepairPolicy)]
-    repair = policies.of_kind(RepairPolicy)
-    for _, loaded in repair[1:]:  # due dates have one rule per district
-        problems.append(
-            Diagnostic(
-                loaded.doc.file,
-                loaded.doc.line_of(("kind",)),
-                "kind",
-                f"a second RepairPolicy; the first is at {repair[0][1].source}",
-                "one RepairPolicy per district",
-            )
-        )
-    for name, known, kind, loaded, path in refs:
-        if name not in known:
-            problems.append(
-                Diagnostic(
-                    loaded.doc.file,
-                    loaded.doc.line_of(path),
-                    ".".join(path),
-                    f"no {kind} named {name!r}{_did_you_mean(name, known)}",
-                    "known: " + (", ".join(sorted(known)) or "none"),
-                )
-            )
-    return problems
-
-
-def check_conflicts(policies: PolicySet) -> list[Diagnostic]:
-    """Two documents setting the same setting on the same target is an error naming both places."""
-    claims: dict[tuple[str, ...], Source] = {}
-    problems: list[Diagnostic] = []
-
-    def claim(key: tuple[str, ...], source: Source, field_path: str) -> None:
-        if key in claims and claims[key].file + str(claims[key].line) != source.file + str(source.line):
-            first = claims[key]
-            problems.append(
-                Diagnostic(
-                    source.file,
-                    source.line,
-                    field_path,
-                    f"conflict: {key[1]} {key[2]!r} already sets {key[0]} at {first}",
-                    "one document per setting and target",
-                )
-            )
-        else:
-            claims.setdefault(key, source)
-
-    for model, loaded in policies.of_kind(WebFilter):
-        for target_field, targets in _targets(model.targets):
-            for target in targets:
-                for setting in ("blocked", "allowed", "safe_search", "youtube"):
-                    value = getattr(model, setting)
-                    if value not in (None, []):
-                        claim((f"WebFilter.{setting}", target_field, target), loaded.source_of(setting), setting)
-    for model, loaded in policies.of_kind(AppPush):
-        for target_field, targets in _targets(model.targets):
-            for target in targets:
-                for i, app in enumerate(model.chrome):
-                    claim((f"chrome app {app.id}", target_field, target), loaded.source_of("chrome", i), f"chrome[{i}]")
-                for i, iapp in enumerate(model.intune):
-                    claim(
-                        (f"intune app {iapp.app!r}", target_field, target),
-                        loaded.source_of("intune", i),
-                        f"intune[{i}]",
-                    )
-    for model, loaded in policies.of_kind(LostDevicePolicy):
-        for school in model.schools or ["*"]:
-            claim(("LostDevicePolicy", "school", school), loaded.source_of("schools"), "schools")
-    return problems
-
-
-def _targets(targets: Any) -> list[tuple[str, list[str]]]:
-    return [
-        ("google_ou", targets.google_ous),
-        ("intune_group", targets.intune_groups),
-        ("network_site", targets.network_sites),
-    ]

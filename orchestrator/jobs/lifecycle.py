@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from orchestrator.engine.journal import default_actor
 from orchestrator.inventory.audit import AuditResult, mark_lost
-from orchestrator.inventory.devices import Device, Inventory, load_inventory
+from orchestrator.inventory.devices import Device, Inventory, load_inventory, write_inventory_csv
 from orchestrator.inventory.edits import HistoryEntry, append_history, history_path, read_history
 from orchestrator.inventory.loans import Handover, Late, LoanError, Terms, give_back, out_now, repair
 from orchestrator.jobs.inventory import save_inventory
@@ -99,8 +99,10 @@ def _write(ws: Workspace, devices: list[Device], history: list[HistoryEntry]) ->
     ws.journal_path.parent.mkdir(parents=True, exist_ok=True)
     with (ws.journal_path.parent / "inventory.lock").open("a") as lock:  # beside the journal, out of git
         fcntl.flock(lock, fcntl.LOCK_EX)
-        now = load_inventory(path, display=ws.inventory.file).devices
-        if now != ws.inventory.devices:
+        read = ws.inventory.devices
+        text = path.read_text(encoding="utf-8-sig") if path.exists() else ""
+        # Fast path: the file is byte for byte what we would write for what we read (any file this tool wrote).
+        if text != write_inventory_csv(read) and load_inventory(path, display=ws.inventory.file).devices != read:
             raise LoanError(f"{ws.inventory.file} changed while this command ran; nothing written: run it again")
         append_history(history_path(save_inventory(ws, devices)), history)
 

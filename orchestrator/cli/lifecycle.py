@@ -15,8 +15,9 @@ from rich.table import Table
 
 from orchestrator.cli.app import console, handle_errors, pii_option, workspace
 from orchestrator.core.redact import redact_field
-from orchestrator.inventory.audit import AuditResult, audit, read_scan
+from orchestrator.inventory.audit import AuditResult, Scanned, audit, read_scan
 from orchestrator.inventory.aue import aue_groups
+from orchestrator.inventory.devices import Device
 from orchestrator.inventory.loans import Late
 from orchestrator.jobs.lifecycle import mark_missing_lost, out_report, repair_device, return_device, today
 
@@ -168,39 +169,25 @@ def overdue(ctx: click.Context, school: str | None, fmt: str, on: dt.datetime | 
             console.print(f"note: {note}", markup=False, soft_wrap=True)
 
 
+def _audit_row(result: str, scan: Scanned | None, device: Device | None) -> dict[str, Any]:
+    return {
+        "result": result,
+        "code": scan.code if scan else "",
+        "serial": device.serialNumber if device else "",
+        "belongs_to": device.school if device else "",
+        "status": device.inventoryStatus if device else "",
+        "last_seen": device.lastSync if device else "",
+        "scanned": scan.times if scan else 0,
+    }
+
+
 def audit_rows(result: AuditResult) -> list[dict[str, Any]]:
-    rows = [
-        {
-            "result": "present",
-            "code": s.code,
-            "serial": d.serialNumber,
-            "belongs_to": d.school,
-            "status": d.inventoryStatus,
-        }
-        | {"last_seen": d.lastSync, "scanned": s.times}
-        for s, d in result.present
-    ]
-    rows += [
-        {"result": "missing", "code": "", "serial": d.serialNumber, "belongs_to": d.school, "status": d.inventoryStatus}
-        | {"last_seen": d.lastSync, "scanned": 0}
-        for d in result.missing
-    ]
-    rows += [
-        {"result": "unexpected", "code": s.code, "serial": d.serialNumber, "belongs_to": d.school}
-        | {"status": d.inventoryStatus, "last_seen": d.lastSync, "scanned": s.times}
-        for s, d in result.unexpected
-    ]
-    rows += [
-        {"result": "unknown", "code": s.code, "serial": "", "belongs_to": "", "status": "", "last_seen": ""}
-        | {"scanned": s.times}
-        for s in result.unknown
-    ]
-    rows += [
-        {"result": f"not expected ({d.inventoryStatus})", "code": "", "serial": d.serialNumber}
-        | {"belongs_to": d.school, "status": d.inventoryStatus, "last_seen": d.lastSync, "scanned": 0}
-        for d in result.not_expected
-    ]
-    return rows
+    """What needs a look first (missing, another school's, unknown), then the devices not expected, then present."""
+    rows = [_audit_row("missing", None, d) for d in result.missing]
+    rows += [_audit_row("unexpected", s, d) for s, d in result.unexpected]
+    rows += [_audit_row("unknown", s, None) for s in result.unknown]
+    rows += [_audit_row(f"not expected ({d.inventoryStatus})", None, d) for d in result.not_expected]
+    return rows + [_audit_row("present", s, d) for s, d in result.present]
 
 
 @click.command("audit")

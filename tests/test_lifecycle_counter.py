@@ -147,6 +147,7 @@ def test_an_empty_pool_names_the_nearest_pools_and_changes_nothing(district: Pat
         (("repair", "CB0000025"), "CB0000025 is a loaner"),
         (("repair", "CB0000001", "--loaner", "CB0000004"), "CB0000004 is not a loaner"),
         (("repair", "CB0000404"), "no device with serial 'CB0000404'"),
+        (("repair", "CB0000001", "--from-pool", "lincoln"), "no school named 'lincoln'"),
         (("return", "CB0000001"), "CB0000001 is not in repair"),
         (("repair", "CB0000001", "--no-loaner", "--loaner", "CB0000025"), "--no-loaner goes without"),
     ],

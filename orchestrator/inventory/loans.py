@@ -75,21 +75,21 @@ def free_loaners(inventory: Inventory) -> dict[str, list[Device]]:
     return pools
 
 
-def school_level(inventory: Inventory, school: str) -> str:
-    """elementary / middle / high: the commonest `/Students/<Level>/` of the school's devices ("" if none)."""
-    levels = Counter(
-        d.orgUnitPath.split("/")[2].lower()
-        for d in inventory.devices
-        if d.school == school and d.orgUnitPath.startswith("/Students/") and d.orgUnitPath.count("/") >= 3
-    )
-    return levels.most_common(1)[0][0] if levels else ""
+def school_levels(inventory: Inventory) -> dict[str, str]:
+    """School → elementary / middle / high: the commonest `/Students/<Level>/` of its devices (absent if none)."""
+    counts: dict[str, Counter[str]] = {}
+    for device in inventory.devices:
+        if device.school and device.orgUnitPath.startswith("/Students/") and device.orgUnitPath.count("/") >= 3:
+            counts.setdefault(device.school, Counter())[device.orgUnitPath.split("/")[2].lower()] += 1
+    return {school: levels.most_common(1)[0][0] for school, levels in counts.items()}
 
 
 def nearest_pools(inventory: Inventory, school: str, limit: int = 3) -> list[tuple[str, int]]:
     """Other schools with free loaners, nearest first (same level, then most free, then name)."""
-    level = school_level(inventory, school)
+    levels = school_levels(inventory)
+    level = levels.get(school, "")
     pools = [(s, len(d)) for s, d in free_loaners(inventory).items() if s and s != school]
-    pools.sort(key=lambda p: (school_level(inventory, p[0]) != level, -p[1], p[0]))
+    pools.sort(key=lambda p: (levels.get(p[0], "") != level, -p[1], p[0]))
     return pools[:limit]
 
 
@@ -129,6 +129,9 @@ def _pick_loaner(
                 f"student of {device.school or 'no school'}, say so with --from-pool {chosen.school}"
             )
         return chosen
+    schools = sorted({d.school for d in inventory.devices if d.school})
+    if pool not in schools:
+        raise LoanError(f"no school named {pool!r} in {inventory.file} (schools: {', '.join(schools)})")
     free = free_loaners(inventory).get(pool, [])
     if not free:
         total = sum(1 for d in inventory.devices if d.inventoryStatus == "loaner" and d.school == pool)

@@ -100,3 +100,11 @@ def test_techcheck_says_what_it_could_not_compute(tenant: Tenant) -> None:
     assert data["not_seen_days"] == 5
     unknown = run(tenant, "report", "techcheck", "--school", "nowhere")
     assert unknown.exit_code == 1 and "no device of school 'nowhere'" in unknown.output
+
+
+def test_a_damaged_lockdown_report_is_a_note_not_a_crash(tenant: Tenant) -> None:
+    (tenant.root / "reports").mkdir(exist_ok=True)
+    (tenant.root / "reports" / "lockdown-2026-12-11T080000Z.json").write_text('{"devices": [')  # being written
+    result = run(tenant, "report", "techcheck", "--format", "json", "--date", ON)
+    assert result.exit_code == 0, result.output
+    assert "cannot read the newest lockdown report" in " ".join(json.loads(result.output)["notes"])

@@ -107,7 +107,11 @@ def _stamp_of(name: str) -> dt.datetime | None:
 
 def _lockdown_rows(check: TechCheck, ws: Workspace, show_pii: bool, tz: ZoneInfo) -> None:
     folder = ws.config.path(ws.config.reports)
-    report, name = newest_lockdown(folder)
+    try:
+        report, name = newest_lockdown(folder)
+    except (OSError, ValueError) as exc:  # a report being written right now, or damaged: say so, list nothing
+        check.notes.append(f"cannot read the newest lockdown report in {folder}: {exc}; locked/released not known")
+        return
     if report is None:
         check.notes.append(f"no lockdown report in {folder}: locked/released not known (run `orchestrator lockdown`)")
         return

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from orchestrator.cli import main
-from orchestrator.inventory.devices import Device, load_inventory
+from orchestrator.inventory.devices import Device, load_inventory, write_inventory_csv
 from orchestrator.inventory.edits import history_path, read_history
 from orchestrator.inventory.loans import LoanError
 from orchestrator.jobs.lifecycle import repair_device
@@ -208,3 +208,19 @@ def test_a_change_made_meanwhile_at_another_counter_is_never_overwritten(distric
         repair_device(ws, "CB0000001", on=dt.date(2026, 11, 20))
     now = devices(district)
     assert now["CB0000013"].inventoryStatus == "lost" and now["CB0000001"].inventoryStatus == "active"
+
+
+def test_a_repair_the_calendar_cannot_count_is_listed_as_unknown_with_why(district: Path) -> None:
+    path = district.parent / "inventory" / "devices.csv"
+    inventory = load_inventory(path)
+    for device in inventory.devices:
+        if device.serialNumber == "CB0000001":  # logged in the summer, after the calendar's last day
+            device.inventoryStatus, device.repairSince = "repair", "2027-07-01"
+    path.write_text(write_inventory_csv(inventory.devices))
+    late = run(district, "inventory", "overdue", "--format", "json", "--date", "2027-07-10")
+    assert late.exit_code == 0, late.output
+    row = next(r for r in json.loads(late.output)["rows"] if r["serial"] == "CB0000001")
+    assert row["school_days_overdue"] == "unknown" and "add the next term" in row["problem"]
+    # At the counter the same gap stops the repair instead of guessing a due date.
+    refused = run(district, "inventory", "repair", "CB0000005", "--date", "2027-07-01")
+    assert refused.exit_code == 1 and "has no class day after 2027-05-27" in " ".join(refused.output.split())

@@ -265,25 +265,34 @@ class Late:
 def out_now(inventory: Inventory, *, today: dt.date, terms: Terms, clock: SchoolClock) -> list[Late]:
     """Every device in repair and every loaner on loan, with school days overdue (0 when not yet due).
 
-    A repair without `repairSince`, or a loaner lent without `loanDue` (set by hand), is listed with
-    overdue None and the reason, never dropped.
+    A repair without `repairSince`, a loaner lent without `loanDue` (set by hand), or one whose school days
+    cannot be counted (a stale calendar feed, a date the calendar does not reach) is listed with overdue None
+    and the reason, never dropped.
     """
     out: list[Late] = []
     by_serial = inventory.by_serial()
     for device in inventory.devices:
         if device.inventoryStatus == "repair":
-            if not device.repairSince:
-                out.append(Late("repair", device, "", "", None, "no repairSince: set by hand?"))
-                continue
-            due = clock.due(dt.date.fromisoformat(device.repairSince), terms.turnaround, device.school)
-            out.append(
-                Late("repair", device, device.repairSince, due.isoformat(), clock.late(due, today, device.school))
-            )
+            out.append(_repair_late(device, today, terms, clock))
         elif device.inventoryStatus == "loaner" and (device.loanFor or device.assignedStudent):
             if not device.loanDue:
                 out.append(Late("loaner", device, device.loanedOn, "", None, "no loanDue: lent by hand?"))
                 continue
             borrower_school = by_serial[device.loanFor].school if device.loanFor in by_serial else device.school
-            late = clock.late(dt.date.fromisoformat(device.loanDue), today, borrower_school)
-            out.append(Late("loaner", device, device.loanedOn, device.loanDue, late))
+            try:
+                late: int | None = clock.late(dt.date.fromisoformat(device.loanDue), today, borrower_school)
+                problem = ""
+            except OrchestratorError as exc:
+                late, problem = None, str(exc)
+            out.append(Late("loaner", device, device.loanedOn, device.loanDue, late, problem))
     return sorted(out, key=lambda e: (e.device.school, e.kind, e.device.serialNumber))
+
+
+def _repair_late(device: Device, today: dt.date, terms: Terms, clock: SchoolClock) -> Late:
+    if not device.repairSince:
+        return Late("repair", device, "", "", None, "no repairSince: set by hand?")
+    try:
+        due = clock.due(dt.date.fromisoformat(device.repairSince), terms.turnaround, device.school)
+        return Late("repair", device, device.repairSince, due.isoformat(), clock.late(due, today, device.school))
+    except OrchestratorError as exc:
+        return Late("repair", device, device.repairSince, "", None, str(exc))

@@ -29,6 +29,17 @@ FIELDS = ("annotatedAssetId", "annotatedUser", "annotatedLocation", "notes")
 REPLY_FIELDS = "deviceId," + ",".join(FIELDS)
 
 
+def observe_devices(devices: ChromeDevices, desired: list[Resource]) -> list[Resource]:
+    """device_status (a few lost devices by id, or the listing) and device_annotations (the listing: a record
+    read by id carries no annotation fields), with at most one fresh listing between them."""
+    status = [r for r in desired if r.id.type == "device_status"]
+    annotations = [r for r in desired if r.id.type == "device_annotations"]
+    out = devices.observe(status) if status else []
+    if annotations:  # after a status read that listed: its listing; after one by id (or none): list now
+        devices.devices_by_serial(refresh=not status, fleet=len(annotations))
+    return out + observe_annotations(devices, annotations)
+
+
 def observe_annotations(devices: ChromeDevices, desired: Sequence[Resource]) -> list[Resource]:
     """The console's values of the desired fields, from the cached device listing (read it first)."""
     out: list[Resource] = []

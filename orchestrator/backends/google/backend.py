@@ -24,7 +24,7 @@ from typing import Any
 
 from google.auth.credentials import Credentials
 
-from orchestrator.backends.google.annotations import ChromeAnnotations, observe_annotations
+from orchestrator.backends.google.annotations import ChromeAnnotations, observe_devices
 from orchestrator.backends.google.client import GoogleApi
 from orchestrator.backends.google.config import GoogleConfig
 from orchestrator.backends.google.devices import ChromeDevices
@@ -193,23 +193,13 @@ class GoogleBackend:
         with ThreadPoolExecutor(max_workers=1) as side:
             devices = None
             if set(types) & set(DEVICE_TYPES):
-                devices = side.submit(self._observe_devices, [r for r in mine if r.id.type in types])
+                devices = side.submit(observe_devices, self.devices, [r for r in mine if r.id.type in types])
             if set(types) & set(POLICY_TYPES):
                 policies = [r for r in mine if r.id.type in POLICY_TYPES and r.id.type in types]
                 out += [r for r in self._observe_policies(policies) if r.id.type in types]
             if devices is not None:
                 out += devices.result()
         return out
-
-    def _observe_devices(self, desired: list[Resource]) -> list[Resource]:
-        """device_status (a few lost devices by id, or the listing) and device_annotations (the listing: a record
-        read by id carries no annotation fields), with at most one fresh listing between them."""
-        status = [r for r in desired if r.id.type == "device_status"]
-        annotations = [r for r in desired if r.id.type == "device_annotations"]
-        out = self.devices.observe(status) if status else []
-        if annotations:  # after a status read that listed: its listing; after one by id (or none): list now
-            self.devices.devices_by_serial(refresh=not status, fleet=len(annotations))
-        return out + observe_annotations(self.devices, annotations)
 
     def recheck(self, touched: Sequence[Resource]) -> list[Resource]:
         """Apply's re-check: the policies of only the OUs the plan touches (deletions come with value None) and
@@ -218,7 +208,7 @@ class GoogleBackend:
         devices = [r for r in touched if r.id.type in DEVICE_TYPES and r.value is not None]
         ous = {split_key(r.id.type, r.id.key)[0] for r in policies}
         out = self._observe_policies([r for r in policies if r.value is not None], only=ous) if ous else []
-        return out + (self._observe_devices(devices) if devices else [])
+        return out + (observe_devices(self.devices, devices) if devices else [])
 
     def _check_enum_values(self, desired: list[Resource]) -> None:
         """Every desired enum value must exist in its schema (policySchemas): PlanError naming the policy otherwise."""

@@ -44,7 +44,8 @@ INTUNE_APPS = ["Microsoft Word", "Google Chrome", "Microsoft Teams", "Zoom Workp
 DOMAIN = "district.example"
 LOANER_SLOTS = (15, 24, 25, 26)
 """Device n is a pooled loaner when n % 80 is one of these (5% of devices): Chromebooks, one slot per school of
-the four (two loaners each in the first 120 devices), never a staff or lab device. A loaner has no student."""
+the four (two loaners each in the first 120 devices), never a staff or lab device. A loaner has no student.
+With generated extra schools (`ous=`) the slots reach only the schools whose index they fall on."""
 
 
 @dataclass

@@ -61,23 +61,20 @@ class Rules:
 
 
 def repair_rules(ws: Workspace) -> Rules:
-    """The one RepairPolicy and its calendar; an error naming what to add or fix when there is none or two."""
+    """The RepairPolicy and its calendar; an error saying what to add when there is none.
+
+    Loading the policies already refused a second RepairPolicy and a calendar name that names no SchoolCalendar
+    (`policy.references`), with file:line.
+    """
     found = ws.policies.of_kind(RepairPolicy)
     if not found:
         raise LoanError(
             f"no RepairPolicy in {ws.config.policies}: add one, e.g. policies/repair.yaml with {EXAMPLE_POLICY}"
         )
-    if len(found) > 1:
-        places = ", ".join(f"{loaded.source.file}:{loaded.source.line}" for _, loaded in found)
-        raise LoanError(f"several RepairPolicy documents ({places}): keep one")
-    policy, loaded = found[0]
+    policy = found[0][0]
     calendar = ws.policies.by_name(SchoolCalendar, policy.calendar)
-    if calendar is None:
-        where = loaded.source_of("calendar")
-        known = ", ".join(sorted(m.name for m, _ in ws.policies.of_kind(SchoolCalendar))) or "none"
-        raise LoanError(
-            f"{where.file}:{where.line}: calendar: no SchoolCalendar named {policy.calendar!r} (known: {known})"
-        )
+    if calendar is None:  # only for a PolicySet built without the reference checks
+        raise LoanError(f"RepairPolicy {policy.name}: no SchoolCalendar named {policy.calendar!r}")
     days = SchoolDays(calendar[0], ws.repo_root)
     terms = Terms(turnaround=policy.turnaround_school_days, loaner_due=policy.loaner_due_school_days)
     return Rules(policy=policy, terms=terms, clock=CalendarClock(days))

@@ -5,7 +5,10 @@ GoogleBackend and googleapiclient over HTTP, then prints wall time per phase, HT
 the minimum the page and batch limits allow, and peak RSS (emulator and client share this process).
 
     .venv/bin/python bench/bench_google.py --devices 10000
-    .venv/bin/python bench/bench_google.py --devices 100000 --ous 400 --latency 0.05
+    .venv/bin/python bench/bench_google.py --devices 120000 --ous 400 --latency 0.05   # 100,000 Chromebooks
+
+--devices counts every device of the District-100k mix (bench/district.py: Chromebooks, Windows and iPads 20:3:1);
+the emulator holds the Chromebooks.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ from orchestrator.policy.loader import load_policies  # noqa: E402
 from orchestrator.sandbox.district import generate  # noqa: E402
 from orchestrator.sandbox.google_emulator import GoogleEmulator  # noqa: E402
 
+sys.path.insert(0, str(REPO / "bench"))
+from district import MIX  # noqa: E402
+
 
 def inventory_with_lost(district, lost: int) -> Inventory:
     """The district's devices as an inventory, with `lost` Chromebooks spread across schools marked lost."""
@@ -61,7 +67,7 @@ def main() -> None:
 
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
-    district = generate(devices=args.devices, seed=args.seed, ous=args.ous)
+    district = generate(devices=args.devices, seed=args.seed, ous=args.ous, mix=MIX)
     emulator = GoogleEmulator(district, seed=args.seed, latency=args.latency).start()
     phases["generate + start emulator"] = time.perf_counter() - t0
     config = GoogleConfig(

@@ -23,8 +23,7 @@ from orchestrator.sandbox.graph_state import GraphState
 
 REPO = Path(__file__).resolve().parent.parent
 GOOGLE_WRITES = ("chromeosdevices.batchChangeStatus", "chromeosdevices.moveDevicesToOu", "chromeosdevices.issueCommand")
-GRAPH_WRITES = (
-    "POST $batch",
+GRAPH_WRITES = (  # the inner requests that change a device ($batch itself also carries reads)
     "POST managedDevices/remoteLock",
     "POST managedDevices/enableLostMode",
     "POST managedDevices/disableLostMode",

@@ -101,6 +101,7 @@ def measure(name: str, run: Callable[[], Any], emulators: Emulators, profile: Pa
         "name": name,
         "wall_s": round(wall, 2),
         "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2),
+        "peak_rss_mib_so_far": round(after.ru_maxrss / 1024),  # the process's peak once this run is over
         "requests": {f"google {k}": v for k, v in sorted(counts["google"].items())}
         | {f"graph {k}": v for k, v in sorted(counts["graph"].items())},
         "result": result,
@@ -139,7 +140,7 @@ def show(row: dict[str, Any]) -> None:
         f"\n{row['name']}: {row['wall_s']:.1f} s wall, {row['cpu_s']:.1f} s CPU; "
         f"quota floor {row['quota_floor_s']:.1f} s "
         f"({row['quota_floor_bound']}), wall/floor {ratio}; requests {row['requests_total']} vs minimum "
-        f"{row['minimum_total']} ({row['calls_ratio']:.2f}x)"
+        f"{row['minimum_total']} ({row['calls_ratio']:.2f}x); peak RSS so far {row['peak_rss_mib_so_far']} MiB"
     )
     for endpoint in sorted(set(row["requests"]) | set(row["minimum"])):
         minimum = row["minimum"].get(endpoint)
@@ -158,6 +159,7 @@ def main() -> None:
     parser.add_argument("--name", default="district-100k", help="the JSON file's name in bench/results/")
     parser.add_argument("--profile", type=Path, help="write a cProfile report per run to this folder")
     parser.add_argument("--no-json", action="store_true", help="print only")
+    parser.add_argument("--skip-policies", action="store_true", help="leave out the policy plan + apply (4+ min)")
     args = parser.parse_args()
     workload = Workload(args.devices, args.ous, args.lost, args.quiet, args.latency)
 
@@ -216,19 +218,20 @@ def main() -> None:
                     "phases_s": _rounded(phases),
                 }
 
-            row = measure("plan + apply, 30 policies", policies, emulators, args.profile)
-            writes = {k: row["google"][k] for k in POLICY_WRITES if row["google"][k]}
-            rows.append(
-                finish(
-                    row,
-                    {
-                        "google orgunits.list": 1,
-                        # the plan reads every OU; the reviewed plan's apply re-reads the OUs it changes before sending
-                        "google policies.resolve": (ous + row["result"]["ous_changed"]) * len(RESOLVE_FILTERS),
-                        **{f"google {k}": v for k, v in writes.items()},  # one per OU and namespace the plan changes
-                    },
+            if not args.skip_policies:
+                row = measure("plan + apply, 30 policies", policies, emulators, args.profile)
+                writes = {k: row["google"][k] for k in POLICY_WRITES if row["google"][k]}
+                rows.append(
+                    finish(
+                        row,
+                        {
+                            "google orgunits.list": 1,
+                            # the plan reads every OU; the apply of the reviewed plan re-reads the OUs it changes
+                            "google policies.resolve": (ous + row["result"]["ous_changed"]) * len(RESOLVE_FILTERS),
+                            **{f"google {k}": v for k, v in writes.items()},  # one per OU and namespace changed
+                        },
+                    )
                 )
-            )
 
             def night(which: str) -> Callable[[], dict[str, Any]]:
                 def run() -> dict[str, Any]:

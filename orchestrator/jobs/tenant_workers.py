@@ -255,7 +255,7 @@ def serve(entry: Callable[[list[str]], Any], preload: Sequence[str] = (), cache:
     for name in preload:
         _import(name)
     if cache:
-        _learn(cache, keep=True)
+        _import_all(_names(cache))
     selector = selectors.DefaultSelector()
     selector.register(inbox, selectors.EVENT_READ, None)
     children: dict[int, tuple[int, int, str]] = {}  # pidfd → (request id, pid, learned-modules file)
@@ -278,8 +278,10 @@ def serve(entry: Callable[[list[str]], Any], preload: Sequence[str] = (), cache:
                 selector.unregister(key.fd)
                 os.close(key.fd)
                 _, status, usage = os.wait4(pid, 0)
+                names = _names(learned)  # read before the parent hears of the end and clears the folder
+                Path(learned).unlink(missing_ok=True)
                 _send(outbox, {"id": number, "status": status, "max_rss_kib": usage.ru_maxrss})
-                _learn(learned)
+                _import_all(names)
     if cache:
         _remember(Path(cache))
 
@@ -353,26 +355,26 @@ def _child(request: dict[str, Any], entry: Callable[[list[str]], Any], before: s
 
 
 def _exit_code(code: object) -> int:
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
+    """What `sys.exit(code)` would make the process exit with (a message is printed, then 1)."""
+    if code is None or isinstance(code, int):
+        return code or 0
     print(code, file=sys.stderr)
     return 1
 
 
-def _learn(path: str, keep: bool = False) -> None:
-    """Import what a finished district imported lazily (or a cache lists), so the next ones fork with it loaded."""
+def _names(path: str) -> list[str]:
+    """The module names a finished district (or the cache) lists; none when the file is missing or malformed."""
     try:
         names = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError):
-        names = []
-    if not keep:
-        Path(path).unlink(missing_ok=True)
-    if not isinstance(names, list):
-        return
+        return []
+    return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
+
+
+def _import_all(names: list[str]) -> None:
+    """Import what a finished district imported lazily (or a cache lists), so the next ones fork with it loaded."""
     for name in names:
-        if isinstance(name, str) and name not in sys.modules and name != "__main__":
+        if name not in sys.modules and name != "__main__":
             _import(name)
 
 

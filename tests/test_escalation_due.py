@@ -47,10 +47,17 @@ def district(tmp_path: Path) -> Path:
 
 
 def due_at(
-    root: Path, now: dt.datetime, history: list[HistoryEntry], days: int = 3, action: str = "powerwash"
+    root: Path,
+    now: dt.datetime,
+    history: list[HistoryEntry],
+    days: int = 3,
+    action: str = "powerwash",
+    google: str = "none",
 ) -> Escalations:
+    """Escalations with the sample policy; Chromebooks are left enabled (google.action: none) unless asked."""
     policy = root / "policies" / "lost-devices.yaml"
     text = policy.read_text().split("\nescalate:")[0].rstrip("\n") + "\n"
+    text = text.replace("google:\n  action: disable\n", f"google:\n  action: {google}\n")
     policy.write_text(text + ESCALATE.format(days=days, action=action))
     policies = load_policies(root / "policies")
     inventory = load_inventory(REPO / "inventory" / "devices.csv")
@@ -126,6 +133,20 @@ def test_wipe_keeps_enrollment_only_on_windows_so_ipads_are_named_not_escalated(
     assert set(found.due) == {"PF0000009", "CB0000011"}
     (note,) = [n for n in found.notes if "does not exist for ios" in n]
     assert "DM0000010" in note
+
+
+@pytest.mark.parametrize("action", ["powerwash", "wipe"])
+def test_a_chromebook_the_lockdown_disables_stays_disabled_and_is_named_not_sent_a_command(
+    district: Path, action: str
+) -> None:
+    history = [lost("DM0000010"), lost("PF0000009", new="stolen"), lost("CB0000011")]
+    found = due_at(district, at("2026-12-01"), history, action=action, google="disable")
+    assert "CB0000011" not in found.due and "PF0000009" in found.due
+    (note,) = [n for n in found.notes if "stay disabled" in n]
+    assert "CB0000011" in note and "1 Chromebook(s)" in note
+    assert set(due_at(district, at("2026-12-01"), history, action="deprovision", google="disable").due) == set(
+        ["DM0000010", "PF0000009", "CB0000011"]
+    )
 
 
 def test_lost_lost_history_is_read_with_lost_since() -> None:

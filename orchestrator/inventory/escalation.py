@@ -177,6 +177,12 @@ def find_escalations(
         days = calendar.class_days_between(since + dt.timedelta(days=1), today, device.school or None)
         if days < rule.after_school_days:
             continue
+        if device.platform == "chromeos" and rule.action in COMMANDS and model.google.action == "disable":
+            # The lockdown disabled it, which is what Google advises for lost or stolen devices (directory_v1
+            # chromeosdevices.action: "Lost or stolen devices should use the disable action"); a remote command
+            # to a disabled device is refused (the emulator: failedPrecondition) and would fail every night.
+            disabled.setdefault((model.name, rule.action), []).append(device.serialNumber)
+            continue
         due = Due(
             serial=device.serialNumber,
             school=device.school,
@@ -193,8 +199,6 @@ def find_escalations(
             inventory_line=device.line,
         )
         result.due[device.serialNumber] = due
-        if device.platform == "chromeos" and rule.action in COMMANDS and model.google.action == "disable":
-            disabled.setdefault((model.name, rule.action), []).append(device.serialNumber)
     for name, serials in undated.items():
         result.notes.append(
             f"escalate {name}: {len(serials)} lost device(s) are not escalated because the device history has no "
@@ -208,9 +212,9 @@ def find_escalations(
         )
     for (name, action), serials in disabled.items():
         result.notes.append(
-            f"escalate {name}: {action} is a remote command, and the lockdown disables lost Chromebooks; a console "
-            f"that refuses commands to a disabled device (the emulator does: failedPrecondition) makes these fail, "
-            f"reported per device (deprovision works on a disabled device): {_listed(serials)}"
+            f"escalate {name}: {action} is a remote command and the lockdown keeps lost Chromebooks disabled "
+            f"(google.action: disable), which takes no command; {len(serials)} Chromebook(s) stay disabled, not "
+            f"escalated (deprovision or retire works on a disabled device): {_listed(serials)}"
         )
     result.notes += [due.note() for due in list(result.due.values())[:SHOWN]]
     if len(result.due) > SHOWN:

@@ -1,7 +1,8 @@
 """Benchmark: District-100k, the compass workload, through the same jobs as the command line.
 
-Four runs against the Google and Graph emulators (a forked child, 50 ms on every reply), each opening a fresh
-session from a generated orchestrator.yaml whose pacers sit at the published quotas: `inventory sync`, the
+Runs against the Google and Graph emulators (a forked child, 50 ms on every reply), each opening a fresh
+session from a generated orchestrator.yaml whose pacers sit at the published quotas: the Chrome fleet listing
+alone (one sequential listing, then concurrent OU subtrees, through GoogleBackend), `inventory sync`, the
 policy `plan` + `apply` of 30 policies, the nightly `lockdown` with 500 lost, and a quiet night with 10 lost.
 For each run it prints wall time, requests by endpoint next to the minimum the page and batch limits allow,
 the quota floor (the minimum requests at the published rates) and the ratio of the wall time to it, CPU
@@ -39,7 +40,10 @@ sys.path.insert(0, str(REPO / "bench"))
 from district import Emulators, Workload, use_inventory  # noqa: E402
 
 from orchestrator import Session, run_lockdown  # noqa: E402
+from orchestrator.backends.google.backend import GoogleBackend  # noqa: E402
+from orchestrator.backends.google.config import GoogleConfig  # noqa: E402
 from orchestrator.backends.google.policy import RESOLVE_FILTERS  # noqa: E402
+from orchestrator.backends.pacing import CallCounter  # noqa: E402
 from orchestrator.jobs.inventory import sync_inventory  # noqa: E402
 
 SCHEMA = 1
@@ -179,6 +183,23 @@ def main() -> None:
             intune_fleet = fleet["windows"] + fleet["ios"]
             list_pages = math.ceil(fleet["chromeos"] / 300)
             intune_pages = math.ceil(intune_fleet / 1000)
+
+            for workers, label in (
+                (1, "Chrome fleet listing, one sequential listing"),
+                (8, "Chrome fleet listing, concurrent OU subtrees"),
+            ):
+
+                def listing(workers: int = workers) -> dict[str, Any]:
+                    url = setup["urls"]["google"]
+                    google = GoogleConfig(
+                        directory_endpoint=url, policy_endpoint=url, credentials_file_env="K12_BENCH_NONE"
+                    )
+                    backend = GoogleBackend(google, counter=CallCounter(), workers=workers)
+                    return {"devices": len(backend.inventory_records())}
+
+                row = measure(label, listing, emulators, args.profile)
+                cut = {"google orgunits.list": 1} if workers > 1 else {}  # the OU list the cut is made from
+                rows.append(finish(row, {"google chromeosdevices.list": list_pages, **cut}))
 
             def sync() -> dict[str, Any]:
                 started = time.perf_counter()

@@ -157,6 +157,7 @@ def _serve(workload: Workload, root: Path, conn: Connection) -> None:
     conn.send(
         {
             "config": str(config),
+            "urls": urls,
             "fleet": Counter(s.device.platform for s in district.devices),
             "ous": len(district.ous),
             "lost": Counter(platform[s] for s in lost),

@@ -225,8 +225,11 @@ def _rows(file: str, reader: csv.DictReader, header: list[str], problems: list[D
 
 def _line_breaks(row: dict[str | None, str | list[str] | None]) -> int:
     """Line breaks inside the row's quoted cells: the row started this many lines before its end."""
+    joined = "".join(v if isinstance(v, str) else "".join(v) for v in row.values() if v)
+    if "\n" not in joined and "\r" not in joined:  # nearly every row: one test, not one per cell
+        return 0
     cells = [c for v in row.values() for c in (v if isinstance(v, list) else [v or ""])]
-    return sum(len(_BREAK.findall(c)) for c in cells if "\n" in c or "\r" in c)  # the test first: 100,000 rows
+    return sum(len(_BREAK.findall(c)) for c in cells)
 
 
 def _malformed(file: str, line: int, exc: csv.Error) -> Diagnostic:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +57,37 @@ def append_history(path: Path, entries: list[HistoryEntry]) -> None:
             writer.writeheader()
         for entry in entries:
             writer.writerow(entry.__dict__)
+
+
+def pending_history_path(inventory_path: Path) -> Path:
+    """History rows of a write in progress: staged before the inventory is replaced, appended after."""
+    return inventory_path.with_name("history.csv.pending")
+
+
+def stage_history(inventory_path: Path, entries: list[HistoryEntry]) -> None:
+    """Write `entries` to the pending file (flushed to disk) before the inventory they describe is replaced."""
+    staged = pending_history_path(inventory_path)
+    staged.unlink(missing_ok=True)
+    if entries:
+        append_history(staged, entries)
+        with staged.open("rb+") as handle:
+            os.fsync(handle.fileno())
+
+
+def settle_history(inventory_path: Path, devices: list[Device]) -> int:
+    """Finish a write a crash interrupted: staged rows go to the history when the inventory `devices` hold what
+    they say (the inventory was replaced), and are dropped when it does not (it never was). Returns rows kept."""
+    staged = pending_history_path(inventory_path)
+    if not staged.exists():
+        return 0
+    entries = read_history(staged)
+    by_serial = {d.serialNumber: d for d in devices}
+    final: dict[tuple[str, str], str] = {(e.serialNumber, e.field): e.new for e in entries}
+    written = all(getattr(by_serial.get(serial), name, None) == value for (serial, name), value in final.items())
+    if written:
+        append_history(history_path(inventory_path), entries)
+    staged.unlink()
+    return len(entries) if written else 0
 
 
 def read_history(path: Path, serial: str | None = None) -> list[HistoryEntry]:

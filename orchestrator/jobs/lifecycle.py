@@ -1,23 +1,22 @@
 """The technician's counter as use cases: repair with a loaner, return, what is overdue, and the audit's marking.
 
-Each write is one `save_inventory` (both devices, or every missing device, or nothing) followed by their
-history rows. School days come from the one RepairPolicy's calendar (`schooltime.counting`), per school. Without
+Each write is one `commit_inventory` (both devices, or every missing device, or nothing) with their history
+rows. School days come from the one RepairPolicy's calendar (`schooltime.counting`), per school. Without
 a RepairPolicy the commands that need due dates fail closed and say what to add.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from orchestrator.engine.journal import default_actor
 from orchestrator.inventory.audit import AuditResult, mark_lost
-from orchestrator.inventory.devices import Device, Inventory, load_inventory, write_inventory_csv
-from orchestrator.inventory.edits import HistoryEntry, append_history, history_path, read_history
+from orchestrator.inventory.devices import Device, Inventory
+from orchestrator.inventory.edits import HistoryEntry, history_path, read_history
 from orchestrator.inventory.loans import Handover, Late, LoanError, Terms, give_back, out_now, repair
-from orchestrator.jobs.inventory import save_inventory
+from orchestrator.jobs.inventory import InventoryChanged, commit_inventory
 from orchestrator.jobs.workspace import Workspace
 from orchestrator.policy.models import RepairPolicy, SchoolCalendar
 from orchestrator.schooltime.calendar import SchoolDays
@@ -90,18 +89,11 @@ def _stamp() -> str:
 
 
 def _write(ws: Workspace, devices: list[Device], history: list[HistoryEntry]) -> None:
-    """Save `devices` and append `history`, under a lock and only if the file is still what this command read:
-    two technicians at two counters never overwrite each other's change (the second is told to run again)."""
-    path = ws.config.path(ws.config.inventory)
-    ws.journal_path.parent.mkdir(parents=True, exist_ok=True)
-    with (ws.journal_path.parent / "inventory.lock").open("a") as lock:  # beside the journal, out of git
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        read = ws.inventory.devices
-        text = path.read_text(encoding="utf-8-sig") if path.exists() else ""
-        # Fast path: the file is byte for byte what we would write for what we read (any file this tool wrote).
-        if text != write_inventory_csv(read) and load_inventory(path, display=ws.inventory.file).devices != read:
-            raise LoanError(f"{ws.inventory.file} changed while this command ran; nothing written: run it again")
-        append_history(history_path(save_inventory(ws, devices)), history)
+    """Save `devices` with `history` (jobs.inventory.commit_inventory: locked, never over another's change)."""
+    try:
+        commit_inventory(ws, devices, history)
+    except InventoryChanged as exc:
+        raise LoanError(str(exc)) from None
 
 
 def _save(ws: Workspace, done: Handover) -> Handover:

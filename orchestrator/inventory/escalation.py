@@ -19,9 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from orchestrator.core.resources import GateFacts, Resource, ResourceId
+from orchestrator.core.resources import Resource, ResourceId
 from orchestrator.inventory.devices import Device, Inventory
 from orchestrator.inventory.edits import HistoryEntry
+from orchestrator.inventory.selection import device_action
 from orchestrator.policy.loader import LoadedPolicy, PolicySet
 from orchestrator.policy.models import LostDevicePolicy
 
@@ -229,30 +230,17 @@ def _listed(serials: list[str]) -> str:
 
 def escalation_resource(backend: str, due: Due, value: dict[str, Any], inventory: Inventory) -> Resource:
     """The escalation of one device as a `reimage` of `backend`: destructive, journal-observed, gated like one."""
-    method = "deprovision" if due.action in DECOMMISSION else due.action
-    return Resource(
+    return device_action(
         ResourceId(backend, "reimage", f"{due.serial}|{due.request}"),
-        dict(value),
-        sources=(due.source, f"{inventory.file}:{due.inventory_line}"),
+        value,
+        (due.source, f"{inventory.file}:{due.inventory_line}"),
+        serial=due.serial,
+        school=due.school,
+        line=due.inventory_line,
         policy=due.gate_policy,
         window=due.window,
-        meta={
-            "school": due.school,
-            "serial": due.serial,
-            "batch_size": due.batch_size,
-            "max_devices_per_window": due.max_devices_per_window,
-            "method": method,
-            "inventory_line": due.inventory_line,
-            "escalation": {"action": due.action, "since": due.since.isoformat(), "reason": due.reason},
-        },
-        gate=GateFacts(
-            policy=due.gate_policy,
-            window=due.window,
-            serial=due.serial,
-            school=due.school or None,
-            method=method,
-            deprovision=due.action in DECOMMISSION,
-            max_devices_per_window=due.max_devices_per_window,
-            batch_size=due.batch_size,
-        ),
+        method="deprovision" if due.action in DECOMMISSION else due.action,
+        batch_size=due.batch_size,
+        max_devices_per_window=due.max_devices_per_window,
+        extra_meta={"escalation": {"action": due.action, "since": due.since.isoformat(), "reason": due.reason}},
     )

@@ -58,30 +58,67 @@ def reimage_resource(
     percentage budget; it is needed only when the policy has one.
     """
     budget = model.budget_per_school
-    return Resource(
+    return device_action(
         ResourceId(backend, "reimage", f"{device.serialNumber}|{model.request}"),
-        dict(value),
-        sources=(*sources, f"{inventory.file}:{device.line}"),
+        value,
+        (*sources, f"{inventory.file}:{device.line}"),
+        serial=device.serialNumber,
+        school=device.school,
+        line=device.line,
         policy=model.name,
         window=model.window,
+        method=method,
+        batch_size=model.batch_size,
+        max_devices_per_window=model.max_devices_per_window,
+        budget_per_school=None if budget is None else str(budget),
+        school_devices=school_sizes.get(device.school, 0) if school_sizes is not None else 0,
+    )
+
+
+def device_action(
+    rid: ResourceId,
+    value: dict[str, Any],
+    sources: tuple[str, ...],
+    *,
+    serial: str,
+    school: str,
+    line: int,
+    policy: str,
+    window: str,
+    method: str,
+    batch_size: int,
+    max_devices_per_window: int,
+    budget_per_school: str | None = None,
+    school_devices: int = 0,
+    extra_meta: Mapping[str, Any] | None = None,
+) -> Resource:
+    """A destructive action on one device (a Reimage, or a lost device's escalation) with the meta and the typed
+    gate facts every gate reads: window, school, caps, budget; method deprovision needs the acknowledgement."""
+    return Resource(
+        rid,
+        dict(value),
+        sources=sources,
+        policy=policy,
+        window=window,
         meta={
-            "school": device.school,
-            "serial": device.serialNumber,
-            "batch_size": model.batch_size,
-            "max_devices_per_window": model.max_devices_per_window,
+            "school": school,
+            "serial": serial,
+            "batch_size": batch_size,
+            "max_devices_per_window": max_devices_per_window,
             "method": method,
-            "inventory_line": device.line,
+            "inventory_line": line,
+            **(extra_meta or {}),
         },
         gate=GateFacts(
-            policy=model.name,
-            window=model.window,
-            serial=device.serialNumber,
-            school=device.school or None,
+            policy=policy,
+            window=window,
+            serial=serial,
+            school=school or None,
             method=method,
             deprovision=method == "deprovision",
-            max_devices_per_window=model.max_devices_per_window,
-            batch_size=model.batch_size,
-            budget_per_school=None if budget is None else str(budget),
-            school_devices=school_sizes.get(device.school, 0) if school_sizes is not None else 0,
+            max_devices_per_window=max_devices_per_window,
+            batch_size=batch_size,
+            budget_per_school=budget_per_school,
+            school_devices=school_devices,
         ),
     )

@@ -45,3 +45,33 @@ def test_short_and_long_rows_read_like_a_spreadsheet_would() -> None:
         ("CB1", "", "", 2),
         ("CB2", "/Staff", "lincoln", 3),
     ]
+
+
+QUOTE_FREE = [
+    HEADER + "CB1,chromeos,/Students,lincoln,\n\nCB2,windows,/Staff,lincoln,n,extra\nCB3,ios\n",
+    HEADER + " CB1 ,chromeos,\t/Students ,lincoln,a note\n",  # cells are stripped of spaces and tabs
+    "serialNumber,platform\nCB1,chromeos\nCB2,ios,/x\n",  # no status column: every device is active
+    HEADER + "CB1,chromeos,/Students,lincoln,\nCB1,ios,/Students,lincoln,\nCB2,toaster,/Bad/,lincoln,\n",
+    HEADER,
+]
+
+
+@pytest.mark.parametrize("text", QUOTE_FREE)
+def test_quote_free_text_split_by_lines_reads_as_csv_reader_reads_it(text: str) -> None:
+    """Text with no quote is split by lines and commas (the fast path); the same text with one quoted cell
+    added at its end goes through csv.reader. Both must give the same devices, or the same problems."""
+    quoted = text + '"CB9","chromeos"\n'
+
+    def read(source: str) -> object:
+        try:
+            return [d for d in parse_inventory("devices.csv", source).devices if d.serialNumber != "CB9"]
+        except PolicyError as exc:
+            return [(d.line, d.path, d.message) for d in exc.diagnostics if d.line <= text.count("\n")]
+
+    assert read(text) == read(quoted)
+
+
+def test_a_missing_status_column_does_not_leak_into_other_missing_columns() -> None:
+    parsed = parse_inventory("devices.csv", "serialNumber,platform\nCB1,chromeos\n")
+    (device,) = parsed.devices
+    assert (device.inventoryStatus, device.notes, device.school) == ("active", "", "")

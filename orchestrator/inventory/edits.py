@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -162,7 +162,7 @@ def merge_gam(
             history.append(HistoryEntry(at, device.serialNumber, "created", "", "from GAM", source, actor))
             added += 1
             continue
-        changed = Device(**{**current.__dict__, **{k: v for k, v in row.items() if v}})
+        changed = replace(current, **{k: v for k, v in row.items() if v})
         entries = _diff_fields(current, changed, source, actor, at)
         if entries:
             devices[devices.index(current)] = changed
@@ -197,7 +197,7 @@ def set_fields(
             ]
         )
     current = by_serial[serial]
-    changed = Device(**{**current.__dict__, **changes})
+    changed = replace(current, **changes)
     at = datetime.now(UTC).isoformat(timespec="seconds")
     devices = [changed if d is current else d for d in inventory.devices]
     return devices, _diff_fields(current, changed, source, actor, at)

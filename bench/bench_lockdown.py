@@ -35,22 +35,11 @@ from orchestrator.sandbox.district import generate  # noqa: E402
 from orchestrator.sandbox.google_emulator import GoogleEmulator  # noqa: E402
 from orchestrator.sandbox.graph_emulator import GraphEmulator  # noqa: E402
 from orchestrator.sandbox.graph_state import GraphState  # noqa: E402
+from orchestrator.sandbox.lost_policy import lost_device_policy  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
 from district import MIX  # noqa: E402
 
-POLICY = """\
-kind: LostDevicePolicy
-name: lost-devices
-message: "This device belongs to the district. Please return it to any school office."
-phone: "+1 555 0100 200"
-max_per_run: {cap}
-google:
-  action: disable
-intune:
-  action: remote_lock
-  lost_mode: true
-"""
 GOOGLE_WRITES = ("chromeosdevices.batchChangeStatus",)
 GRAPH_WRITES = (
     "POST $batch",
@@ -87,7 +76,7 @@ def inventory_with_lost(district, lost: int) -> tuple[list[Device], Counter[str]
 def write_district(folder: Path, devices: list[Device], cap: int, google_url: str, graph_url: str) -> Path:
     """A district repository as the command line sees it: orchestrator.yaml, the policy, the inventory."""
     (folder / "policies").mkdir()
-    (folder / "policies" / "lost.yaml").write_text(POLICY.format(cap=cap))
+    (folder / "policies" / "lost.yaml").write_text(lost_device_policy(cap, disable_windows=False))
     (folder / "inventory").mkdir()
     (folder / "inventory" / "devices.csv").write_text(write_inventory_csv(devices))
     config = folder / "orchestrator.yaml"

@@ -20,6 +20,7 @@ from orchestrator.sandbox.district import District, generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
 from orchestrator.sandbox.graph_emulator import GraphEmulator
 from orchestrator.sandbox.graph_state import GraphState
+from orchestrator.sandbox.lost_policy import lost_device_policy
 
 REPO = Path(__file__).resolve().parent.parent
 GOOGLE_WRITES = ("chromeosdevices.batchChangeStatus", "chromeosdevices.moveDevicesToOu", "chromeosdevices.issueCommand")
@@ -29,28 +30,6 @@ GRAPH_WRITES = (  # the inner requests that change a device ($batch itself also 
     "POST managedDevices/disableLostMode",
     "PATCH devices",
 )
-
-POLICY = """\
-kind: LostDevicePolicy
-name: lost-devices
-message: "This device belongs to Prairie Valley School District. Please return it to any school office."
-phone: "+1 555 0100 200"
-max_per_run: {cap}
-google:
-  action: disable
-intune:
-  action: remote_lock
-  lost_mode: true
-  windows: disable_device
-network:
-  quarantine: {quarantine}
-  sites:
-    - test-core
-on_found:
-  reenable: true
-  disable_lost_mode: true
-  release_quarantine: true
-"""
 
 
 @dataclass
@@ -73,8 +52,14 @@ class Tenant:
         (self.root / "inventory").mkdir(exist_ok=True)
         (self.root / "policies").mkdir(exist_ok=True)
         (self.root / "inventory" / "devices.csv").write_text(write_inventory_csv(self.devices))
-        quarantine = "true" if self.network_inventory else "false"
-        (self.root / "policies" / "lost-devices.yaml").write_text(POLICY.format(cap=cap, quarantine=quarantine))
+        policy = lost_device_policy(
+            cap,
+            owner="Prairie Valley School District",
+            network_site="test-core",
+            quarantine=self.network_inventory is not None,
+            undo_when_found=True,
+        )
+        (self.root / "policies" / "lost-devices.yaml").write_text(policy)
         config = (
             f"journal: {self.root / 'journal.db'}\n"
             "reports: reports\n"

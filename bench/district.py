@@ -23,21 +23,9 @@ from orchestrator.sandbox.district import District, generate
 from orchestrator.sandbox.google_emulator import GoogleEmulator
 from orchestrator.sandbox.graph_emulator import GraphEmulator
 from orchestrator.sandbox.graph_state import GraphState
+from orchestrator.sandbox.lost_policy import lost_device_policy
 
 MIX = (20, 3, 1)  # Chromebooks : Windows : iPads
-LOST_POLICY = """\
-kind: LostDevicePolicy
-name: lost-devices
-message: "This device belongs to the district. Please return it to any school office."
-phone: "+1 555 0100 200"
-max_per_run: {cap}
-google:
-  action: disable
-intune:
-  action: remote_lock
-  lost_mode: true
-  windows: disable_device
-"""
 APPS = """\
 kind: AppPush
 name: student-core-apps
@@ -103,7 +91,7 @@ def write_policies(folder: Path, district: District, cap: int) -> int:
         (folder / f"filter-{n:02d}.yaml").write_text(text)
     (folder / "windows.yaml").write_text(WINDOWS_FILTER)
     (folder / "apps.yaml").write_text(APPS)
-    (folder / "lost.yaml").write_text(LOST_POLICY.format(cap=cap))
+    (folder / "lost.yaml").write_text(lost_device_policy(cap))
     return len(chosen) + 3
 
 

@@ -198,13 +198,13 @@ def sync_(ctx: click.Context, write: bool, backends: tuple[str, ...], fmt: str, 
             console.print(listing)
     console.print(
         f"{len(result.updates)} field change(s) on {len({u.serial for u in result.updates})} device(s); "
-        f"{len(result.last_seen)} last-seen times read ({len(result.readings)} reading(s) changed); "
+        f"{len(result.last_seen)} last-seen times read ({result.readings_changed} reading(s) changed); "
         f"{len(result.not_in_inventory)} console devices not in the inventory; {len(result.not_in_console)} "
         "inventory rows not in their console."
     )
     if written:
         console.print(f"Wrote {written} and {history_path(written)}.")
-    elif result.updates or result.readings:
+    elif result.updates or result.readings_changed:
         console.print("Nothing written: run with --write to apply these changes.")
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -54,7 +54,7 @@ class FieldUpdate:
 class SyncResult:
     consoles: list[str]
     updates: list[FieldUpdate] = field(default_factory=list)
-    readings: list[FieldUpdate] = field(default_factory=list)  # lastSync, autoUpdateExpiration: no history rows
+    readings_changed: int = 0  # lastSync, autoUpdateExpiration: stored, counted, no history rows
     annotation_drift: list[dict[str, str]] = field(default_factory=list)  # serial, console, fields (names only)
     user_mismatches: list[dict[str, str]] = field(default_factory=list)  # serial, assignedStudent, userPrincipalName
     last_seen: dict[str, tuple[str, str]] = field(default_factory=dict)  # serial → (console, timestamp)
@@ -75,7 +75,7 @@ class SyncResult:
                 {"serial": u.serial, "field": u.field, "old": u.old, "new": u.new, "console": u.console}
                 for u in self.updates
             ],
-            "readings_changed": len(self.readings),
+            "readings_changed": self.readings_changed,
             "annotation_drift": self.annotation_drift,
             "user_mismatches": self.user_mismatches,
             "last_seen": {s: {"console": c, "at": t} for s, (c, t) in sorted(self.last_seen.items())},
@@ -164,25 +164,30 @@ def intune_view(record: Mapping[str, Any]) -> tuple[dict[str, str], str]:
     return values, str(record.get("lastSyncDateTime") or "")
 
 
-def _index(records: Iterable[Mapping[str, Any]], console: str) -> dict[str, list[Mapping[str, Any]]]:
+def _index(records: list[Mapping[str, Any]], console: str) -> dict[str, list[Mapping[str, Any]]]:
+    """The records by serial; `records` is emptied, so that each record is freed once its row is matched."""
     by_serial: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for record in records:
         serial = str(record.get("serialNumber") or "")
         if serial:
             by_serial[serial].append(record)
+    records.clear()
     if console == "google":  # a deprovisioned record next to a live one is history, not a second device
-        for serial, same in list(by_serial.items()):
-            live = [r for r in same if r.get("status") != "DEPROVISIONED"]
-            by_serial[serial] = live or same
+        for serial in [serial for serial, same in by_serial.items() if len(same) > 1]:
+            live = [r for r in by_serial[serial] if r.get("status") != "DEPROVISIONED"]
+            by_serial[serial] = live or by_serial[serial]
     return by_serial
 
 
 def sync(
     inventory: Inventory,
-    consoles: Mapping[str, Iterable[Mapping[str, Any]]],
+    consoles: Mapping[str, list[Mapping[str, Any]]],
     write_backs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> SyncResult:
-    """Compare the inventory with console records (`{"google": [...], "intune": [...]}`); pure, no I/O.
+    """Compare the inventory with console records (`{"google": [...], "intune": [...]}`); no I/O.
+
+    The record lists are consumed (emptied): a record is let go once its row is refreshed, so a 100,000-device
+    fleet's records and its refreshed rows are never all held at once.
 
     `write_backs`: serial → the Google fields the inventory is desired state for (inventory/writeback.py);
     a console that differs on one of them is listed in `annotation_drift`, never copied.
@@ -198,7 +203,7 @@ def sync(
         if console not in indexes:
             devices.append(device)
             continue
-        matches = indexes[console].get(device.serialNumber, [])
+        matches = indexes[console].pop(device.serialNumber, [])
         if not matches:
             if device.inventoryStatus not in NOT_EXPECTED_IN_CONSOLE:
                 result.not_in_console.append(
@@ -219,11 +224,13 @@ def sync(
             if (name in SYNCED[console] or name in READINGS) and value and value != getattr(device, name)
         }
         for name, value in changes.items():
-            found = result.readings if name in READINGS else result.updates
-            found.append(FieldUpdate(device.serialNumber, name, getattr(device, name), value, console))
+            if name in READINGS:
+                result.readings_changed += 1
+            else:
+                result.updates.append(FieldUpdate(device.serialNumber, name, getattr(device, name), value, console))
         _compare_people(result, device, console, matches[0], write_backs.get(device.serialNumber, {}))
         devices.append(device.updated(changes) if changes else device)
-    for console, index in sorted(indexes.items()):
+    for console, index in sorted(indexes.items()):  # what is left: serials no row of this console's platforms has
         for serial, records in sorted(index.items()):
             if serial not in known:
                 values, seen = views[console](records[0])

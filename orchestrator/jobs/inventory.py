@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,12 +136,14 @@ def sync_inventory(
         wanted = {}
         notes.append(f"write-back fields not compared: {exc}")
     connections = open_backends(ws.config, list(backends) or list(SYNC_BACKENDS), catalog=catalog)
-    try:
-        records = {name: backend.inventory_records() for name, backend in connections.backends.items()}
+    try:  # the consoles are read at once: each listing waits on its own console, not on the other's
+        with ThreadPoolExecutor(max_workers=max(1, len(connections.backends))) as pool:
+            reading = {name: pool.submit(backend.inventory_records) for name, backend in connections.backends.items()}
+            records = {name: future.result() for name, future in reading.items()}
     finally:
         connections.close()
     result = sync(ws.inventory, records, wanted)
     written = None
-    if write and (result.updates or result.readings):
+    if write and (result.updates or result.readings_changed):
         written = commit_inventory(ws, result.devices, result.history(actor=actor or default_actor()))
     return InventorySync(result=result, notes=[*connections.notes, *notes], written=written)

@@ -8,6 +8,7 @@ crash loses neither).
 from __future__ import annotations
 
 import fcntl
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -138,7 +139,11 @@ def sync_inventory(
     connections = open_backends(ws.config, list(backends) or list(SYNC_BACKENDS), catalog=catalog)
     try:  # the consoles are read at once: each listing waits on its own console, not on the other's
         with ThreadPoolExecutor(max_workers=max(1, len(connections.backends))) as pool:
-            reading = {name: pool.submit(backend.inventory_records) for name, backend in connections.backends.items()}
+            expected = Counter(CONSOLE_OF_PLATFORM.get(device.platform) for device in ws.inventory.devices)
+            reading = {
+                name: pool.submit(backend.inventory_records, expected[name])
+                for name, backend in connections.backends.items()
+            }
             records = {name: future.result() for name, future in reading.items()}
     finally:
         connections.close()

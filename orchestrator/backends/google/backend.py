@@ -114,15 +114,18 @@ class GoogleBackend:
         """Every Chrome device record by exact serial (bulk listing; cached for the run)."""
         return self.devices.devices_by_serial(refresh=refresh)
 
-    def inventory_records(self) -> list[dict[str, Any]]:
+    def inventory_records(self, expected: int | None = None) -> list[dict[str, Any]]:
         """Every Chrome device for `inventory sync`: pages of 300 over concurrent OU subtrees (listing.py), FULL
         projection, only the synced fields.
 
         Read-only and uncached. FULL because macAddress and the auto-update expiration are not basic metadata
         (GAM's basic list: deviceId, annotated*, lastSync, notes, serialNumber, status); the `fields` mask keeps
-        each page to these fields, so it costs what a BASIC page does.
+        each page to these fields, so it costs what a BASIC page does. `expected`: the inventory's Chromebooks,
+        which the listing's cut is sized by (listing.py).
         """
-        return list_fleet(self.api, self.org_units, fields=INVENTORY_FIELDS, projection="FULL", workers=self.workers)
+        return list_fleet(
+            self.api, self.org_units, fields=INVENTORY_FIELDS, projection="FULL", workers=self.workers, fleet=expected
+        ).devices
 
     def move_devices(self, serials: Sequence[str], ou_path: str) -> dict[str, str]:
         """Move devices (exact serials) to `ou_path` and read back: serial → moved | not_moved | not_found."""

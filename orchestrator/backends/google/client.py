@@ -149,6 +149,7 @@ class GoogleApi:
         )
         self._local = threading.local()
         self._token_lock = threading.Lock()
+        self.round_trips: dict[str, float] = {}  # endpoint → its replies' moving average, seconds (listing.py)
 
     @property
     def customer(self) -> str:
@@ -191,8 +192,12 @@ class GoogleApi:
             self.counter.add(endpoint)
             # A non-idempotent call gets a fresh connection, so httplib2 never replays it on a stale socket.
             http = self._http() if idempotent else self._authorized()
+            started = time.monotonic()
             with map_exceptions(self.config, endpoint, idempotent=idempotent):
-                return request.execute(http=http, num_retries=0)
+                reply = request.execute(http=http, num_retries=0)
+            took = time.monotonic() - started
+            self.round_trips[endpoint] = 0.8 * self.round_trips.get(endpoint, took) + 0.2 * took
+            return reply
 
         return self.retry.call(once, sleep=self.sleep)
 

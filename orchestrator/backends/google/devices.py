@@ -82,7 +82,7 @@ class ChromeDevices:
         if ou_path is None:
             records = list_fleet(
                 self.api, self.org_units, fields=DEVICE_FIELDS, projection="BASIC", workers=self.workers, fleet=fleet
-            )
+            ).devices
         else:
             records = list_subtrees(
                 self.api, [Subtree(ou_path, False)], fields=DEVICE_FIELDS, projection="BASIC", workers=1

@@ -124,7 +124,8 @@ class IntuneBackend:
         """Backend.settle: whether wipes/retires whose outcome is unknown ran (see `Devices.settle`)."""
         return self.devices.settle(changes)
 
-    def inventory_records(self) -> list[dict[str, Any]]:
+    def inventory_records(self, expected: int | None = None) -> list[dict[str, Any]]:
+        """Every managed device; `expected` (the inventory's count) does not change one sequential listing."""
         return self.devices.inventory_records()
 
     # ---- plan-time targets and selectors (see groups.py) ----------------------------------------------

@@ -8,11 +8,13 @@ import textwrap
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import yaml
 from click.testing import CliRunner
 
 from orchestrator.cli import main
 from orchestrator.policy.loader import load_policies
 from orchestrator.policy.models import MaintenanceWindow, SchoolCalendar
+from orchestrator.sandbox import tenants
 from orchestrator.schooltime.calendar import SchoolDays
 from orchestrator.schooltime.coverage import coverage
 from orchestrator.schooltime.windows import WindowSchedule
@@ -58,10 +60,50 @@ def test_a_calendar_with_no_class_days_in_the_next_year_is_an_error_with_file_an
 
 def test_a_calendar_ending_within_30_days_warns(tmp_path: Path) -> None:
     policies = load_policies(REPO / "policies")
-    report = coverage(policies, REPO, today=D("2027-05-01"))
+    report = coverage(policies, REPO, today=D("2028-05-01"))
     assert not report.errors
-    assert any("ends 2027-05-27 (in 26 days)" in w.message for w in report.warnings)
-    assert not coverage(policies, REPO, today=D("2027-04-20")).warnings
+    assert any("ends 2028-05-31 (in 30 days)" in w.message for w in report.warnings)
+    assert not coverage(policies, REPO, today=D("2028-04-30")).warnings
+
+
+def test_the_sample_calendars_know_every_day_from_the_first_2026_27_day_to_the_last_2027_28_day() -> None:
+    """No day between the first and the last known day is unknown (an unknown day closes every window): the
+    summer between the years and the weekends before winter break are named, for the district and each school."""
+    policies = load_policies(REPO / "policies")
+    for name in ("district-2026-27", "district-ics-2026-27"):
+        days = SchoolDays(policies.by_name(SchoolCalendar, name)[0], REPO)
+        assert days.known_span == (D("2026-08-13"), D("2028-05-31")), name
+        assert [t.first_day for t in days.terms][-2:] == [D("2027-08-18"), D("2028-01-04")], name
+        for school in (None, *days.schools):
+            day, unknown = D("2026-08-13"), []
+            while day <= D("2028-05-31"):
+                unknown += [] if days.day(day, school).known else [day.isoformat()]
+                day += dt.timedelta(days=1)
+            assert not unknown, (name, school, unknown)
+            assert days.class_days_between(D("2027-08-01"), D("2028-07-31"), school) == 180, (name, school)
+        summer = days.day(D("2027-07-01"))
+        assert summer.kind == "no_students" and "Summer" in summer.reason, name
+        assert days.day(D("2028-06-01")).kind == "unknown", name  # the calendar ends with the 2027-28 year
+
+
+def test_the_summer_before_the_2027_28_year_is_neither_an_error_nor_a_warning() -> None:
+    policies = load_policies(REPO / "policies")
+    for today in ("2027-05-01", "2027-05-27", "2027-06-15", "2027-08-17"):
+        report = coverage(policies, REPO, today=D(today))
+        assert not report.errors and not report.warnings, (today, report)
+
+
+def test_every_sandbox_district_calendar_runs_through_the_summer_into_2027_28() -> None:
+    for index in range(12):
+        text = tenants.calendar_yaml(index, tenants.ZONES[index % len(tenants.ZONES)])
+        days = SchoolDays(SchoolCalendar.model_validate(yaml.safe_load(text)))
+        first, last = days.known_span or (None, None)
+        assert first is not None and last is not None and first.year == 2026 and last >= D("2028-05-31"), index
+        span = (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
+        unknown = [d for d in span if not days.day(d).known]
+        assert not unknown, (index, unknown)
+        assert days.day(D("2027-07-01")).reason == "Summer break", index
+        assert days.class_days_between(D("2027-08-01"), D("2028-07-31")) >= 180, index
 
 
 def test_calendar_check_fails_on_last_years_calendar_and_passes_with_warnings(tmp_path: Path) -> None:
@@ -70,9 +112,9 @@ def test_calendar_check_fails_on_last_years_calendar_and_passes_with_warnings(tm
     failed = CliRunner().invoke(main, [*config, "calendar", "check", "--today", "2026-08-12"])
     assert failed.exit_code == 1 and "no class days between" in failed.output
     warned = CliRunner().invoke(
-        main, ["--config", str(REPO / "orchestrator.yaml"), "calendar", "check", "--today", "2027-05-10"]
+        main, ["--config", str(REPO / "orchestrator.yaml"), "calendar", "check", "--today", "2028-05-10"]
     )
-    assert warned.exit_code == 0 and "warning:" in warned.output and "ends 2027-05-27" in warned.output
+    assert warned.exit_code == 0 and "warning:" in warned.output and "ends 2028-05-31" in warned.output
 
 
 def test_windows_shows_the_coverage_warning_and_the_unknown_days(tmp_path: Path) -> None:

@@ -194,10 +194,18 @@ def test_without_a_repair_policy_the_counter_says_what_to_add(district: Path) ->
 
 
 def test_a_due_date_past_the_calendar_end_is_its_last_class_day(district: Path) -> None:
+    result = run(district, "inventory", "repair", "CB0000001", "--date", "2028-05-24")
+    assert result.exit_code == 0, result.output
+    assert "due 2028-05-31" in result.output
+    assert "last class day 2028-05-31" in " ".join(result.output.split())
+
+
+def test_a_loaner_lent_before_the_summer_is_due_in_the_next_school_year(district: Path) -> None:
     result = run(district, "inventory", "repair", "CB0000001", "--date", "2027-05-24")
     assert result.exit_code == 0, result.output
-    assert "due 2027-05-27" in result.output
-    assert "last class day 2027-05-27" in " ".join(result.output.split())
+    # 3 class days left in May, the summer break counts none, then 7 from the 2027-28 first day (08-18).
+    assert "due back by 2027-05-26" in result.output and "due 2027-08-26" in result.output
+    assert "last class day" not in result.output
 
 
 def test_a_change_made_meanwhile_at_another_counter_is_never_overwritten(district: Path) -> None:
@@ -215,12 +223,12 @@ def test_a_repair_the_calendar_cannot_count_is_listed_as_unknown_with_why(distri
     inventory = load_inventory(path)
     for device in inventory.devices:
         if device.serialNumber == "CB0000001":  # logged in the summer, after the calendar's last day
-            device.inventoryStatus, device.repairSince = "repair", "2027-07-01"
+            device.inventoryStatus, device.repairSince = "repair", "2028-07-01"
     path.write_text(write_inventory_csv(inventory.devices))
-    late = run(district, "inventory", "overdue", "--format", "json", "--date", "2027-07-10")
+    late = run(district, "inventory", "overdue", "--format", "json", "--date", "2028-07-10")
     assert late.exit_code == 0, late.output
     row = next(r for r in json.loads(late.output)["rows"] if r["serial"] == "CB0000001")
     assert row["school_days_overdue"] == "unknown" and "add the next term" in row["problem"]
     # At the counter the same gap stops the repair instead of guessing a due date.
-    refused = run(district, "inventory", "repair", "CB0000005", "--date", "2027-07-01")
-    assert refused.exit_code == 1 and "has no class day after 2027-05-27" in " ".join(refused.output.split())
+    refused = run(district, "inventory", "repair", "CB0000005", "--date", "2028-07-01")
+    assert refused.exit_code == 1 and "has no class day after 2028-05-31" in " ".join(refused.output.split())

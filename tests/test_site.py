@@ -124,8 +124,11 @@ def test_the_calendar_counts_the_class_days_of_the_sample_year(built) -> None:
     days = school_days(repo)
     html = (site / "calendar.html").read_text()
     district = next(y for y in data.years if y.school == "whole district")
-    expected = days.class_days_between(dt.date(2026, 8, 1), dt.date(2027, 5, 31))
-    assert district.class_days == expected == 180
+    # The sample calendar holds two school years of 180 class days; the page draws its whole span.
+    assert days.class_days_between(dt.date(2026, 8, 1), dt.date(2027, 7, 31)) == 180
+    expected = days.class_days_between(dt.date(2026, 8, 1), dt.date(2028, 5, 31))
+    assert (district.first, district.last) == (dt.date(2026, 8, 1), dt.date(2028, 5, 31))
+    assert district.class_days == expected == 360
     svg = html[html.index('id="cal-district-2026-27-whole-district"') :]
     svg = svg[: svg.index("</svg>")]
     assert svg.count('data-kind="class_day"') == expected
@@ -149,7 +152,10 @@ def test_the_calendar_shows_blackouts_windows_and_what_ran(built) -> None:
     assert not by_date[dt.date(2026, 11, 27)].opened, "a window after `now` has not opened yet"
     assert by_date[dt.date(2027, 4, 20)].testing and by_date[dt.date(2027, 4, 20)].blackouts
     assert any("before Spring semester" in b for b in by_date[dt.date(2027, 1, 4)].blackouts)
-    assert [d.date for d in district.days if d.kind == "staff_only"] == [dt.date(2026, 10, 9), dt.date(2027, 1, 5)]
+    staff_only = [d.date.isoformat() for d in district.days if d.kind == "staff_only"]
+    assert staff_only == ["2026-10-09", "2027-01-05", "2027-08-16", "2027-08-17", "2027-10-08", "2028-01-03"]
+    summer = by_date[dt.date(2027, 7, 1)]
+    assert (summer.kind, summer.reason) == ("no_students", "Summer break")
     html = (site / "calendar.html").read_text()
     assert "What ran in the maintenance windows" in html and "PF0000108" in html
     jefferson = next(y for y in data.years if y.school == "jefferson-high")
@@ -165,7 +171,7 @@ def test_status_lockdown_and_plan_pages(built) -> None:
     plan = (site / "plan.html").read_text()
     assert "maintenance" in plan and "reimage" in plan
     index = (site / "index.html").read_text()
-    assert "180 class days" in index and "2 still locked" in index
+    assert "360 class days" in index and "2 still locked" in index
 
 
 def test_report_command_writes_the_site_from_a_saved_plan(built, tmp_path: Path) -> None:

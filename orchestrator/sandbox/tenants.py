@@ -91,40 +91,88 @@ def org_unit_count(devices: int) -> int:
     return 33 + 6 * (devices // 400)
 
 
+@dataclass(frozen=True)
+class _SchoolYear:
+    """One school year's shape; each district shifts its first day, winter break and spring break week."""
+
+    fall: str
+    spring: str
+    earliest_first_day: date
+    labor_day: date
+    thanksgiving: date
+    earliest_winter_break: date
+    spring_first_day: date
+    earliest_spring_break: date
+    earliest_last_day: date
+    memorial_day: date
+
+
+SCHOOL_YEARS = (
+    _SchoolYear(
+        "Fall semester",
+        "Spring semester",
+        date(2026, 8, 10),
+        date(2026, 9, 7),
+        date(2026, 11, 25),
+        date(2026, 12, 19),
+        date(2027, 1, 6),
+        date(2027, 3, 8),
+        date(2027, 5, 26),
+        date(2027, 5, 31),
+    ),
+    _SchoolYear(
+        "Fall semester 2027",
+        "Spring semester 2028",
+        date(2027, 8, 9),
+        date(2027, 9, 6),
+        date(2027, 11, 24),
+        date(2027, 12, 18),
+        date(2028, 1, 4),
+        date(2028, 3, 6),
+        date(2028, 5, 31),
+        date(2028, 5, 29),
+    ),
+)
+"""The sandbox calendars' 2026-27 and 2027-28 school years; the summer between them is a named break."""
+
+
+def _no_school(first: date, last: date, reason: str) -> list[str]:
+    if first == last:
+        return [f"  - date: {first}", f"    reason: {reason}"]
+    return [f"  - from: {first}", f"    to: {last}", f"    reason: {reason}"]
+
+
 def calendar_yaml(index: int, zone: str) -> str:
-    """The district's 2026-27 school year: its own first day, breaks and spring break week, in its zone."""
-    first = date(2026, 8, 10) + timedelta(days=index % 9)
-    spring = date(2027, 3, 8) + timedelta(weeks=index % 4)
-    winter_start = date(2026, 12, 19 + index % 3)
-    return "\n".join(
-        [
-            "kind: SchoolCalendar",
-            "name: district-2026-27",  # the name the sample's maintenance windows refer to
-            f"description: sandbox district {index + 1} 2026-27 calendar",
-            f"timezone: {zone}",
-            "class_weekdays: [mon, tue, wed, thu, fri]",
-            "terms:",
-            "  - name: Fall semester",
-            f"    first_day: {first}",
-            f"    last_day: {winter_start - timedelta(days=1)}",
-            "  - name: Spring semester",
-            "    first_day: 2027-01-06",
-            f"    last_day: {date(2027, 5, 26) + timedelta(days=index % 5)}",
-            "no_school:",
-            "  - date: 2026-09-07",
-            "    reason: Labor Day",
-            "  - from: 2026-11-25",
-            "    to: 2026-11-27",
-            "    reason: Thanksgiving break",
-            f"  - from: {winter_start}",
-            "    to: 2027-01-05",
-            "    reason: Winter break",
-            f"  - from: {spring}",
-            f"    to: {spring + timedelta(days=4)}",
-            "    reason: Spring break",
-            "",
-        ]
-    )
+    """The district's 2026-27 and 2027-28 school years: its own first days, breaks and spring break weeks, in
+    its zone; the summer between them has no school (not unknown days, which would close every window)."""
+    day = timedelta(days=1)
+    terms: list[str] = []
+    no_school: list[str] = []
+    previous_last: date | None = None
+    for year in SCHOOL_YEARS:
+        first = year.earliest_first_day + index % 9 * day
+        spring = year.earliest_spring_break + timedelta(weeks=index % 4)
+        winter_start = year.earliest_winter_break + index % 3 * day
+        last = year.earliest_last_day + index % 5 * day
+        terms += [f"  - name: {year.fall}", f"    first_day: {first}", f"    last_day: {winter_start - day}"]
+        terms += [f"  - name: {year.spring}", f"    first_day: {year.spring_first_day}", f"    last_day: {last}"]
+        if previous_last is not None:
+            no_school += _no_school(previous_last + day, first - day, "Summer break")
+        no_school += _no_school(year.labor_day, year.labor_day, "Labor Day")
+        no_school += _no_school(year.thanksgiving, year.thanksgiving + 2 * day, "Thanksgiving break")
+        no_school += _no_school(winter_start, year.spring_first_day - day, "Winter break")
+        no_school += _no_school(spring, spring + 4 * day, "Spring break")
+        if year.memorial_day <= last:
+            no_school += _no_school(year.memorial_day, year.memorial_day, "Memorial Day")
+        previous_last = last
+    header = [
+        "kind: SchoolCalendar",
+        "name: district-2026-27",  # the name the sample's maintenance windows refer to
+        f"description: sandbox district {index + 1} 2026-27 and 2027-28 calendar",
+        f"timezone: {zone}",
+        "class_weekdays: [mon, tue, wed, thu, fri]",
+    ]
+    return "\n".join([*header, "terms:", *terms, "no_school:", *no_school, ""])
 
 
 def _own_students(district: District, domain: str) -> District:

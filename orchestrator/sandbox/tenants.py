@@ -91,49 +91,16 @@ def org_unit_count(devices: int) -> int:
     return 33 + 6 * (devices // 400)
 
 
-@dataclass(frozen=True)
-class _SchoolYear:
-    """One school year's shape; each district shifts its first day, winter break and spring break week."""
-
-    fall: str
-    spring: str
-    earliest_first_day: date
-    labor_day: date
-    thanksgiving: date
-    earliest_winter_break: date
-    spring_first_day: date
-    earliest_spring_break: date
-    earliest_last_day: date
-    memorial_day: date
-
-
 SCHOOL_YEARS = (
-    _SchoolYear(
-        "Fall semester",
-        "Spring semester",
-        date(2026, 8, 10),
-        date(2026, 9, 7),
-        date(2026, 11, 25),
-        date(2026, 12, 19),
-        date(2027, 1, 6),
-        date(2027, 3, 8),
-        date(2027, 5, 26),
-        date(2027, 5, 31),
-    ),
-    _SchoolYear(
-        "Fall semester 2027",
-        "Spring semester 2028",
-        date(2027, 8, 9),
-        date(2027, 9, 6),
-        date(2027, 11, 24),
-        date(2027, 12, 18),
-        date(2028, 1, 4),
-        date(2028, 3, 6),
-        date(2028, 5, 31),
-        date(2028, 5, 29),
-    ),
+    (2026, "Fall semester", "Spring semester", date(2027, 1, 6)),
+    (2027, "Fall semester 2027", "Spring semester 2028", date(2028, 1, 4)),
 )
-"""The sandbox calendars' 2026-27 and 2027-28 school years; the summer between them is a named break."""
+"""The sandbox calendars' school years: (the year it starts, term names, first day after winter break)."""
+MON, WED, THU, SAT = 0, 2, 3, 5
+
+
+def _on_or_after(day: date, weekday: int) -> date:
+    return day + timedelta(days=(weekday - day.weekday()) % 7)
 
 
 def _no_school(first: date, last: date, reason: str) -> list[str]:
@@ -149,21 +116,28 @@ def calendar_yaml(index: int, zone: str) -> str:
     terms: list[str] = []
     no_school: list[str] = []
     previous_last: date | None = None
-    for year in SCHOOL_YEARS:
-        first = year.earliest_first_day + index % 9 * day
-        spring = year.earliest_spring_break + timedelta(weeks=index % 4)
-        winter_start = year.earliest_winter_break + index % 3 * day
-        last = year.earliest_last_day + index % 5 * day
-        terms += [f"  - name: {year.fall}", f"    first_day: {first}", f"    last_day: {winter_start - day}"]
-        terms += [f"  - name: {year.spring}", f"    first_day: {year.spring_first_day}", f"    last_day: {last}"]
+    for year, fall, spring_term, spring_first_day in SCHOOL_YEARS:
+        # US dates: first day the Monday of Aug 4-10 (shifted per district), Labor Day the first Monday of
+        # September, Thanksgiving break the Wednesday before the fourth Thursday of November, winter break from the
+        # Saturday of Dec 13-19, spring break from the second Monday of March, last day the last Wednesday of May
+        # (shifted per district), Memorial Day the last Monday of May.
+        first = _on_or_after(date(year, 8, 4), MON) + index % 9 * day
+        labor_day = _on_or_after(date(year, 9, 1), MON)
+        thanksgiving = _on_or_after(date(year, 11, 22), THU) - day
+        winter_start = _on_or_after(date(year, 12, 13), SAT) + index % 3 * day
+        spring = _on_or_after(date(year + 1, 3, 8), MON) + timedelta(weeks=index % 4)
+        last = _on_or_after(date(year + 1, 5, 25), WED) + index % 5 * day
+        memorial_day = _on_or_after(date(year + 1, 5, 25), MON)
+        terms += [f"  - name: {fall}", f"    first_day: {first}", f"    last_day: {winter_start - day}"]
+        terms += [f"  - name: {spring_term}", f"    first_day: {spring_first_day}", f"    last_day: {last}"]
         if previous_last is not None:
             no_school += _no_school(previous_last + day, first - day, "Summer break")
-        no_school += _no_school(year.labor_day, year.labor_day, "Labor Day")
-        no_school += _no_school(year.thanksgiving, year.thanksgiving + 2 * day, "Thanksgiving break")
-        no_school += _no_school(winter_start, year.spring_first_day - day, "Winter break")
+        no_school += _no_school(labor_day, labor_day, "Labor Day")
+        no_school += _no_school(thanksgiving, thanksgiving + 2 * day, "Thanksgiving break")
+        no_school += _no_school(winter_start, spring_first_day - day, "Winter break")
         no_school += _no_school(spring, spring + 4 * day, "Spring break")
-        if year.memorial_day <= last:
-            no_school += _no_school(year.memorial_day, year.memorial_day, "Memorial Day")
+        if memorial_day <= last:
+            no_school += _no_school(memorial_day, memorial_day, "Memorial Day")
         previous_last = last
     header = [
         "kind: SchoolCalendar",

@@ -117,6 +117,18 @@ def test_calendar_check_fails_on_last_years_calendar_and_passes_with_warnings(tm
     assert warned.exit_code == 0 and "warning:" in warned.output and "ends 2028-05-31" in warned.output
 
 
+def test_the_calendar_check_example_in_the_help_and_the_readme_shows_the_warning_it_documents() -> None:
+    """`calendar check --help` and the README give one example; run on the sample district it warns."""
+    runner = CliRunner()
+    config = ["--config", str(REPO / "orchestrator.yaml")]
+    help_text = runner.invoke(main, [*config, "calendar", "check", "--help"]).output
+    example = help_text.split("Example: orchestrator ", 1)[1].split()[:4]
+    assert example[:3] == ["calendar", "check", "--today"], help_text
+    assert f"`orchestrator {' '.join(example)}`" in (REPO / "README.md").read_text()
+    result = runner.invoke(main, [*config, *example])
+    assert result.exit_code == 0 and "warning:" in result.output and "(in 30 days)" in result.output, result.output
+
+
 def test_windows_shows_the_coverage_warning_and_the_unknown_days(tmp_path: Path) -> None:
     today = dt.datetime.now(TZ).date()
     repo = repo_with_calendar(tmp_path, calendar_yaml(today - dt.timedelta(days=60), today + dt.timedelta(days=10)))

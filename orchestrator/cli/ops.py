@@ -227,7 +227,7 @@ def calendar_refresh(ctx: click.Context, accept_fewer_events: bool) -> None:
 def calendar_check(ctx: click.Context, today: str | None) -> None:
     """Fail when a calendar has no class days in the next 365 days; warn 30 days before one ends.
 
-    Example: orchestrator calendar check --today 2027-05-01
+    Example: orchestrator calendar check --today 2028-05-01
     """
     ok = print_check(workspace(ctx), console=console, today=today)
     sys.exit(0 if ok else 1)

@@ -85,7 +85,7 @@ def render(results: list[dict[str, Any]]) -> str:
     notes = []
     for result in results:
         for run in result["runs"]:
-            cells = _cells(run, result.get("peak_rss_mib"))
+            cells = _cells(run, run.get("peak_rss_mib", result.get("peak_rss_mib")))  # the run's own, if measured
             lines.append("| " + " | ".join([result["benchmark"], *cells]) + " |")
         workload = ", ".join(f"{k}={v}" for k, v in result.get("workload", {}).items())
         machine = result.get("machine", {})

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -24,6 +25,7 @@ from orchestrator.cli.site import write_site
 from orchestrator.engine.plan import Plan
 from orchestrator.jobs.lockdown_report import LockdownReport, write_report
 from orchestrator.jobs.report import SiteData, gather_site
+from orchestrator.jobs.report_calendar import OtherYear, school_years
 from orchestrator.jobs.workspace import open_workspace
 from orchestrator.policy.models import SchoolCalendar
 from orchestrator.schooltime.calendar import SchoolDays
@@ -119,20 +121,22 @@ def test_every_page_is_written_self_contained_with_headers_and_no_student(built)
         assert '<meta name="viewport"' in html and "<h1>" in html
 
 
-def test_the_calendar_counts_the_class_days_of_the_sample_year(built) -> None:
+def test_the_calendar_draws_the_school_year_of_the_report_day_and_lists_the_next(built) -> None:
+    """The sample calendar holds 2026-27 and 2027-28 (180 class days each); on 2026-11-26 the page draws 2026-27."""
     repo, data, site = built
     days = school_days(repo)
     html = (site / "calendar.html").read_text()
     district = next(y for y in data.years if y.school == "whole district")
-    # The sample calendar holds two school years of 180 class days; the page draws its whole span.
-    assert days.class_days_between(dt.date(2026, 8, 1), dt.date(2027, 7, 31)) == 180
-    expected = days.class_days_between(dt.date(2026, 8, 1), dt.date(2028, 5, 31))
-    assert (district.first, district.last) == (dt.date(2026, 8, 1), dt.date(2028, 5, 31))
-    assert district.class_days == expected == 360
+    expected = days.class_days_between(dt.date(2026, 8, 1), dt.date(2027, 7, 31))
+    assert (district.label, district.first, district.last) == ("2026-27", dt.date(2026, 8, 1), dt.date(2027, 5, 31))
+    assert district.class_days == expected == 180
+    assert district.others == [OtherYear("2027-28", dt.date(2027, 8, 18), dt.date(2028, 5, 31), 180)]
     svg = html[html.index('id="cal-district-2026-27-whole-district"') :]
     svg = svg[: svg.index("</svg>")]
-    assert svg.count('data-kind="class_day"') == expected
+    assert svg.count('data-kind="class_day"') == expected and 'data-school-year="2026-27"' in svg
+    assert "Other school years in this calendar: 2027-28 (2027-08-18 to 2028-05-31, 180 class days)." in html
     for year in data.years:
+        assert year.label == "2026-27" and year.last == dt.date(2027, 5, 31), year.school
         assert year.class_days == days.class_days_between(year.first, year.last, year.school)
 
 
@@ -153,9 +157,8 @@ def test_the_calendar_shows_blackouts_windows_and_what_ran(built) -> None:
     assert by_date[dt.date(2027, 4, 20)].testing and by_date[dt.date(2027, 4, 20)].blackouts
     assert any("before Spring semester" in b for b in by_date[dt.date(2027, 1, 4)].blackouts)
     staff_only = [d.date.isoformat() for d in district.days if d.kind == "staff_only"]
-    assert staff_only == ["2026-10-09", "2027-01-05", "2027-08-16", "2027-08-17", "2027-10-08", "2028-01-03"]
-    summer = by_date[dt.date(2027, 7, 1)]
-    assert (summer.kind, summer.reason) == ("no_students", "Summer break")
+    assert staff_only == ["2026-10-09", "2027-01-05"], "only 2026-27's staff days: 2027-28 is not drawn"
+    assert dt.date(2027, 6, 1) not in by_date and dt.date(2027, 8, 18) not in by_date
     html = (site / "calendar.html").read_text()
     assert "What ran in the maintenance windows" in html and "PF0000108" in html
     jefferson = next(y for y in data.years if y.school == "jefferson-high")
@@ -171,7 +174,39 @@ def test_status_lockdown_and_plan_pages(built) -> None:
     plan = (site / "plan.html").read_text()
     assert "maintenance" in plan and "reimage" in plan
     index = (site / "index.html").read_text()
-    assert "360 class days" in index and "2 still locked" in index
+    assert "School year 2026-27: 180 class days" in index and "2 still locked" in index
+    assert "Also in the calendar: 2027-28 (180 class days)." in index
+
+
+def test_the_index_counts_180_class_days_for_2026_27_on_2026_11_24(built, tmp_path: Path) -> None:
+    """The count is the school year's, not the calendar's two years (360)."""
+    repo, _, _ = built
+    now = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)
+    write_site(gather_site(open_workspace(str(repo / "orchestrator.yaml")), now=now), tmp_path)
+    index = (tmp_path / "index.html").read_text()
+    assert "School year 2026-27: 180 class days;" in index and "360" not in index
+
+
+@pytest.mark.parametrize(
+    ("today", "label", "others"),
+    [
+        ("2026-08-01", "2026-27", "2027-28"),  # before the first term: the first year
+        ("2027-05-27", "2026-27", "2027-28"),  # the last class day of 2026-27
+        ("2027-05-28", "2027-28", "2026-27"),  # the summer: the next year
+        ("2027-07-01", "2027-28", "2026-27"),
+        ("2028-05-31", "2027-28", "2026-27"),
+        ("2028-07-15", "2027-28", "2026-27"),  # after the calendar's last year: still its last year
+    ],
+)
+def test_the_year_drawn_is_the_one_not_yet_over_on_the_report_day(built, today: str, label: str, others: str) -> None:
+    repo, _, _ = built
+    now = dt.datetime.combine(dt.date.fromisoformat(today), dt.time(12), tzinfo=ZoneInfo("America/Chicago"))
+    years = school_years(open_workspace(str(repo / "orchestrator.yaml")), [], now)
+    district = next(y for y in years if y.school == "whole district")
+    start = int(label[:4])
+    assert (district.label, district.first, district.last) == (label, dt.date(start, 8, 1), dt.date(start + 1, 5, 31))
+    assert district.class_days == 180 and [o.label for o in district.others] == [others]
+    assert [o.class_days for o in district.others] == [180]
 
 
 def test_report_command_writes_the_site_from_a_saved_plan(built, tmp_path: Path) -> None:

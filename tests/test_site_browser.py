@@ -2,9 +2,10 @@
 
 Chromium is started with --remote-debugging-pipe (DevTools messages on fds 3 and 4, no port, no network) and
 the closed-network flags. Every page is loaded from file:// at a desktop and a phone width: no console error,
-no uncaught exception, no failed load, no horizontal scrolling on the phone, and the calendar SVG holds the
-sample year's class days (as SchoolDays counts them). Screenshots go to the test's temp folder; with
-ORCHESTRATOR_UPDATE_SCREENSHOTS=1 they also replace docs/img/site-*.png (what the README shows).
+no uncaught exception, no failed load, no horizontal scrolling on the phone, and each calendar SVG holds the
+class days of the sample's 2026-27 school year, the one of the report's day (as SchoolDays counts them).
+Screenshots go to the test's temp folder; with ORCHESTRATOR_UPDATE_SCREENSHOTS=1 they also replace
+docs/img/site-*.png (what the README shows).
 """
 
 from __future__ import annotations
@@ -186,18 +187,19 @@ def test_the_rendered_calendar_shows_the_sample_years_class_days(built, browser:
     shown = browser.evaluate(
         "Array.from(document.querySelectorAll('svg.calendar')).map(s => ["
         " s.id, s.querySelectorAll('rect[data-kind=class_day]').length,"
-        " s.getBoundingClientRect().width > 300])"
+        " s.getBoundingClientRect().width > 300, s.dataset.schoolYear])"
     )
     expected = {f"cal-district-2026-27-{y.school.replace(' ', '-')}": y for y in data.years}
-    assert {sid for sid, _, _ in shown} == set(expected)
-    for sid, count, visible in shown:
+    assert {sid for sid, _, _, _ in shown} == set(expected)
+    for sid, count, visible, label in shown:
         year = expected[sid]
         assert count == days.class_days_between(
             year.first, year.last, None if "district" in year.school else year.school
         )
         assert visible, f"{sid} is not drawn at a readable size"
-    district = next(count for sid, count, _ in shown if sid.endswith("whole-district"))
-    assert district == days.class_days_between(dt.date(2026, 8, 1), dt.date(2028, 5, 31)) == 360  # both years
+        assert label == "2026-27", f"{sid} draws {label}, not the school year of the report's day"
+    district = next(count for sid, count, _, _ in shown if sid.endswith("whole-district"))
+    assert district == days.class_days_between(dt.date(2026, 8, 1), dt.date(2027, 5, 31)) == 180  # 2026-27 only
 
 
 @pytest.mark.slow

@@ -19,7 +19,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from orchestrator.cli.app import console, handle_errors, workspace
 from orchestrator.cli.report_techcheck import techcheck
-from orchestrator.jobs.report import Day, SchoolYear, SiteData, gather_site
+from orchestrator.jobs.report import SiteData, gather_site
+from orchestrator.jobs.report_calendar import Day, SchoolYear
 
 PAGES = ("index", "calendar", "lockdown", "plan")
 TITLES = {"index": "District status", "calendar": "School-year calendar", "lockdown": "Lost devices", "plan": "Plan"}

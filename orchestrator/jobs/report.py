@@ -2,9 +2,9 @@
 
 `gather_site` collects everything `orchestrator report --html DIR` renders (no click, no rich, no HTML here):
 the district status per backend (from a saved plan when one is given, else from the journal's last apply),
-the last apply and the last lockdown, one school-year calendar per school (class days, days without
-students, blackouts, the maintenance windows that opened and what ran in them), the latest lockdown report
-(devices acted on and the ones still locked) and the latest plan (the plan file, else the last run).
+the last apply and the last lockdown, one school-year calendar per school (`report_calendar`: the school
+year of the report's day, the next one during the summer), the latest lockdown report (devices acted on and
+the ones still locked) and the latest plan (the plan file, else the last run).
 
 Nothing is written: the journal is opened read-only (a report never migrates or locks it) and calendar feeds
 are read from their cache, never fetched. Students are never carried: the lockdown report's student column
@@ -17,59 +17,18 @@ import datetime as dt
 import json
 import sqlite3
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestrator.core.redact import redact, redact_text
 from orchestrator.core.resources import ResourceId
 from orchestrator.engine.plan import Plan
+from orchestrator.jobs.report_calendar import SchoolYear, school_years
 from orchestrator.jobs.workspace import Workspace
-from orchestrator.schooltime.calendar import SchoolDays
-from orchestrator.schooltime.windows import WindowSchedule, build_school_days, build_window_schedules
 
 MAX_CHANGES = 200
 """Plan changes listed on the site; the rest are counted ("… and N more")."""
-
-
-@dataclass
-class Day:
-    """One date of one school's calendar: its kind, why, and what the maintenance windows did that night."""
-
-    date: dt.date
-    kind: str  # class_day | no_students | staff_only | unknown
-    reason: str
-    testing: str = ""
-    blackouts: list[str] = field(default_factory=list)
-    opened: list[str] = field(default_factory=list)
-    """Windows with an open interval starting this day (before `now`)."""
-    ran: list[str] = field(default_factory=list)
-    """What ran in those intervals: "break-days: CB0000004 succeeded"."""
-
-
-@dataclass
-class SchoolYear:
-    calendar: str
-    school: str
-    description: str
-    first: dt.date
-    last: dt.date
-    days: list[Day]
-
-    @property
-    def class_days(self) -> int:
-        return sum(d.kind == "class_day" for d in self.days)
-
-    def count(self, kind: str) -> int:
-        return sum(d.kind == kind for d in self.days)
-
-    @property
-    def blackout_days(self) -> int:
-        return sum(bool(d.blackouts) for d in self.days)
-
-    @property
-    def window_days(self) -> int:
-        return sum(bool(d.opened) for d in self.days)
 
 
 @dataclass
@@ -199,93 +158,6 @@ def _status(ws: Workspace, plan: Plan | None, last_apply: dict[str, Any] | None,
             done = sum(counts.values())
             out.append(BackendStatus(name, "in sync", f"as of the apply of {when} ({done} change(s) applied)"))
     return out
-
-
-# --- calendars --------------------------------------------------------------------------------------------
-
-
-def _blackouts(day: dt.date, info: Any, days: SchoolDays, windows: list[WindowSchedule]) -> list[str]:
-    found: list[str] = []
-    for schedule in windows:
-        rules = schedule.window.blackouts
-        if rules.testing_days and info.testing:
-            found.append(f"{schedule.window.name}: testing day ({info.testing_reason})")
-        if rules.days_before_term_start:
-            term = days.term_starting_within(day, rules.days_before_term_start)
-            if term is not None:
-                found.append(f"{schedule.window.name}: before {term.name} starts {term.first_day.isoformat()}")
-        for entry in rules.dates:
-            if entry.first <= day <= entry.last:
-                found.append(f"{schedule.window.name}: {entry.reason or 'blackout date'}")
-    return found
-
-
-def school_year(
-    name: str,
-    days: SchoolDays,
-    school: str | None,
-    windows: list[WindowSchedule],
-    ran: list[dict[str, Any]],
-    now: dt.datetime,
-) -> SchoolYear | None:
-    """One school's year (`school` None: the district's own calendar), from the first to the last term day."""
-    terms = days.terms
-    if not terms:
-        return None
-    first = terms[0].first_day.replace(day=1)
-    last_term = terms[-1].last_day
-    last = (last_term.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
-    tz = days.tz
-    start = dt.datetime.combine(first, dt.time(), tzinfo=tz)
-    span = (last - first).days + 1
-    opened: dict[dt.date, list[str]] = defaultdict(list)
-    for schedule in windows:
-        for interval in schedule.open_windows(start, span, school):
-            if interval.start.astimezone(dt.UTC) < now.astimezone(dt.UTC):
-                opened[interval.start.astimezone(tz).date()].append(
-                    f"{schedule.window.name} {interval.start:%H:%M}-{interval.end:%H:%M}"
-                )
-    ran_on: dict[dt.date, list[str]] = defaultdict(list)
-    for action in ran:
-        if school is not None and action["school"] and action["school"] != school:
-            continue
-        when = dt.datetime.fromisoformat(action["window_start"]).astimezone(tz).date()
-        ran_on[when].append(f"{action['window']}: {action['device']} {action['state']}")
-    out = []
-    for offset in range(span):
-        day = first + dt.timedelta(days=offset)
-        info = days.day(day, school)
-        out.append(
-            Day(
-                date=day,
-                kind=info.kind,
-                reason=info.reason,
-                testing=info.testing_reason if info.testing else "",
-                blackouts=_blackouts(day, info, days, windows),
-                opened=opened.get(day, []),
-                ran=ran_on.get(day, []),
-            )
-        )
-    label = school or "whole district"
-    return SchoolYear(name, label, days.calendar.description or name, first, last, out)
-
-
-def school_years(ws: Workspace, ran: list[dict[str, Any]], now: dt.datetime) -> list[SchoolYear]:
-    """Per calendar a windowed one: the district's year, then one per school (inventory schools and overrides)."""
-    calendars = build_school_days(ws.policies, ws.repo_root, refresh=False)
-    schedules = build_window_schedules(ws.policies, ws.repo_root, refresh=False)
-    used = {s.window.calendar for s in schedules.values()}
-    schools = sorted({d.school for d in ws.inventory.devices if d.school})
-    years = []
-    for name, days in sorted(calendars.items()):
-        if used and name not in used:
-            continue  # a calendar no window uses (an alternative source kept for later) is not the district's
-        windows = [s for s in schedules.values() if s.window.calendar == name]
-        for school in [None, *sorted(set(schools) | set(days.schools))]:
-            year = school_year(name, days, school, windows, ran, now)
-            if year is not None:
-                years.append(year)
-    return years
 
 
 # --- lockdown and plan --------------------------------------------------------------------------------------

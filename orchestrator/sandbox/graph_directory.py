@@ -44,13 +44,33 @@ _BY_DEVICE_ID = re.compile(r"^devices\(deviceId='([^']+)'\)$")
 WRITABLE_DEVICE_FIELDS = ("accountEnabled", "extensionAttributes", "displayName", "operatingSystem")
 
 
+def _lookup(state: GraphState, key: str, value: str) -> dict[str, Any] | None:
+    """The managed record whose Entra object has `key` == `value`, through an index kept per state; a hit is
+    re-checked against the record and a miss rebuilds the index once, so a change to the devices is never
+    served stale (a scan of every device per request made a 20-item $batch take a second at 20,000 devices)."""
+    for attempt in range(2):
+        if attempt or not state.entra_index:
+            state.entra_index.clear()
+            for managed_id, record in state.devices.items():
+                entra = entra_device(record)
+                state.entra_index[("deviceId", entra["deviceId"])] = managed_id
+                state.entra_index[("id", entra["id"])] = managed_id
+        record = state.devices.get(state.entra_index.get((key, value), ""))
+        if record is not None and entra_device(record)[key] == value:
+            return record
+    return None
+
+
 def _entra_record(state: GraphState, parts: list[str]) -> dict[str, Any]:
     """The managed record behind `devices/{id}` or `devices(deviceId='{deviceId}')` (404 if none)."""
     match = _BY_DEVICE_ID.match(unquote(parts[0])) if len(parts) == 1 else None
-    for record in state.devices.values():
-        entra = entra_device(record)
-        if (match and entra["deviceId"] == match.group(1)) or (len(parts) == 2 and entra["id"] == parts[1]):
-            return record
+    found = None
+    if match:
+        found = _lookup(state, "deviceId", match.group(1))
+    elif len(parts) == 2:
+        found = _lookup(state, "id", parts[1])
+    if found is not None:
+        return found
     wanted = match.group(1) if match else parts[-1]
     raise GraphProblem(
         404,

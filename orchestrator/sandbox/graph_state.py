@@ -89,6 +89,8 @@ class GraphState:
     group_members: dict[str, set[str]] = field(default_factory=dict)
     group_users: dict[str, set[str]] = field(default_factory=dict)  # user members (user principal names)
     entra_disabled: set[str] = field(default_factory=set)  # Entra ID deviceIds whose accountEnabled is false
+    # ("deviceId" | "id", value) → managed device id: graph_directory's lookup index, re-checked on every hit
+    entra_index: dict[tuple[str, str], str] = field(default_factory=dict, repr=False, compare=False)
     apps: dict[str, dict[str, Any]] = field(default_factory=dict)
     app_assignments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)

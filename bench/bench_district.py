@@ -1,7 +1,7 @@
 """Benchmark: District-100k, the compass workload, through the same jobs as the command line.
 
-Runs against the Google and Graph emulators (a forked child, 50 ms on every reply), each opening a fresh
-session from a generated orchestrator.yaml whose pacers sit at the published quotas: the Chrome fleet listing
+Runs against the Google and Graph emulators (a forked process each; 50 ms on every reply), each run opening a
+fresh session from a generated orchestrator.yaml whose pacers sit at the published quotas: the Chrome fleet listing
 alone (one sequential listing, then concurrent OU subtrees, through GoogleBackend), `inventory sync`, the
 policy `plan` + `apply` of 30 policies, the nightly `lockdown` with 500 lost, and a quiet night with 10 lost.
 For each run it prints wall time, requests by endpoint next to the minimum the page and batch limits allow,
@@ -198,7 +198,7 @@ def cold_command(name: str, config: Path, emulators: Emulators) -> dict[str, Any
         "requests": requests,
         "requests_total": sum(requests.values()),
         "minimum": {},
-        "result": {"command": " ".join(["orchestrator", *command[3:]])},
+        "result": {"command": f"orchestrator --config {config.name} lockdown"},
     }
 
 

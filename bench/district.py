@@ -128,14 +128,34 @@ def use_inventory(root: Path, night: str) -> None:
     (root / "inventory" / "devices.csv").write_text((root / f"inventory-{night}.csv").read_text())
 
 
+def _serve_graph(state: GraphState, latency: float, conn: Connection) -> None:
+    """The Graph emulator's own process (Google and Microsoft are separate services: one's load must not slow
+    the other's replies, as it would sharing one interpreter); answers counts until told to stop."""
+    graph = GraphEmulator.start_local(state=state)
+    graph.faults.latency = latency
+    conn.send(graph.url)
+    while conn.recv() == "counts":
+        conn.send(dict(graph.calls))
+        graph.reset_counts()
+    graph.stop()
+    conn.send("stopped")
+
+
 def _serve(workload: Workload, root: Path, conn: Connection) -> None:
-    """The child: generate the district, start its emulators, write the repository and the nights' inventories
-    (root/inventory-lost.csv, root/inventory-quiet.csv), report what the parent needs, then answer counts."""
+    """The child: generate the district, start its emulators (Graph in a process of its own), write the
+    repository and the nights' inventories (root/inventory-lost.csv, root/inventory-quiet.csv), report what the
+    parent needs, then answer counts."""
     district = build(workload)
     google = GoogleEmulator(district, seed=workload.seed).start()
-    graph = GraphEmulator.start_local(state=GraphState.from_district(district))
-    google.faults.latency = graph.faults.latency = workload.latency
-    urls = {"google": google.url, "graph": graph.url}
+    google.faults.latency = workload.latency
+    context = multiprocessing.get_context("fork")
+    to_graph, graph_end = context.Pipe()
+    graph = context.Process(
+        target=_serve_graph, args=(GraphState.from_district(district), workload.latency, graph_end), daemon=True
+    )
+    graph.start()
+    graph_end.close()
+    urls = {"google": google.url, "graph": to_graph.recv()}
     lost = pick_lost(district, workload.lost, workload.seed)
     quiet = pick_lost(district, workload.quiet, workload.seed + 1, exclude=lost)
     config = write_repo(root, district, inventory(district, set()), urls, max(1, workload.lost))
@@ -155,26 +175,29 @@ def _serve(workload: Workload, root: Path, conn: Connection) -> None:
     while True:
         command = conn.recv()
         if command == "counts":
-            conn.send({"google": dict(google.calls), "graph": dict(graph.calls)})
+            to_graph.send("counts")
+            conn.send({"google": dict(google.calls), "graph": to_graph.recv()})
             google.reset_counts()
-            graph.reset_counts()
         else:
             google.stop()
-            graph.stop()
+            to_graph.send("stop")
+            to_graph.recv()
+            graph.join(timeout=30)
             conn.send("stopped")
             return
 
 
 class Emulators:
-    """District-100k and its emulators in a forked child process, so the parent's CPU and peak RSS are the
-    client's alone; `setup` says where the repository is and what the district holds; `counts()` returns and
-    resets the emulators' per-endpoint request counts."""
+    """District-100k and its emulators in forked child processes (Google's, and Graph's below it), so the
+    parent's CPU and peak RSS are the client's alone; `setup` says where the repository is and what the
+    district holds; `counts()` returns and resets the emulators' per-endpoint request counts."""
 
     def __init__(self, workload: Workload, root: Path):
         context = multiprocessing.get_context("fork")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(workload, root, child), daemon=True)
+        self._process = context.Process(target=_serve, args=(workload, root, child))  # not a daemon: it has a child
         self._process.start()
+        child.close()  # the child's end lives in the child only: if it dies, recv() raises EOFError, never hangs
         self.setup: dict[str, Any] = self._conn.recv()
 
     def counts(self) -> dict[str, Counter[str]]:

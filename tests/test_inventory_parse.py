@@ -51,6 +51,7 @@ QUOTE_FREE = [
     HEADER + "CB1,chromeos,/Students,lincoln,\n\nCB2,windows,/Staff,lincoln,n,extra\nCB3,ios\n",
     HEADER + " CB1 ,chromeos,\t/Students ,lincoln,a note\n",  # cells are stripped of spaces and tabs
     "serialNumber,platform\nCB1,chromeos\nCB2,ios,/x\n",  # no status column: every device is active
+    HEADER.replace("\n", "\r\n") + "CB1,chromeos,/Students,lincoln,\r\n\r\nCB2,toaster,,,\r\n",  # Excel's CRLF
     HEADER + "CB1,chromeos,/Students,lincoln,\nCB1,ios,/Students,lincoln,\nCB2,toaster,/Bad/,lincoln,\n",
     HEADER,
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.inventory.devices import Device, load_inventory, write_inventory_csv
-from orchestrator.inventory.edits import history_path, pending_history_path, read_history
+from orchestrator.inventory.edits import history_path, pending_history_path, read_history, settled_history
 from orchestrator.jobs import inventory as inventory_jobs
 from orchestrator.jobs.inventory import InventoryChanged, set_device
 from orchestrator.jobs.workspace import open_workspace
@@ -80,3 +80,23 @@ def test_a_write_over_a_file_changed_since_it_was_read_is_refused_and_writes_not
     devices = load_inventory(config.parent / "inventory" / "devices.csv").by_serial()
     assert (devices["CB1"].inventoryStatus, devices["CB2"].inventoryStatus) == ("lost", "active")
     assert status_history(config) == [("CB1", "lost")]
+
+
+def test_a_crashed_writes_history_is_read_before_the_next_write_settles_it(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Escalation dates a loss from the history: after a crash between replacing the file and appending its
+    history, the loss must be dated by the staged row at once, not only after some later write. A row staged by
+    a write that never reached the file is not read."""
+    with monkeypatch.context() as patch:
+        crash_after_replacing_the_file(patch)
+        with pytest.raises(SystemExit):
+            set_device(open_workspace(str(config)), "CB1", {"inventoryStatus": "lost"})
+    inventory = config.parent / "inventory" / "devices.csv"
+    devices = load_inventory(inventory).devices
+    assert [(r.serialNumber, r.new) for r in settled_history(inventory, devices) if r.field == "inventoryStatus"] == [
+        ("CB1", "lost")
+    ]
+    reverted = [Device("CB1", "chromeos", school="lincoln"), Device("CB2", "chromeos", school="lincoln")]
+    assert settled_history(inventory, reverted) == [], "the file does not hold the staged rows: not history"
+    assert pending_history_path(inventory).exists(), "reading settles nothing"

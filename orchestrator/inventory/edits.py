@@ -81,13 +81,26 @@ def settle_history(inventory_path: Path, devices: list[Device]) -> int:
     if not staged.exists():
         return 0
     entries = read_history(staged)
-    by_serial = {d.serialNumber: d for d in devices}
-    final: dict[tuple[str, str], str] = {(e.serialNumber, e.field): e.new for e in entries}
-    written = all(getattr(by_serial.get(serial), name, None) == value for (serial, name), value in final.items())
+    written = _held_by(entries, devices)
     if written:
         append_history(history_path(inventory_path), entries)
     staged.unlink()
     return len(entries) if written else 0
+
+
+def settled_history(inventory_path: Path, devices: list[Device]) -> list[HistoryEntry]:
+    """The history as the next write will leave it: with a crashed write's staged rows when the inventory holds
+    what they say (so a loss dated by a pending row is seen before that write happens), read-only."""
+    entries = read_history(history_path(inventory_path))
+    staged = read_history(pending_history_path(inventory_path))
+    return entries + staged if staged and _held_by(staged, devices) else entries
+
+
+def _held_by(entries: list[HistoryEntry], devices: list[Device]) -> bool:
+    """Whether `devices` hold every field's last value in `entries` (the inventory they describe was written)."""
+    by_serial = {d.serialNumber: d for d in devices}
+    final: dict[tuple[str, str], str] = {(e.serialNumber, e.field): e.new for e in entries}
+    return all(getattr(by_serial.get(serial), name, None) == value for (serial, name), value in final.items())
 
 
 def read_history(path: Path, serial: str | None = None) -> list[HistoryEntry]:

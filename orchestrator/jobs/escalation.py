@@ -14,7 +14,7 @@ from pathlib import Path
 
 from orchestrator.engine.plan import Plan
 from orchestrator.inventory.devices import Inventory, load_inventory
-from orchestrator.inventory.edits import history_path, read_history
+from orchestrator.inventory.edits import settled_history
 from orchestrator.inventory.escalation import LOST, Escalations, SchoolDayCounter, find_escalations
 from orchestrator.policy.loader import PolicySet
 from orchestrator.policy.models import LostDevicePolicy, MaintenanceWindow
@@ -33,7 +33,7 @@ def plan_escalations(
         for model, _ in policies.of_kind(MaintenanceWindow)
         if model.calendar in calendars
     }
-    history = read_history(history_path(inventory_path))
+    history = settled_history(inventory_path, inventory.devices)
     return find_escalations(policies, inventory, history, windows, now)
 
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from orchestrator.engine.journal import default_actor
 from orchestrator.inventory.audit import AuditResult, mark_lost
 from orchestrator.inventory.devices import Device, Inventory
-from orchestrator.inventory.edits import HistoryEntry, history_path, read_history
+from orchestrator.inventory.edits import HistoryEntry, settled_history
 from orchestrator.inventory.loans import Handover, Late, LoanError, Terms, give_back, out_now, repair
 from orchestrator.jobs.inventory import InventoryChanged, commit_inventory
 from orchestrator.jobs.workspace import Workspace
@@ -104,7 +104,7 @@ def _save(ws: Workspace, done: Handover) -> Handover:
 def checked_in(ws: Workspace) -> dict[str, str]:
     """Loaner serial → when it last came back to its pool (from the history), for picking the longest rested."""
     back: dict[str, str] = {}
-    for entry in read_history(history_path(ws.config.path(ws.config.inventory))):
+    for entry in settled_history(ws.config.path(ws.config.inventory), ws.inventory.devices):
         if entry.field == "loanFor" and entry.old and not entry.new:
             back[entry.serialNumber] = max(back.get(entry.serialNumber, ""), entry.at)
     return back

@@ -19,6 +19,8 @@ from orchestrator.core.resources import ResourceId
 Scope = Literal["policy", "lockdown", "maintenance"]
 SCOPES: tuple[Scope, ...] = ("policy", "lockdown", "maintenance")
 KEY_SEPARATOR = "|"
+MATCHES = "matches"
+"""Observed meta of a `needs_device` resource: how many live console records share its serial (ambiguous)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class ResourceType:
     scope: the job that owns it: `plan`/`apply` (policy), the nightly `lockdown`, or `maintenance run`.
     order: where its changes go in a plan (settings before devices; lower first).
     key_parts: the names of the parts its key is made of (`("ou", "schema")` → "/Labs|chrome.users.X").
+    needs_device: keyed by a device serial the console must already have (writing to it cannot enroll one): a
+        change whose device the console does not list, or lists more than once (observed None with `MATCHES` in
+        its meta), is held out of the plan with the reason, never sent.
     """
 
     backend: str
@@ -43,6 +48,7 @@ class ResourceType:
     observed_by: Literal["backend", "journal"] = "backend"
     destructive: bool = False
     scope: Scope = "policy"
+    needs_device: bool = False
 
     def key(self, *parts: str) -> str:
         """Build a key from its parts; no part may contain the separator (it would split differently)."""

@@ -6,17 +6,21 @@
 - destructive caps (`max_devices_per_window`, `--max-destructive`, per-school budgets) are judged per change by
   `engine.gates.gate_destructive`, which the executor calls for every destructive change of every plan.
 
-A device that a console does not have is never guessed: its change is held as "not found".
+A device that a console does not have is never guessed: its change is held as "not found" (lockdown types here,
+every `needs_device` type, e.g. a write-back of annotations, by `hold_absent_devices`), or as "ambiguous" when
+the console lists the serial more than once.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from dataclasses import replace
 
+from orchestrator.core.backend import Catalog
 from orchestrator.core.errors import OrchestratorError
-from orchestrator.core.resources import Change
+from orchestrator.core.resources import Change, Resource, ResourceId
+from orchestrator.core.types import MATCHES
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import HeldChange, Plan
 from orchestrator.inventory.devices import Inventory
@@ -26,7 +30,28 @@ from orchestrator.policy.models import LostDevicePolicy
 DeviceTypes = Set[tuple[str, str]]
 """(backend, type) of the lockdown types keyed by one device serial (from the catalog)."""
 NOT_FOUND = "not found"
+AMBIGUOUS = "ambiguous"
 OVER_CAP = "over max_per_run"
+
+
+def hold_absent_devices(
+    catalog: Catalog, changes: list[Change], observed: Mapping[ResourceId, Resource]
+) -> tuple[list[Change], list[HeldChange]]:
+    """Changes to send, and those held because their type `needs_device` and the console has no single record
+    for the serial (the note names the serial and why; never the value, which may be a student's)."""
+    kept: list[Change] = []
+    held: list[HeldChange] = []
+    for change in changes:
+        seen = observed.get(change.id)
+        count = int(seen.meta.get(MATCHES) or 0) if seen is not None else 0
+        if not catalog.type_of(change.id).needs_device or (seen is not None and count <= 1):
+            kept.append(change)
+        elif seen is None:
+            held.append(HeldChange(change, NOT_FOUND, f"serial not found in {change.id.backend}"))
+        else:
+            detail = f"serial matches {count} live records in {change.id.backend}; left alone"
+            held.append(HeldChange(change, AMBIGUOUS, detail))
+    return kept, held
 
 
 def lockdown_cap(policies: PolicySet) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 from orchestrator.core.backend import Backend, Catalog
 from orchestrator.core.resources import Resource, ResourceId
-from orchestrator.engine.caps import cap_lockdown, lockdown_cap
+from orchestrator.engine.caps import cap_lockdown, hold_absent_devices, lockdown_cap
 from orchestrator.engine.compile import compile_desired
 from orchestrator.engine.diff import diff
 from orchestrator.engine.journal import Journal
@@ -111,8 +111,10 @@ def make_plan(
     pruning = replace(pruning or Pruning(), applied=frozenset(journal.applied_among(candidates)))
     unmanaged: list[ResourceId] = []
     changes = diff(catalog, desired, observed, seen.journal_state, pruning=pruning, unmanaged=unmanaged)
+    changes, held = hold_absent_devices(catalog, changes, observed)
     plan = Plan(
         changes=changes,
+        held=held,
         observed=observed_digests(observed, seen.journal_state, desired),
         backends=sorted(backends),
         scopes=list(scopes),

@@ -24,6 +24,7 @@ from orchestrator.backends.google.results import Reporter
 from orchestrator.core.backend import SentCallback
 from orchestrator.core.errors import BackendError
 from orchestrator.core.resources import Change, Resource
+from orchestrator.core.types import MATCHES
 
 FIELDS = ("annotatedAssetId", "annotatedUser", "annotatedLocation", "notes")
 REPLY_FIELDS = "deviceId," + ",".join(FIELDS)
@@ -41,11 +42,20 @@ def observe_devices(devices: ChromeDevices, desired: list[Resource]) -> list[Res
 
 
 def observe_annotations(devices: ChromeDevices, desired: Sequence[Resource]) -> list[Resource]:
-    """The console's values of the desired fields, from the cached device listing (read it first)."""
+    """The console's values of the desired fields, from the cached device listing (read it first).
+
+    A serial the console lacks is not observed, one with several live records is observed as None with how many
+    match (`MATCHES`): the engine holds both changes (the type `needs_device`), so neither is ever sent.
+    """
     out: list[Resource] = []
     for resource in desired:
         record = devices.device_for(resource.id.key)
-        if record is None or not isinstance(resource.value, dict):
+        if record is None:
+            count = devices.matches(resource.id.key)
+            if count > 1:
+                out.append(Resource(resource.id, None, meta={MATCHES: count}))
+            continue
+        if not isinstance(resource.value, dict):
             continue
         value = {name: str(record.get(name) or "") for name in resource.value if name in FIELDS}
         out.append(Resource(resource.id, value, meta={"deviceId": record["deviceId"]}))

@@ -98,12 +98,20 @@ class ChromeDevices:
         """The one usable console record whose serial equals `serial` exactly (None if absent or ambiguous)."""
         if self._devices is None and serial in self._by_id:
             return self._by_id[serial]
-        records = self.devices_by_serial().get(serial, [])
-        usable = [r for r in records if r.get("status") != "DEPROVISIONED"] or records
+        usable = self._usable(serial)
         if len(usable) > 1:
             log.warning("serial matches %d device records; left alone", len(usable))
             return None
         return usable[0] if usable else None
+
+    def matches(self, serial: str) -> int:
+        """How many usable records of the cached listing carry exactly `serial` (more than one: ambiguous)."""
+        return len(self._usable(serial))
+
+    def _usable(self, serial: str) -> list[dict[str, Any]]:
+        """The live records with this exact serial; only deprovisioned ones when no live one has it."""
+        records = self.devices_by_serial().get(serial, [])
+        return [r for r in records if r.get("status") != "DEPROVISIONED"] or records
 
     def observe(self, desired: list[Resource]) -> list[Resource]:
         """device_status of each desired serial, by id or from one listing (the cost model above)."""

@@ -15,7 +15,7 @@ OU_POLICY = ResourceType("google", "ou_policy", ("ou", "schema"), order=0, autho
 OU_APP = ResourceType("google", "ou_app", ("ou", "app_id"), order=1, authoritative=True)
 DEVICE_STATUS = ResourceType("google", "device_status", ("serial",), order=5, scope="lockdown")
 # The inventory's asset tag, user, location and notes written back (InventoryWriteBack; annotations.py).
-DEVICE_ANNOTATIONS = ResourceType("google", "device_annotations", ("serial",), order=6)
+DEVICE_ANNOTATIONS = ResourceType("google", "device_annotations", ("serial",), order=6, needs_device=True)
 REIMAGE = ResourceType(
     "google", "reimage", ("serial", "request"), order=8, observed_by="journal", destructive=True, scope="maintenance"
 )

@@ -3,13 +3,16 @@
 The sample district is copied to a temp repository; its Reimage policy runs against the Google and Graph
 emulators inside the Thanksgiving break window (tests/test_maintenance_e2e.py's fleet), so the journal holds
 real maintenance actions with the window interval they ran in. A lockdown JSON report with a student's email
-sits in the reports folder. `site_dir` is the generated site; tests/test_site_browser.py opens it in Chromium.
+sits in the reports folder; the inventory then has CB0000001 lost, last-seen times, and CB0000005 in repair
+(with a reason) with a loaner, for the tech-check page.
+`site_dir` is the generated site; tests/test_site_browser.py opens it in Chromium.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -23,6 +26,8 @@ from test_maintenance_e2e import BREAK_MORNING, make_fleet
 from orchestrator.cli import main
 from orchestrator.cli.site import write_site
 from orchestrator.engine.plan import Plan
+from orchestrator.inventory.devices import load_inventory, write_inventory_csv
+from orchestrator.jobs.lifecycle import repair_device
 from orchestrator.jobs.lockdown_report import LockdownReport, write_report
 from orchestrator.jobs.report import SiteData, gather_site
 from orchestrator.jobs.report_calendar import OtherYear, school_years
@@ -31,6 +36,7 @@ from orchestrator.policy.models import SchoolCalendar
 from orchestrator.schooltime.calendar import SchoolDays
 
 STUDENT = "ava.student@students.district.example"
+REASON = "screen cracked when Maya dropped it"
 NOW = dt.datetime(2026, 11, 26, 18, 0, tzinfo=dt.UTC)  # the day after the reimages ran
 
 
@@ -56,6 +62,21 @@ def lockdown_report(folder: Path) -> None:
     write_report(report, folder, "2026-11-26T080000Z", "20261126T080000Z-abcdef")
 
 
+def techcheck_inventory(config: Path) -> None:
+    """Lost CB0000001 (still locked in the lockdown report), last-seen times (CB0000013 56 days ago, CB0000017
+    never), then CB0000005 sent to repair on 2026-11-16 with a reason and a loaner (as `inventory repair`)."""
+    path = config.parent / "inventory" / "devices.csv"
+    devices = load_inventory(path).devices
+    for device in devices:
+        device.lastSync = "2026-11-25T15:00:00.000Z"
+    by_serial = {d.serialNumber: d for d in devices}
+    by_serial["CB0000001"].inventoryStatus = "lost"
+    by_serial["CB0000013"].lastSync = "2026-10-01T07:00:00.000Z"
+    by_serial["CB0000017"].lastSync = ""
+    path.write_text(write_inventory_csv(devices))
+    repair_device(open_workspace(str(config)), "CB0000005", reason=REASON, on=dt.date(2026, 11, 16), actor="test")
+
+
 def build(tmp_path: Path) -> tuple[Path, SiteData, Path]:
     """The fleet's district with a real maintenance run in its journal; returns (repo, data, site folder)."""
     fleet_iter = make_fleet(tmp_path)
@@ -72,6 +93,7 @@ def build(tmp_path: Path) -> tuple[Path, SiteData, Path]:
         "intune:\n  graph_endpoint: http://127.0.0.1:9/\n"
     )
     lockdown_report(repo / "reports")
+    techcheck_inventory(repo / "orchestrator.yaml")
     data = gather_site(open_workspace(str(repo / "orchestrator.yaml")), now=NOW)
     site = tmp_path / "site"
     write_site(data, site)
@@ -108,7 +130,7 @@ class Tables(HTMLParser):
 def test_every_page_is_written_self_contained_with_headers_and_no_student(built) -> None:
     _, _, site = built
     pages = sorted(p.name for p in site.iterdir())
-    assert pages == ["calendar.html", "index.html", "lockdown.html", "plan.html"]
+    assert pages == ["calendar.html", "index.html", "lockdown.html", "plan.html", "techcheck.html"]
     for page in site.iterdir():
         html = page.read_text()
         parser = Tables()
@@ -118,6 +140,7 @@ def test_every_page_is_written_self_contained_with_headers_and_no_student(built)
         assert not external, f"{page.name} links outside the site: {external}"
         assert "<script" not in html and "@import" not in html and "url(http" not in html
         assert STUDENT not in html and "ava.student" not in html
+        assert "@district.example" not in html and "Maya" not in html, f"{page.name} shows a student or a reason"
         assert '<meta name="viewport"' in html and "<h1>" in html
 
 
@@ -231,3 +254,65 @@ def test_the_readme_shows_the_screenshots(repo_root: Path) -> None:
     for name in ("site-lockdown-phone.png", "site-calendar-desktop.png"):
         assert (repo_root / "docs" / "img" / name).exists(), f"docs/img/{name} is missing"
         assert f"docs/img/{name}" in readme
+
+
+def text_of(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_the_tech_check_page_counts_per_school_and_never_shows_a_student_or_a_repair_reason(built) -> None:
+    """One page, linked from the index, built from `tech_check()`: the summary first, then each school's
+    sections; the inventory's students and CB0000005's repair reason appear nowhere, not even as tokens."""
+    repo, data, site = built
+    html = (site / "techcheck.html").read_text()
+    text = text_of(html)
+    index = (site / "index.html").read_text()
+    assert 'href="techcheck.html"' in index and "2 repair(s) out; 1 loaner(s) out; 1 not seen" in text_of(index)
+    lincoln = next(s for s in data.techcheck.schools if s.school == "lincoln-elementary")
+    assert lincoln.counts == {
+        "locked": 1,
+        "released": 0,
+        "repairs": 2,
+        "overdue_repairs": 2,
+        "loaners": 1,
+        "overdue_loaners": 0,
+        "not_seen": 1,
+        "no_last_seen": 1,
+    }
+    assert "lincoln-elementary 1 0 2 (2) 1 (0) 1 1" in text
+    assert text.index("Per school") < text.index("Locked and still lost")
+    sections = {sec.key: [r["serial"] for r in sec.rows] for sec in lincoln.sections}
+    assert sections == {
+        "locked": ["CB0000001"],
+        "released": [],
+        "repairs": ["CB0000005", "CB0000033"],  # the sample's CB0000033: in repair, no repairSince
+        "loaners": ["CB0000025"],
+        "not_seen": ["CB0000013"],
+    }
+    assert "CB0000005 PV-000005 2026-11-16 2026-11-18 4 -" in text  # due 2 school days on, 4 school days late
+    assert "CB0000033 PV-000033 - - unknown no repairSince" in text  # the tool's reason why it cannot tell
+    assert "Repairs out, lincoln-elementary (2)" in html and "Not seen for more than 30 days" in html
+    ws_inventory = load_inventory(repo / "inventory" / "devices.csv").devices
+    students = {d.assignedStudent for d in ws_inventory if d.assignedStudent}
+    reasons = {d.repairReason for d in ws_inventory if d.repairReason}
+    assert "student000005@district.example" in students and REASON in reasons
+    assert not [s for s in students | reasons if s in html], "a student's address or a repair reason on the site"
+    assert "cracked" not in html and "<redacted" not in html and "&lt;redacted" not in html
+
+
+def test_a_tech_check_section_not_computed_shows_its_note_not_an_empty_table(built, tmp_path: Path) -> None:
+    """No lockdown report and no RepairPolicy: locked, released, repairs and loaners say why, count "not known"."""
+    repo, _, _ = built
+    policies = tmp_path / "policies"
+    shutil.copytree(repo / "policies", policies, ignore=shutil.ignore_patterns("repair.yaml"))
+    config = repo / "orchestrator-bare.yaml"
+    settings = (repo / "orchestrator.yaml").read_text().replace("reports: reports\n", "")
+    config.write_text(settings + f"reports: {tmp_path / 'reports'}\npolicies: {policies}\n")
+    write_site(gather_site(open_workspace(str(config)), now=NOW), tmp_path / "site")
+    html = (tmp_path / "site" / "techcheck.html").read_text()
+    text = text_of(html)
+    assert "lincoln-elementary not known not known not known not known 1 1" in text
+    assert text.count("not known no lockdown report in") == 2 * 4  # locked and released, in each of 4 schools
+    assert text.count("not known repairs and loaners not computed") == 2 * 4
+    assert "<caption>Locked and still lost" not in html and "<caption>Repairs out" not in html
+    assert "None." in html  # a computed section with no device (not seen) is still "None."

@@ -163,7 +163,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
-@pytest.mark.parametrize("page", ["index", "calendar", "lockdown", "plan"])
+@pytest.mark.parametrize("page", ["index", "calendar", "lockdown", "techcheck", "plan"])
 def test_pages_load_without_errors_and_fit_the_width(built, browser: Browser, page: str, size, tmp_path: Path) -> None:  # noqa: F811
     _, _, site = built
     browser.load((site / f"{page}.html").as_uri(), size)

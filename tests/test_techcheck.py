@@ -98,6 +98,10 @@ def test_techcheck_says_what_it_could_not_compute(tenant: Tenant) -> None:
     notes = " ".join(data["notes"])
     assert "no lockdown report" in notes and "no RepairPolicy" in notes
     assert data["not_seen_days"] == 5
+    assert set(data["not_computed"]) == {"locked", "released", "repairs", "loaners"}
+    markdown = run(tenant, "report", "techcheck", "--date", ON).output
+    assert "| lincoln-elementary | not known | not known | not known | not known |" in markdown
+    assert "Not known: no lockdown report in" in markdown and "Not known: repairs and loaners not computed" in markdown
     unknown = run(tenant, "report", "techcheck", "--school", "nowhere")
     assert unknown.exit_code == 1 and "no device of school 'nowhere'" in unknown.output
 

@@ -47,7 +47,8 @@ def _late(rows: list[dict[str, Any]]) -> int:
 
 
 def markdown(check: TechCheck) -> str:
-    """One summary table, then a heading per school with each section as a table (or "None.")."""
+    """One summary table, then a heading per school with each section as a table (or "None."; a section not
+    computed says why, and counts as "not known" in the summary)."""
     title = SECTIONS["not_seen"] + f" > {check.not_seen_days} days"
     lines = [
         f"# Morning tech check {check.on.isoformat()}",
@@ -70,12 +71,17 @@ def markdown(check: TechCheck) -> str:
             len(check.of("not_seen", school)),
             check.no_last_seen[school],
         ]
+        counted = ("locked", "released", "repairs", "loaners")
+        cells[:4] = ["not known" if s in check.unknown else c for s, c in zip(counted, cells[:4], strict=True)]
         lines.append(f"| {_cell(school)} | " + " | ".join(str(c) for c in cells) + " |")
     for school in check.schools:
         lines += ["", f"## {_cell(school)}"]
         for section, name in SECTIONS.items():
             rows = check.of(section, school)
             lines += ["", f"### {title if section == 'not_seen' else name}", ""]
+            if section in check.unknown:
+                lines.append(f"Not known: {_cell(check.unknown[section])}")
+                continue
             if not rows:
                 lines.append("None.")
                 continue

@@ -1,6 +1,6 @@
 """`orchestrator report --html DIR`: the principals' static site, rendered with Jinja2 from `jobs.report.SiteData`.
 
-Self-contained pages (index, calendar, lockdown, plan): the style sheet is inlined, the calendars are inline
+Self-contained pages (index, calendar, lockdown, tech check, plan): the style sheet is inlined, the calendars are inline
 SVG, there is no script and no external asset, so the folder works from file:// and on any static web server.
 Every table has header cells; colour is never the only signal (each day kind has its own pattern and a text
 label, every calendar cell a <title>, every state a word).
@@ -21,9 +21,16 @@ from orchestrator.cli.app import console, handle_errors, workspace
 from orchestrator.cli.report_techcheck import techcheck
 from orchestrator.jobs.report import SiteData, gather_site
 from orchestrator.jobs.report_calendar import Day, SchoolYear
+from orchestrator.jobs.report_techcheck import NUMERIC
 
-PAGES = ("index", "calendar", "lockdown", "plan")
-TITLES = {"index": "District status", "calendar": "School-year calendar", "lockdown": "Lost devices", "plan": "Plan"}
+PAGES = ("index", "calendar", "lockdown", "techcheck", "plan")
+TITLES = {
+    "index": "District status",
+    "calendar": "School-year calendar",
+    "lockdown": "Lost devices",
+    "techcheck": "Morning tech check",
+    "plan": "Plan",
+}
 CELL = 18
 GAP = 14
 COLUMNS = 3
@@ -108,7 +115,14 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals.update(
-        months=months, svg_size=svg_size, CELL=CELL, WEEKDAYS=WEEKDAYS, LEGEND=LEGEND, PAGES=PAGES, TITLES=TITLES
+        months=months,
+        svg_size=svg_size,
+        CELL=CELL,
+        WEEKDAYS=WEEKDAYS,
+        LEGEND=LEGEND,
+        PAGES=PAGES,
+        TITLES=TITLES,
+        NUMERIC=NUMERIC,
     )
     return env
 
@@ -149,7 +163,8 @@ def write_site(data: SiteData, folder: str | Path) -> list[Path]:
 @click.pass_context
 @handle_errors
 def report(ctx: click.Context, folder: str | None, plan_path: str | None) -> None:
-    """A static site for principals: status, school-year calendars, lost devices, the latest plan (no PII).
+    """A static site for principals: status, school-year calendars, lost devices, the morning tech check, the
+    latest plan (no PII: no student, no repair reason).
 
     Self-contained HTML (no server, no external assets): open index.html, or publish the folder on any web
     server or GitHub Pages. Reads the journal and the reports folder; changes nothing.

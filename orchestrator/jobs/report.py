@@ -4,7 +4,8 @@
 the district status per backend (from a saved plan when one is given, else from the journal's last apply),
 the last apply and the last lockdown, one school-year calendar per school (`report_calendar`: the school
 year of the report's day, the next one during the summer), the latest lockdown report (devices acted on and
-the ones still locked) and the latest plan (the plan file, else the last run).
+the ones still locked), the latest plan (the plan file, else the last run) and the morning tech check of the
+report's day (`report_techcheck`: no student, no repair reason).
 
 Nothing is written: the journal is opened read-only (a report never migrates or locks it) and calendar feeds
 are read from their cache, never fetched. Students are never carried: the lockdown report's student column
@@ -20,11 +21,14 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from orchestrator.core.redact import redact, redact_text
 from orchestrator.core.resources import ResourceId
 from orchestrator.engine.plan import Plan
 from orchestrator.jobs.report_calendar import SchoolYear, school_years
+from orchestrator.jobs.report_techcheck import SiteTechCheck, site_techcheck
+from orchestrator.jobs.techcheck import tech_check
 from orchestrator.jobs.workspace import Workspace
 
 MAX_CHANGES = 200
@@ -50,6 +54,7 @@ class SiteData:
     lockdown: dict[str, Any] | None
     lockdown_file: str
     plan: dict[str, Any] | None
+    techcheck: SiteTechCheck
 
 
 # --- the journal, read only ------------------------------------------------------------------------------
@@ -257,4 +262,5 @@ def gather_site(ws: Workspace, *, plan_path: str | Path | None = None, now: dt.d
         lockdown=lockdown,
         lockdown_file=lockdown_file,
         plan=shown_plan,
+        techcheck=site_techcheck(tech_check(ws, on=now.astimezone(ZoneInfo(ws.config.timezone)).date())),
     )

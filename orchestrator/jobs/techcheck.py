@@ -10,8 +10,9 @@ Sections (each row one device):
   sync`); lost, stolen, retired, in-repair and pooled loaners are expected to be quiet and are left out,
   devices with no last-seen time are counted per school, never listed as seen.
 
-A section that cannot be computed (no lockdown report yet, no RepairPolicy) says so in `notes` and is not
-shown as empty. Students are redacted unless `show_pii`; repair reasons are free text and count as notes.
+A section that cannot be computed (no lockdown report yet, no RepairPolicy) says so in `notes` and in
+`unknown` (section → why), and is never shown as empty. Students are redacted unless `show_pii`; repair
+reasons are free text and count as notes.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ QUIET = ("lost", "stolen", "retired", "repair")
 LOCKED_OUTCOMES = ("locked", "quarantine")
 DEFAULT_NOT_SEEN_DAYS: int = RepairPolicy.model_fields["not_seen_days"].default
 """Without a RepairPolicy (or --not-seen-days): the policy's own default."""
+_NIGHT = ("locked", "released")
 STALE_AFTER = dt.timedelta(hours=36)
 """A lockdown report older than this (before the check's date) is not "last night": the note says so."""
 
@@ -55,6 +57,12 @@ class TechCheck:
     no_last_seen: Counter[str] = field(default_factory=Counter)
     lockdown_file: str = ""
     notes: list[str] = field(default_factory=list)
+    unknown: dict[str, str] = field(default_factory=dict)
+    """Sections not computed, with the note saying why: shown as that note, never as an empty list."""
+
+    def cannot(self, note: str, *sections: str) -> None:
+        self.notes.append(note)
+        self.unknown.update(dict.fromkeys(sections, note))
 
     def of(self, section: str, school: str) -> list[dict[str, Any]]:
         return [r for r in self.rows[section] if r["school"] == school]
@@ -65,6 +73,7 @@ class TechCheck:
             "not_seen_days": self.not_seen_days,
             "lockdown_report": self.lockdown_file,
             "notes": self.notes,
+            "not_computed": self.unknown,
             "schools": {
                 school: {
                     **{section: self.of(section, school) for section in SECTIONS},
@@ -110,10 +119,11 @@ def _lockdown_rows(check: TechCheck, ws: Workspace, show_pii: bool, tz: ZoneInfo
     try:
         report, name = newest_lockdown(folder)
     except (OSError, ValueError) as exc:  # a report being written right now, or damaged: say so, list nothing
-        check.notes.append(f"cannot read the newest lockdown report in {folder}: {exc}; locked/released not known")
+        check.cannot(f"cannot read the newest lockdown report in {folder}: {exc}; locked/released not known", *_NIGHT)
         return
     if report is None:
-        check.notes.append(f"no lockdown report in {folder}: locked/released not known (run `orchestrator lockdown`)")
+        note = f"no lockdown report in {folder}: locked/released not known (run `orchestrator lockdown`)"
+        check.cannot(note, *_NIGHT)
         return
     check.lockdown_file = name
     stamp = _stamp_of(name)
@@ -138,7 +148,7 @@ def _loan_rows(check: TechCheck, ws: Workspace, show_pii: bool) -> None:
     try:
         out = out_report(ws, on=check.on)
     except OrchestratorError as exc:
-        check.notes.append(f"repairs and loaners not computed: {exc}")
+        check.cannot(f"repairs and loaners not computed: {exc}", "repairs", "loaners")
         return
     check.notes += out.notes
     for entry in out.entries:
@@ -152,6 +162,7 @@ def _loan_rows(check: TechCheck, ws: Workspace, show_pii: bool) -> None:
             due=entry.due,
             school_days_overdue="unknown" if entry.overdue is None else entry.overdue,
             detail=entry.problem or reason,
+            problem=entry.problem,
         )
         check.rows["repairs" if entry.kind == "repair" else "loaners"].append(row)
 

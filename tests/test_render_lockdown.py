@@ -17,12 +17,15 @@ from lockdown_tenant import Tenant
 
 from orchestrator.core.resources import Change, ResourceId
 from orchestrator.engine.apply import ApplyReport
+from orchestrator.engine.caps import LockdownTypes
 from orchestrator.engine.plan import HeldChange, Plan
 from orchestrator.inventory.devices import Device, Inventory
 from orchestrator.jobs.lockdown import LockdownSelection
 from orchestrator.jobs.lockdown_report import build_report, write_report
 
-DEVICE_TYPES = {("google", "device_status"), ("intune", "device_lock")}
+LOCKDOWN_TYPES = LockdownTypes(
+    devices={("google", "device_status"), ("intune", "device_lock")}, quarantines={("network", "mac_quarantine")}
+)
 STUDENT = "ana.lopez@district.example"
 
 
@@ -60,7 +63,7 @@ def selection() -> tuple[LockdownSelection, ApplyReport]:
         states={lock.key: "succeeded", quarantine.key: "succeeded", refused.key: "failed"},
         details={refused.key: "403 Forbidden"},
     )
-    held = LockdownSelection(plan=plan, device_types=DEVICE_TYPES, not_found=[missing], cap=50)
+    held = LockdownSelection(plan=plan, types=LOCKDOWN_TYPES, not_found=[missing], cap=50)
     return held, report
 
 

@@ -38,6 +38,8 @@ class ResourceType:
     needs_device: keyed by a device serial the console must already have (writing to it cannot enroll one): a
         change whose device the console does not list, or lists more than once (observed None with `MATCHES` in
         its meta), is held out of the plan with the reason, never sent.
+    quarantines_macs: its value is the list of device MACs a site keeps in network quarantine, so one change may
+        act on several lost devices (the lockdown's caps and report count the devices behind the MACs it moves).
     """
 
     backend: str
@@ -49,6 +51,7 @@ class ResourceType:
     destructive: bool = False
     scope: Scope = "policy"
     needs_device: bool = False
+    quarantines_macs: bool = False
 
     def key(self, *parts: str) -> str:
         """Build a key from its parts; no part may contain the separator (it would split differently)."""

@@ -23,7 +23,7 @@ from typing import Any
 from orchestrator.core.backend import Backend, Catalog
 from orchestrator.core.errors import OrchestratorError, StalePlanError
 from orchestrator.core.resources import Change, ChangeResult, Resource, digest
-from orchestrator.engine.caps import check_plan_caps
+from orchestrator.engine.caps import LockdownTypes, check_plan_caps
 from orchestrator.engine.gates import build_window_schedules, gate_destructive, journal_usage
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.plan import Plan, observed_digests, stale_resources
@@ -102,7 +102,7 @@ class Executor:
         missing = sorted({c.id.backend for c in plan.changes} - set(self.backends))
         if missing:
             raise OrchestratorError(f"the plan needs backends that are not available here: {', '.join(missing)}")
-        check_plan_caps(plan, self.policies, self.catalog.device_types(), override=gates.override_blast_radius)
+        check_plan_caps(plan, self.policies, LockdownTypes.of(self.catalog), override=gates.override_blast_radius)
         with self.journal.exclusive():
             run_id = self.journal.start_run(
                 kind, plan_id=plan.plan_id, fingerprint=plan.fingerprint, policy_commit=plan.policy_commit

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Set
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from orchestrator.core.backend import Catalog
 from orchestrator.core.errors import OrchestratorError
@@ -27,8 +27,30 @@ from orchestrator.inventory.devices import Inventory
 from orchestrator.policy.loader import PolicySet
 from orchestrator.policy.models import LostDevicePolicy
 
-DeviceTypes = Set[tuple[str, str]]
-"""(backend, type) of the lockdown types keyed by one device serial (from the catalog)."""
+
+@dataclass(frozen=True)
+class LockdownTypes:
+    """The lockdown's resource types, learnt from the catalog (the engine and jobs never spell a type's name).
+
+    devices: (backend, type) of the lockdown types keyed by one device serial (a console's lock of one device);
+    quarantines: (backend, type) of the types whose value is a site's list of quarantined MACs.
+    """
+
+    devices: Set[tuple[str, str]] = frozenset()
+    quarantines: Set[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def of(cls, catalog: Catalog) -> LockdownTypes:
+        quarantines = frozenset((t.backend, t.name) for t in catalog.types if t.quarantines_macs)
+        return cls(frozenset(catalog.device_types()), quarantines)
+
+    def is_device(self, rid: ResourceId) -> bool:
+        return (rid.backend, rid.type) in self.devices
+
+    def is_quarantine(self, rid: ResourceId) -> bool:
+        return (rid.backend, rid.type) in self.quarantines
+
+
 NOT_FOUND = "not found"
 AMBIGUOUS = "ambiguous"
 OVER_CAP = "over max_per_run"
@@ -78,11 +100,11 @@ def quarantine_moves(change: Change) -> set[str]:
     return after if before is None else after ^ before
 
 
-def serials_of(change: Change, device_types: DeviceTypes) -> set[str]:
+def serials_of(change: Change, types: LockdownTypes) -> set[str]:
     """The devices one lockdown change acts on (a quarantine list change may act on several)."""
-    if (change.id.backend, change.id.type) in device_types:
+    if types.is_device(change.id):
         return {change.id.key}
-    if change.id.type == "mac_quarantine":
+    if types.is_quarantine(change.id):
         serial_of = change.meta.get("serials", {})
         return {serial_of.get(mac, mac) for mac in quarantine_moves(change)}
     return set()
@@ -107,7 +129,7 @@ def cap_lockdown(
     plan: Plan,
     inventory: Inventory,
     cap: int,
-    device_types: DeviceTypes,
+    types: LockdownTypes,
     *,
     override: bool = False,
     journal: Journal | None = None,
@@ -117,14 +139,14 @@ def cap_lockdown(
     The journal's last applied quarantine list per site makes a device quarantined on an earlier night
     neither count against tonight's cap nor be released when tonight's list is trimmed.
     """
-    quarantines = [str(c.id) for c in plan.changes if c.id.type == "mac_quarantine"]
+    quarantines = [str(c.id) for c in plan.changes if types.is_quarantine(c.id)]
     applied = last_applied_quarantines(journal, quarantines) if journal is not None else {}
     by_serial = inventory.by_serial()
     by_mac = {d.macAddress: d.serialNumber for d in inventory.devices if d.macAddress}
     held: list[HeldChange] = list(plan.held)
     kept: list[Change] = []
     for change in plan.changes:
-        if change.id.type == "mac_quarantine":
+        if types.is_quarantine(change.id):
             meta = dict(change.meta)
             if not isinstance(change.before, list) and applied.get(str(change.id)) is not None:
                 meta["applied_before"] = list(applied[str(change.id)])
@@ -133,21 +155,21 @@ def cap_lockdown(
             )
             meta["serials"] = {**{m: by_mac[m] for m in sorted(known) if m in by_mac}, **meta.get("serials", {})}
             change = replace(change, meta=meta)
-        if (change.id.backend, change.id.type) in device_types and change.before is None:
+        if types.is_device(change.id) and change.before is None:
             held.append(HeldChange(change, NOT_FOUND, f"serial not found in {change.id.backend}"))
         else:
             kept.append(change)
     serials = sorted(
-        {s for c in kept for s in serials_of(c, device_types)},
+        {s for c in kept for s in serials_of(c, types)},
         key=lambda s: (by_serial[s].line if s in by_serial else 10**9, s),
     )
     allowed = set(serials if override or cap <= 0 else serials[:cap])
     final: list[Change] = []
     for change in kept:
-        touched = serials_of(change, device_types)
+        touched = serials_of(change, types)
         if touched <= allowed:
             final.append(change)
-        elif change.id.type == "mac_quarantine":
+        elif types.is_quarantine(change.id):
             trimmed, waiting = _trim_quarantine(change, allowed)
             final.append(trimmed)
             held.append(HeldChange(waiting, OVER_CAP, f"over max_per_run ({cap}); next run"))
@@ -169,14 +191,14 @@ def _trim_quarantine(change: Change, allowed: set[str]) -> tuple[Change, Change]
     return replace(change, after=sorted(after)), waiting
 
 
-def check_plan_caps(plan: Plan, policies: PolicySet | None, device_types: DeviceTypes, *, override: bool) -> None:
+def check_plan_caps(plan: Plan, policies: PolicySet | None, types: LockdownTypes, *, override: bool) -> None:
     """Refuse a plan whose lockdown part acts on more devices than `max_per_run` (unless overridden)."""
     if override or "lockdown" not in plan.scopes or policies is None:
         return
     cap = lockdown_cap(policies)
     if cap <= 0:
         return
-    devices = {s for c in plan.changes for s in serials_of(c, device_types)}
+    devices = {s for c in plan.changes for s in serials_of(c, types)}
     if len(devices) > cap:
         raise OrchestratorError(
             f"the plan acts on {len(devices)} lost/found devices but the LostDevicePolicy allows {cap} per run "

@@ -9,7 +9,7 @@ from typing import Any
 
 from orchestrator.core.backend import Backend, Catalog
 from orchestrator.core.resources import Resource, ResourceId
-from orchestrator.engine.caps import cap_lockdown, hold_absent_devices, lockdown_cap
+from orchestrator.engine.caps import LockdownTypes, cap_lockdown, hold_absent_devices, lockdown_cap
 from orchestrator.engine.compile import compile_desired
 from orchestrator.engine.diff import diff
 from orchestrator.engine.journal import Journal
@@ -124,6 +124,6 @@ def make_plan(
     )
     if "lockdown" in scopes:  # the per-run cap holds for every entry point: plan, apply, lockdown
         plan = cap_lockdown(
-            plan, inventory, lockdown_cap(policies), catalog.device_types(), override=override_caps, journal=journal
+            plan, inventory, lockdown_cap(policies), LockdownTypes.of(catalog), override=override_caps, journal=journal
         )
     return plan

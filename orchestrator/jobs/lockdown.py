@@ -16,7 +16,7 @@ from pathlib import Path
 
 from orchestrator.core.resources import Change
 from orchestrator.engine.apply import ApplyReport, GateOptions
-from orchestrator.engine.caps import NOT_FOUND, OVER_CAP, DeviceTypes, lockdown_cap, serials_of
+from orchestrator.engine.caps import NOT_FOUND, OVER_CAP, LockdownTypes, lockdown_cap, serials_of
 from orchestrator.engine.plan import Plan
 from orchestrator.inventory.devices import Inventory
 from orchestrator.jobs.lockdown_report import REPORT_OUTCOMES, LockdownReport, build_report, write_report
@@ -30,16 +30,16 @@ class LockdownSelection:
     """The (capped) lockdown plan, and what it holds back: devices no console has, devices over the cap."""
 
     plan: Plan
-    device_types: DeviceTypes
+    types: LockdownTypes
     not_found: list[Change] = field(default_factory=list)
     over_cap: list[Change] = field(default_factory=list)
     cap: int = 0
 
     @classmethod
-    def of(cls, plan: Plan, cap: int, device_types: DeviceTypes) -> LockdownSelection:
+    def of(cls, plan: Plan, cap: int, types: LockdownTypes) -> LockdownSelection:
         return cls(
             plan=plan,
-            device_types=device_types,
+            types=types,
             not_found=[h.change for h in plan.held if h.reason == NOT_FOUND],
             over_cap=[h.change for h in plan.held if h.reason == OVER_CAP],
             cap=cap,
@@ -50,7 +50,7 @@ def with_inventory_sources(selection: LockdownSelection, inventory: Inventory) -
     """Trace every device change to the inventory row that caused it."""
     by_serial = inventory.by_serial()
     for change in selection.plan.changes:
-        for serial in sorted(serials_of(change, selection.device_types)):
+        for serial in sorted(serials_of(change, selection.types)):
             device = by_serial.get(serial)
             if device is not None:
                 where = f"{inventory.file}:{device.line}"
@@ -108,7 +108,7 @@ def run_lockdown(
     plan = session.plan(
         ("lockdown",), message="Observing lost and found devices...", override_caps=override_blast_radius
     )
-    selection = LockdownSelection.of(plan, lockdown_cap(ws.policies), session.catalog.device_types())
+    selection = LockdownSelection.of(plan, lockdown_cap(ws.policies), LockdownTypes.of(session.catalog))
     with_inventory_sources(selection, ws.inventory)
     seconds["plan"] = time.perf_counter() - started
     if on_plan is not None:

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.core.redact import redact_text
-from orchestrator.core.resources import Change
+from orchestrator.core.resources import Change, ResourceId
 from orchestrator.engine.apply import ApplyReport
-from orchestrator.engine.caps import last_applied_quarantines, serials_of
+from orchestrator.engine.caps import LockdownTypes, last_applied_quarantines, serials_of
 from orchestrator.engine.journal import Journal
 from orchestrator.inventory.devices import Device, Inventory
 
@@ -54,7 +54,7 @@ LOST = ("lost", "stolen")
 BACKENDS = ("google", "intune", "network")
 
 
-def _outcome(change: Change, state: str, serial: str, detail: str = "") -> str:
+def _outcome(change: Change, types: LockdownTypes, state: str, serial: str, detail: str = "") -> str:
     """The report's word for one device: only what this run did counts as locked, released or quarantined."""
     if state in ("failed", "unknown"):
         return "failed"
@@ -65,7 +65,7 @@ def _outcome(change: Change, state: str, serial: str, detail: str = "") -> str:
     if state == "skipped":
         return "already in place"  # someone (or an earlier run of this plan) did it: not counted as done now
     after = change.after
-    if change.id.type == "mac_quarantine":
+    if types.is_quarantine(change.id):
         macs = {m for m, s in change.meta.get("serials", {}).items() if s == serial} or {serial}
         return "quarantine" if macs & set(after or []) else "released"
     locked = after == "DISABLED" or (isinstance(after, dict) and after.get("lost"))
@@ -127,9 +127,9 @@ def build_report(
     entries: dict[str, dict[str, Any]] = {}
 
     def add(change: Change, outcome: str | None, detail: str, state: str = "") -> None:
-        for serial in sorted(serials_of(change, selection.device_types)) or ["-"]:
+        for serial in sorted(serials_of(change, selection.types)) or ["-"]:
             entry = entries.setdefault(serial, _device_entry(serial, by_serial.get(serial), inventory))
-            said = outcome or _outcome(change, state, serial, detail)
+            said = outcome or _outcome(change, selection.types, state, serial, detail)
             entry["actions"].append(
                 {"backend": change.id.backend, "outcome": said, "detail": redact_text(detail), "said": ""}
             )
@@ -167,7 +167,7 @@ def still_locked(
     observed = set(selection.plan.observed)
     quarantined: set[str] = set()
     if journal is not None:
-        sites = sorted(rid for rid in observed if rid.startswith("network/mac_quarantine/"))
+        sites = sorted(rid for rid in observed if selection.types.is_quarantine(ResourceId.parse(rid)))
         for macs in last_applied_quarantines(journal, sites).values():
             quarantined |= set(macs)
     out = []
@@ -177,7 +177,7 @@ def still_locked(
         entry = tonight.get(device.serialNumber)
         done = {a["backend"]: a["outcome"] for a in (entry or {}).get("actions", [])}
         on = []
-        for backend, rtype in sorted(selection.device_types):
+        for backend, rtype in sorted(selection.types.devices):
             rid = f"{backend}/{rtype}/{device.serialNumber}"
             outcome = done.get(backend)
             if outcome in ("locked", "already in place") or (outcome is None and rid in observed):

@@ -11,7 +11,7 @@ from orchestrator.core.resources import Resource, ResourceId
 from orchestrator.core.types import ResourceType
 
 DNS_BLOCKLIST = ResourceType("network", "dns_blocklist", ("site",), order=4)
-MAC_QUARANTINE = ResourceType("network", "mac_quarantine", ("site",), order=7, scope="lockdown")
+MAC_QUARANTINE = ResourceType("network", "mac_quarantine", ("site",), order=7, scope="lockdown", quarantines_macs=True)
 
 
 def problem(section: NetworkConfig, base_dir: Path) -> str | None:

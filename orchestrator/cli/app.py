@@ -151,13 +151,17 @@ def fan_out(ctx: click.Context, chosen: dict[str, Any]) -> None:
         journal = ctx.obj["journal"]
         if journal and "{tenant}" not in journal:
             raise OrchestratorError("--journal with --tenant/--all-tenants must contain {tenant} (each has its own)")
-        out = option_value(args, "--out")
-        if out and "{tenant}" not in out and len(tenants) > 1:
-            raise OrchestratorError("--out with several districts must contain {tenant} (one plan per district)")
+        for option in ("--out", "--html"):  # a plan or report file, a site folder: one per district
+            out = option_value(args, option)
+            if out and "{tenant}" not in out and len(tenants) > 1:
+                raise OrchestratorError(f"{option} with several districts must contain {{tenant}} (one per district)")
+        if option_value(args, "--format") == "csv" and not option_value(args, "--out"):
+            raise OrchestratorError("--format csv across districts needs --out FILE (with {tenant}): one CSV each")
     except OrchestratorError as exc:
         fail(escape(str(exc)))
         sys.exit(1)
     fmt = option_value(args, "--format") or "text"
+    fmt = "markdown" if fmt == "md" else fmt  # `report techcheck --format md`: one Markdown document too
 
     def finished(run: TenantRun) -> None:
         err_console.print(f"{run.tenant}: {run.status} ({run.seconds:.1f} s)", markup=False, highlight=False)

@@ -41,7 +41,7 @@ from orchestrator.jobs.config import TENANTS_DIR, read_environment_file, tenant_
 SUMMARY_ENV = "ORCHESTRATOR_TENANT_SUMMARY"
 """A child process records its session's summary (changes, failures, drift) in the JSON file this names."""
 TENANT_ENV = "ORCHESTRATOR_TENANT"
-COMMANDS = ("validate", "plan", "apply", "drift", "lockdown", "maintenance")
+COMMANDS = ("validate", "plan", "apply", "drift", "lockdown", "maintenance", "report")
 """The commands that run across districts."""
 DEFAULT_TIMEOUT = 6 * 3600.0
 

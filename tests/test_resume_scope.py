@@ -175,6 +175,7 @@ def test_a_saved_plan_is_still_refused_when_someone_else_changed_a_planned_resou
 def test_a_change_found_already_in_place_at_apply_time_is_not_reported_as_done_by_this_run() -> None:
     from orchestrator.core.resources import Change, ResourceId
     from orchestrator.engine.apply import ApplyReport
+    from orchestrator.engine.caps import LockdownTypes
     from orchestrator.engine.plan import Plan
     from orchestrator.inventory.devices import Device, Inventory
     from orchestrator.jobs.lockdown import LockdownSelection, build_report
@@ -183,5 +184,6 @@ def test_a_change_found_already_in_place_at_apply_time_is_not_reported_as_done_b
     plan = Plan(changes=[change], observed={}, backends=["google"], scopes=["lockdown"])
     applied = ApplyReport(run_id="r", states={change.key: "skipped"}, changes={change.key: change})
     inventory = Inventory(file="devices.csv", devices=[Device(serialNumber="CB1", platform="chromeos", school="x")])
-    report = build_report(LockdownSelection.of(plan, 0, {("google", "device_status")}), applied, inventory)
+    types = LockdownTypes(devices={("google", "device_status")})
+    report = build_report(LockdownSelection.of(plan, 0, types), applied, inventory)
     assert report.totals == {"already in place": 1}

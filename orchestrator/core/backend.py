@@ -129,7 +129,7 @@ class BackendSpec:
 
     def device_types(self) -> set[str]:
         """Lockdown types keyed by one device serial (a console's lock/disable of one device)."""
-        return {t.name for t in self.types if t.scope == "lockdown" and t.key_parts == ("serial",)}
+        return {t.name for t in self.types if t.locks_one_device}
 
 
 class Catalog:

@@ -53,6 +53,17 @@ class ResourceType:
     needs_device: bool = False
     quarantines_macs: bool = False
 
+    @property
+    def locks_one_device(self) -> bool:
+        """A lockdown type keyed by one device serial (a console's lock or disable of one device)."""
+        return self.scope == "lockdown" and self.key_parts == ("serial",)
+
+    @property
+    def held_when_absent(self) -> bool:
+        """Whether a change whose device the console does not list is held, never sent: `needs_device`, and every
+        lock of one device (a lock cannot reach a device the console lacks)."""
+        return self.needs_device or self.locks_one_device
+
     def key(self, *parts: str) -> str:
         """Build a key from its parts; no part may contain the separator (it would split differently)."""
         if len(parts) != len(self.key_parts):

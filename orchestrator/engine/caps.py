@@ -6,9 +6,9 @@
 - destructive caps (`max_devices_per_window`, `--max-destructive`, per-school budgets) are judged per change by
   `engine.gates.gate_destructive`, which the executor calls for every destructive change of every plan.
 
-A device that a console does not have is never guessed: its change is held as "not found" (lockdown types here,
-every `needs_device` type, e.g. a write-back of annotations, by `hold_absent_devices`), or as "ambiguous" when
-the console lists the serial more than once.
+A device that a console does not have is never guessed: `hold_absent_devices` holds its change as "not found"
+(every lock of one device, and every `needs_device` type such as a write-back of annotations), or as "ambiguous"
+when the console lists the serial more than once.
 """
 
 from __future__ import annotations
@@ -59,14 +59,14 @@ OVER_CAP = "over max_per_run"
 def hold_absent_devices(
     catalog: Catalog, changes: list[Change], observed: Mapping[ResourceId, Resource]
 ) -> tuple[list[Change], list[HeldChange]]:
-    """Changes to send, and those held because their type `needs_device` and the console has no single record
-    for the serial (the note names the serial and why; never the value, which may be a student's)."""
+    """Changes to send, and those held because their type is `held_when_absent` and the console has no single
+    record for the serial (the note names the serial and why; never the value, which may be a student's)."""
     kept: list[Change] = []
     held: list[HeldChange] = []
     for change in changes:
         seen = observed.get(change.id)
         count = int(seen.meta.get(MATCHES) or 0) if seen is not None else 0
-        if not catalog.type_of(change.id).needs_device or (seen is not None and count <= 1):
+        if not catalog.type_of(change.id).held_when_absent or (seen is not None and count <= 1):
             kept.append(change)
         elif seen is None:
             held.append(HeldChange(change, NOT_FOUND, f"serial not found in {change.id.backend}"))
@@ -155,10 +155,7 @@ def cap_lockdown(
             )
             meta["serials"] = {**{m: by_mac[m] for m in sorted(known) if m in by_mac}, **meta.get("serials", {})}
             change = replace(change, meta=meta)
-        if types.is_device(change.id) and change.before is None:
-            held.append(HeldChange(change, NOT_FOUND, f"serial not found in {change.id.backend}"))
-        else:
-            kept.append(change)
+        kept.append(change)
     serials = sorted(
         {s for c in kept for s in serials_of(c, types)},
         key=lambda s: (by_serial[s].line if s in by_serial else 10**9, s),
